@@ -452,7 +452,7 @@ def bearer_token(authorization: str | None) -> str | None:
     scheme, _, rest = value.partition(" ")
     if rest and scheme.lower() == "bearer":
         return rest.strip() or None
-    if " " in value:  # another scheme (Basic ...): not ours
+    if " " in value or value.lower() == "bearer":  # another scheme (Basic ...), or no token
         return None
     return value or None
 
