@@ -1,0 +1,1 @@
+"""waitingroom: a virtual waiting room for bursty traffic, serverless on AWS."""

@@ -1,0 +1,399 @@
+"""HTTP routes: parse, call the service, shape the answer. Errors are mapped in one place."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+from functools import lru_cache
+from typing import Annotated, Any, Literal
+
+import boto3
+from fastapi import Depends, FastAPI, Header, Path, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from waitingroom.service import Admitted, ApiError, Waiting, WaitingRoom
+from waitingroom.settings import ApiSettings, get_api_settings
+from waitingroom.store import Store, StoreUnavailable, make_client
+
+log = logging.getLogger("waitingroom.api")
+
+TICKET_COOKIE = "waitingroom_ticket"
+TOKEN_COOKIE = "waitingroom_token"
+RETRY_AFTER_SECONDS = "5"
+_IDEM_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+# -- wiring: the one place real dependencies are built ---------------------------------------
+
+
+def _ticket_secrets(settings: ApiSettings) -> list[bytes]:
+    if settings.ticket_secret is not None:
+        raw = settings.ticket_secret.get_secret_value()
+    else:
+        assert settings.ticket_secret_id is not None  # the settings validator ensures one
+        client = boto3.client("secretsmanager", region_name=settings.region)
+        raw = client.get_secret_value(SecretId=settings.ticket_secret_id)["SecretString"]
+    return [s.strip().encode() for s in raw.split(",") if s.strip()]
+
+
+@lru_cache(maxsize=1)
+def get_room_service() -> WaitingRoom:
+    settings = get_api_settings()
+    return WaitingRoom(
+        Store(make_client(settings), settings.table),
+        _ticket_secrets(settings),
+        issuer=settings.issuer,
+        state_ttl=settings.state_cache_seconds,
+        config_ttl=settings.config_cache_seconds,
+    )
+
+
+ServiceDep = Annotated[WaitingRoom, Depends(get_room_service)]
+SettingsDep = Annotated[ApiSettings, Depends(get_api_settings)]
+RoomPath = Annotated[str, Path(max_length=63, description="room id: lowercase, digits, dashes")]
+
+
+def require_admin(
+    settings: SettingsDep, authorization: Annotated[str | None, Header()] = None
+) -> None:
+    """Local: a bearer admin key, compared in constant time. AWS: IAM auth at API Gateway."""
+    if settings.admin_auth == "iam":
+        return
+    expected = settings.admin_key.get_secret_value() if settings.admin_key else ""
+    given = _bearer(authorization) or ""
+    if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise ApiError(
+            401,
+            "unauthorized",
+            "admin routes need 'Authorization: Bearer <admin key>' (WAITINGROOM_ADMIN_KEY)",
+            {"WWW-Authenticate": "Bearer"},
+        )
+
+
+AdminDep = Annotated[None, Depends(require_admin)]
+
+
+def _bearer(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, value = authorization.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+# -- models ---------------------------------------------------------------------------------
+
+
+class JoinIn(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class WaitingOut(BaseModel):
+    state: Literal["waiting"] = "waiting"
+    position: int
+    eta_seconds: int | None
+    poll_after_seconds: int
+    position_is_exact: bool
+    waiting: int
+
+
+class JoinOut(BaseModel):
+    ticket: str
+    number: int
+    position: int
+    eta_seconds: int | None
+    poll_after_seconds: int
+    position_is_exact: bool
+
+
+class AdmittedOut(BaseModel):
+    state: Literal["admitted"] = "admitted"
+    token: str
+    expires_at: int
+    origin_url: str
+
+
+class ErrorOut(BaseModel):
+    error: str
+    message: str
+
+
+class RoomConfigIn(BaseModel):
+    """Create (max_active required) or update a room; omitted fields keep their value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_active: int | None = Field(default=None, ge=1, le=10_000_000)
+    max_admits_per_minute: int | None = Field(default=None, ge=0, le=100_000_000)
+    session_seconds: int | None = Field(default=None, ge=10, le=7 * 86_400)
+    pickup_seconds: int | None = Field(default=None, ge=5, le=86_400)
+    shards: int | None = Field(default=None, ge=1, le=256)
+    slot_seconds: int | None = Field(default=None, ge=1, le=60)
+    status: Literal["open", "paused", "closed"] | None = None
+    origin_url: HttpUrl | None = None
+
+
+class RoomOut(BaseModel):
+    room: str
+    max_active: int
+    max_admits_per_minute: int
+    session_seconds: int
+    pickup_seconds: int
+    shards: int
+    slot_seconds: int
+    status: str
+    origin_url: str
+    version: int
+
+
+# -- body limit -----------------------------------------------------------------------------
+
+
+class BodyLimit:
+    """Refuse bodies over `limit` bytes with 413, whether or not Content-Length is sent."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                await _too_large(self.limit)(scope, receive, send)
+                return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                # an HTTPException passes through FastAPI's body parsing unchanged
+                raise StarletteHTTPException(
+                    413, f"request bodies are limited to {self.limit} bytes"
+                )
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def _too_large(limit: int) -> JSONResponse:
+    return _error(413, "body_too_large", f"request bodies are limited to {limit} bytes")
+
+
+def _error(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": code, "message": message}, status, headers={**NO_STORE, **(headers or {})}
+    )
+
+
+# -- app ------------------------------------------------------------------------------------
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    s: {"model": ErrorOut} for s in (400, 401, 404, 409, 410, 413, 422, 503)
+}
+
+
+def create_app(max_body_bytes: int = 16_384) -> FastAPI:
+    app = FastAPI(
+        title="waitingroom",
+        version="0.1.0",
+        description="A virtual waiting room: join, wait your turn, get an admission token.",
+        responses=ERRORS,
+    )
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return _error(exc.status, exc.code, exc.message, exc.headers)
+
+    @app.exception_handler(StoreUnavailable)
+    async def _unavailable(_: Request, exc: StoreUnavailable) -> JSONResponse:
+        log.warning("store unavailable", extra={"reason": str(exc)})
+        return _error(
+            503,
+            "unavailable",
+            "the waiting room's store is not answering; retry in a few seconds",
+            {"Retry-After": RETRY_AFTER_SECONDS},
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return _error(400, "malformed_json", "the body is not valid JSON")
+        parts = [
+            f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'body'}: {e.get('msg')}"
+            for e in errors
+        ]
+        return _error(422, "invalid_request", "; ".join(parts))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
+            exc.status_code, "error"
+        )
+        return _error(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error")
+        return _error(500, "internal", "something went wrong on our side; retry shortly")
+
+    @app.get("/health", tags=["ops"])
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/.well-known/jwks.json", tags=["tokens"])
+    def jwks(svc: ServiceDep, response: Response) -> dict[str, Any]:
+        keys = svc.jwks()
+        if not keys["keys"]:
+            raise ApiError(
+                503,
+                "keys_not_published",
+                "no signing keys yet: the drainer publishes them when it first runs",
+                {"Retry-After": RETRY_AFTER_SECONDS},
+            )
+        response.headers["Cache-Control"] = "public, max-age=300"
+        return keys
+
+    @app.post("/rooms/{room}/join", status_code=201, response_model=JoinOut, tags=["queue"])
+    def join(
+        room: RoomPath,
+        svc: ServiceDep,
+        settings: SettingsDep,
+        response: Response,
+        body: JoinIn | None = None,
+        idempotency_key: Annotated[str | None, Header()] = None,
+    ) -> JoinOut:
+        if idempotency_key is not None and not _IDEM_RE.match(idempotency_key):
+            raise ApiError(
+                400,
+                "bad_idempotency_key",
+                "Idempotency-Key must be 1-128 letters, digits or . _ : -",
+            )
+        joined = svc.join(room, idempotency_key)
+        response.headers.update(NO_STORE)
+        response.set_cookie(
+            TICKET_COOKIE,
+            joined.ticket,
+            max_age=svc.keep_seconds(),
+            path=f"/rooms/{room}",
+            httponly=True,
+            samesite="lax",
+            secure=settings.cookie_secure,
+        )
+        s = joined.status
+        return JoinOut(
+            ticket=joined.ticket,
+            number=joined.number,
+            position=s.position,
+            eta_seconds=s.eta_seconds,
+            poll_after_seconds=s.poll_after_seconds,
+            position_is_exact=s.exact,
+        )
+
+    @app.get(
+        "/rooms/{room}/status",
+        response_model=WaitingOut | AdmittedOut,
+        tags=["queue"],
+    )
+    def status(
+        room: RoomPath,
+        request: Request,
+        svc: ServiceDep,
+        settings: SettingsDep,
+        response: Response,
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> WaitingOut | AdmittedOut:
+        text = _bearer(authorization) or request.cookies.get(TICKET_COOKIE)
+        result = svc.poll(room, text)
+        response.headers.update(NO_STORE)
+        if isinstance(result, Waiting):
+            return WaitingOut(
+                position=result.position,
+                eta_seconds=result.eta_seconds,
+                poll_after_seconds=result.poll_after_seconds,
+                position_is_exact=result.exact,
+                waiting=result.waiting,
+            )
+        assert isinstance(result, Admitted)
+        now = int(svc.clock())
+        response.set_cookie(
+            TOKEN_COOKIE,
+            result.token,
+            max_age=max(1, result.expires_at - now),
+            path="/",
+            httponly=True,
+            samesite="lax",
+            secure=settings.cookie_secure,
+        )
+        return AdmittedOut(
+            token=result.token, expires_at=result.expires_at, origin_url=result.origin_url
+        )
+
+    @app.post("/rooms/{room}/complete", status_code=204, tags=["queue"])
+    def complete(
+        room: RoomPath,
+        request: Request,
+        svc: ServiceDep,
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> Response:
+        svc.complete(room, _bearer(authorization) or request.cookies.get(TOKEN_COOKIE))
+        return Response(status_code=204)
+
+    @app.put("/admin/rooms/{room}", response_model=RoomOut, tags=["operators"])
+    def put_room(
+        room: RoomPath, body: RoomConfigIn, _: AdminDep, svc: ServiceDep, response: Response
+    ) -> RoomOut:
+        changes = body.model_dump(exclude_none=True)
+        if "origin_url" in changes:
+            changes["origin_url"] = str(changes["origin_url"])
+        cfg, created = svc.put_room(room, changes)
+        response.status_code = 201 if created else 200
+        return RoomOut(
+            room=cfg.room,
+            max_active=cfg.max_active,
+            max_admits_per_minute=cfg.max_admits_per_minute,
+            session_seconds=cfg.session_seconds,
+            pickup_seconds=cfg.pickup_seconds,
+            shards=cfg.shards,
+            slot_seconds=cfg.slot_seconds,
+            status=cfg.status,
+            origin_url=cfg.origin_url,
+            version=cfg.version,
+        )
+
+    @app.get("/admin/rooms/{room}/stats", tags=["operators"])
+    def stats(room: RoomPath, _: AdminDep, svc: ServiceDep) -> dict[str, Any]:
+        return svc.stats(room)
+
+    @app.post("/admin/rooms/{room}/{action}", tags=["operators"])
+    def room_action(
+        room: RoomPath,
+        action: Literal["pause", "resume", "close", "drain"],
+        _: AdminDep,
+        svc: ServiceDep,
+        response: Response,
+    ) -> dict[str, Any]:
+        if action == "drain":
+            svc.request_drain(room)
+            response.status_code = 202
+            return {"room": room, "drain": "requested"}
+        status = {"pause": "paused", "resume": "open", "close": "closed"}[action]
+        if svc.store.get_room_config(room) is None:
+            raise ApiError(404, "unknown_room", f"there is no room {room!r}; check the URL")
+        cfg, _created = svc.put_room(room, {"status": status})
+        return {"room": room, "status": cfg.status}
+
+    app.add_middleware(BodyLimit, limit=max_body_bytes)
+    return app

@@ -1,0 +1,335 @@
+"""Queue and admission maths. Pure: no I/O, no clock; time is always an argument.
+
+Queue order is (slot, k, s): slot is the join time cut into `slot_seconds`, s a random shard in
+[0, S), k the value the (slot, s) counter returned. Within a slot tickets interleave by k then s,
+so someone who joined later can be ahead of you only within your own slot.
+
+Ranks are global and 0-based: the rank of a ticket is the number of tickets ahead of it since the
+room began (admitted or not). The drainer's cursor `consumed` is the rank of the next ticket to
+admit, so a waiting ticket's position is `rank - consumed + 1`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+# A slot is settled (its counters read and frozen into totals) this long after it closes. A join
+# whose counter update comes back later than half of it takes a new number instead, so a counter
+# bump that the drainer could miss is never handed out.
+SETTLE_DELAY_SECONDS = 2.0
+K_BITS = 20
+SHARD_BITS = 8
+MAX_SHARDS = 1 << SHARD_BITS
+MAX_K = (1 << K_BITS) - 1
+
+RoomStatus = Literal["scheduled", "open", "paused", "closed"]
+
+
+def slot_of(t: float, slot_seconds: int) -> int:
+    return int(t // slot_seconds)
+
+
+def slot_end(slot: int, slot_seconds: int) -> float:
+    return float((slot + 1) * slot_seconds)
+
+
+def last_settleable_slot(now: float, slot_seconds: int) -> int:
+    """The newest slot whose counters can no longer change."""
+    return slot_of(now - SETTLE_DELAY_SECONDS, slot_seconds) - 1
+
+
+def join_was_late(slot: int, slot_seconds: int, answered_at: float) -> bool:
+    """True when a counter bump came back too late to be sure the drainer will count it."""
+    return answered_at > slot_end(slot, slot_seconds) + SETTLE_DELAY_SECONDS / 2
+
+
+def queue_number(slot: int, k: int, shard: int, epoch_slot: int) -> int:
+    """One integer that orders the queue (smaller is served first); fits in a JS number."""
+    return (((slot - epoch_slot) << K_BITS) | k) << SHARD_BITS | shard
+
+
+def rank_in_slot(counts: Sequence[int], k: int, shard: int) -> int:
+    """Tickets of the same slot ahead of (k, shard), given the slot's final counter values."""
+    before_level = sum(min(c, k - 1) for c in counts)
+    same_level = sum(1 for s in range(min(shard, len(counts))) if counts[s] >= k)
+    return before_level + same_level
+
+
+def tickets_from(counts: Sequence[int], offset: int) -> Iterator[tuple[int, int]]:
+    """(k, shard) of the slot's tickets in queue order, starting at in-slot rank `offset`."""
+    if offset < 0:
+        raise ValueError("offset must be >= 0")
+    top = max(counts, default=0)
+    rank = 0
+    for k in range(1, top + 1):
+        level = [s for s, c in enumerate(counts) if c >= k]
+        if rank + len(level) <= offset:
+            rank += len(level)
+            continue
+        for s in level:
+            if rank >= offset:
+                yield k, s
+            rank += 1
+
+
+@dataclass(frozen=True, slots=True)
+class SettledSlot:
+    """A closed slot: its counters' final values and how many tickets came before it."""
+
+    slot: int
+    counts: tuple[int, ...]
+    cum_before: int
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts)
+
+    def rank_of(self, k: int, shard: int) -> int:
+        return self.cum_before + rank_in_slot(self.counts, k, shard)
+
+    def holds(self, k: int, shard: int) -> bool:
+        return 0 <= shard < len(self.counts) and 1 <= k <= self.counts[shard]
+
+
+def admission_budget(
+    *, max_active: int, active: int, max_admits_per_minute: int, admitted_last_minute: int
+) -> int:
+    """How many to admit now: free places, capped by the rate budget (0 means no cap)."""
+    free = max(0, max_active - active)
+    if max_admits_per_minute > 0:
+        free = min(free, max(0, max_admits_per_minute - admitted_last_minute))
+    return free
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """The tickets one tick admitted: ranks [start, start + count).
+
+    Timeline of a batch:
+      admitted_at ── pickup_deadline ─(+grace)─ finalised ─────────── expires_at
+      holds `count - completed`     │ holds `picked - completed`       │ holds 0, dropped
+    Until the pickup window has closed everyone admitted holds a place; after it, only those who
+    picked up their token (no-shows are reclaimed); at the tokens' exp everyone is released.
+    """
+
+    seq: int
+    start: int
+    count: int
+    admitted_at: float
+    pickup_deadline: float
+    expires_at: float
+    ledger_shards: int
+    picked: int = 0
+    completed: int = 0
+    final: bool = False
+
+    def holds(self, now: float) -> int:
+        if now >= self.expires_at:
+            return 0
+        held = self.picked if self.final else self.count
+        return max(0, held - self.completed)
+
+    @property
+    def reclaimed(self) -> int:
+        return self.count - self.picked if self.final else 0
+
+
+# How long after a pickup deadline the drainer waits before trusting the pickup counters
+# (clock skew between API containers and the drainer).
+PICKUP_GRACE_SECONDS = 2.0
+# One ledger shard per this many admissions in a batch keeps each ledger key well under
+# DynamoDB's ~1,000 writes/s per key even when a whole batch picks up at once.
+ADMISSIONS_PER_LEDGER_SHARD = 250
+MAX_LEDGER_SHARDS = 32
+
+
+def ledger_shards_for(count: int) -> int:
+    return max(1, min(MAX_LEDGER_SHARDS, math.ceil(count / ADMISSIONS_PER_LEDGER_SHARD)))
+
+
+def ledger_shard_of(ticket_id: str, shards: int) -> int:
+    """Stable shard for a ticket's pickup/complete counters (no hashing randomisation)."""
+    return sum(ticket_id.encode()) % shards
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerCounts:
+    picked: int
+    completed: int
+
+
+@dataclass(frozen=True, slots=True)
+class Accounting:
+    batches: tuple[Batch, ...]
+    active: int
+    newly_reclaimed: int
+    newly_expired: int
+    newly_completed: int
+
+
+def account(batches: Sequence[Batch], counts: dict[int, LedgerCounts], now: float) -> Accounting:
+    """Fold fresh ledger counts into the live batches; drop the expired ones.
+
+    `counts` must have been read after `now` was taken, so a batch whose pickup deadline (plus
+    grace) is before `now` has its final pickup count.
+    """
+    kept: list[Batch] = []
+    reclaimed = expired = completed = 0
+    for b in batches:
+        c = counts.get(b.seq, LedgerCounts(b.picked, b.completed))
+        completed += max(0, c.completed - b.completed)
+        nb = replace(b, picked=c.picked, completed=c.completed)
+        if not nb.final and now >= nb.pickup_deadline + PICKUP_GRACE_SECONDS:
+            nb = replace(nb, final=True)
+            reclaimed += nb.count - nb.picked
+        if now >= nb.expires_at:
+            expired += max(0, nb.picked - nb.completed) if nb.final else nb.count - nb.completed
+            continue
+        kept.append(nb)
+    active = sum(b.holds(now) for b in kept)
+    return Accounting(tuple(kept), active, reclaimed, expired, completed)
+
+
+@dataclass(frozen=True, slots=True)
+class RateWindow:
+    """Admissions per tick over the recent past: the rate budget and the observed rate."""
+
+    points: tuple[tuple[float, int], ...] = field(default_factory=tuple)
+    horizon: float = 300.0
+
+    def add(self, t: float, n: int) -> RateWindow:
+        pts = tuple(p for p in self.points if p[0] > t - self.horizon)
+        return replace(self, points=(*pts, (t, n)) if n else pts)
+
+    def admitted_since(self, t: float) -> int:
+        return sum(n for ts, n in self.points if ts > t)
+
+    def rate(self, now: float, window: float = 120.0) -> float:
+        """Observed admissions per second over the last `window` seconds (0 when none)."""
+        pts = [(ts, n) for ts, n in self.points if ts > now - window]
+        if not pts:
+            return 0.0
+        span = max(now - pts[0][0], 30.0)
+        return sum(n for _, n in pts) / span
+
+
+def eta_seconds(position: int, admit_rate: float, fallback_rate: float) -> int | None:
+    """Seconds until admission at the observed rate (or the configured one before any)."""
+    rate = admit_rate if admit_rate > 0 else fallback_rate
+    if rate <= 0:
+        return None
+    return math.ceil(position / rate)
+
+
+def poll_after_seconds(position: int, eta: int | None) -> int:
+    """Poll faster near the front, slower far back: the load stays flat as queues grow."""
+    if position <= 0:
+        return 1
+    if eta is None:
+        return 5
+    return max(2, min(15, eta // 10))
+
+
+@dataclass(frozen=True, slots=True)
+class RoomConfig:
+    """An operator's settings for one room (the CONFIG item)."""
+
+    room: str
+    max_active: int
+    max_admits_per_minute: int = 0
+    session_seconds: int = 600
+    pickup_seconds: int = 120
+    shards: int = 32
+    slot_seconds: int = 1
+    status: RoomStatus = "open"
+    opens_at: float | None = None
+    origin_url: str = ""
+    epoch_slot: int = 0
+    version: int = 0
+
+    def fallback_rate(self) -> float:
+        """Admissions/s to expect before any has been observed: sessions run their full length."""
+        rate = self.max_active / max(1, self.session_seconds)
+        if self.max_admits_per_minute > 0:
+            rate = min(rate, self.max_admits_per_minute / 60)
+        return rate
+
+
+@dataclass(frozen=True, slots=True)
+class PublicState:
+    """What API containers cache (≤ 1 s) to answer polls: small, written once per tick."""
+
+    version: int = 0
+    settled_through: int = -1
+    settled_total: int = 0
+    consumed: int = 0
+    materialized: int = 0
+    active: int = 0
+    admit_rate: float = 0.0
+    join_rate_per_slot: float = 0.0
+    admitted_total: int = 0
+    completed_total: int = 0
+    reclaimed_total: int = 0
+    expired_total: int = 0
+    updated_at: float = 0.0
+
+    @property
+    def waiting_settled(self) -> int:
+        return self.settled_total - self.consumed
+
+
+@dataclass(frozen=True, slots=True)
+class DrainerState:
+    """What only the drainer reads: its cursor within slots, live batches, recent admissions."""
+
+    version: int = 0
+    cursor_slot: int = -1
+    cursor_offset: int = 0
+    next_seq: int = 1
+    batches: tuple[Batch, ...] = ()
+    pending: Pending | None = None
+    rates: RateWindow = field(default_factory=RateWindow)
+    max_shards: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A committed batch whose ticket items are not all written yet (the drainer finishes it)."""
+
+    batch: Batch
+    from_slot: int
+    from_offset: int
+
+
+def take_tickets(
+    slots: Iterable[SettledSlot],
+    cursor_slot: int,
+    cursor_offset: int,
+    n: int,
+) -> tuple[list[tuple[int, int, int]], int, int]:
+    """The next n tickets (slot, k, shard) in queue order from the cursor, and the new cursor.
+
+    `slots` are the non-empty settled slots from `cursor_slot` on, in order.
+    """
+    out: list[tuple[int, int, int]] = []
+    slot, offset = cursor_slot, cursor_offset
+    for ss in slots:
+        if len(out) >= n:
+            break
+        if ss.slot < cursor_slot:
+            continue
+        start = cursor_offset if ss.slot == cursor_slot else 0
+        taken = 0
+        for k, s in tickets_from(ss.counts, start):
+            if len(out) >= n:
+                break
+            out.append((ss.slot, k, s))
+            taken += 1
+        if start + taken >= ss.total:
+            slot, offset = ss.slot + 1, 0
+        else:
+            slot, offset = ss.slot, start + taken
+    return out, slot, offset

@@ -1,0 +1,373 @@
+"""The drainer: the only writer of room state and the only holder of the signing key.
+
+Each tick, per room, under a lease: settle the slots that have closed (read their counters once,
+publish totals), account the live batches (pickups, completions, no-shows, expiries), then admit
+min(max_active - active, rate budget) tickets in queue order and mint one JWT each.
+
+Admission is committed before it is materialised: the state write (version-conditioned, one
+transaction) is the single point where tickets become admitted, recorded as a pending batch; the
+ticket items (with their tokens) are written after it with conditional puts, and a later tick
+finishes a pending batch that a crash interrupted. Two drainers can therefore never admit the same
+ticket twice, and no committed admission is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from waitingroom.domain import (
+    Batch,
+    DrainerState,
+    Pending,
+    PublicState,
+    RoomConfig,
+    SettledSlot,
+    account,
+    admission_budget,
+    last_settleable_slot,
+    ledger_shards_for,
+    take_tickets,
+)
+from waitingroom.settings import DrainerSettings, get_drainer_settings
+from waitingroom.store import KEEP_SECONDS, AdmittedTicket, Conflict, Store, make_client
+from waitingroom.tokens import KeySet, TokenSigner
+
+log = logging.getLogger("waitingroom.drainer")
+
+MAX_SETTLE_SLOTS_PER_TICK = 600
+
+
+@dataclass(frozen=True, slots=True)
+class TickReport:
+    room: str
+    ran: bool
+    reason: str = ""
+    settled_slots: int = 0
+    admitted: int = 0
+    active: int = 0
+    waiting: int = 0
+    reclaimed: int = 0
+    completed: int = 0
+
+
+class Drainer:
+    def __init__(
+        self,
+        store: Store,
+        keys: Callable[[], KeySet],
+        *,
+        issuer: str,
+        owner: str | None = None,
+        lease_seconds: float = 30.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self._load_keys = keys
+        self._signer: TokenSigner | None = None
+        self.issuer = issuer
+        self.owner = owner or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+        self.lease_seconds = lease_seconds
+        self.clock = clock
+
+    # -- keys ------------------------------------------------------------------------------
+
+    def refresh_keys(self) -> None:
+        """Load the key set, publish its public half (JWKS) if it changed."""
+        keyset = self._load_keys()
+        self._signer = keyset.signer()
+        jwks = keyset.jwks()
+        if self.store.get_jwks() != jwks:
+            self.store.put_jwks(jwks)
+            log.info("published signing keys", extra={"kids": [k["kid"] for k in jwks["keys"]]})
+
+    @property
+    def signer(self) -> TokenSigner:
+        if self._signer is None:
+            self.refresh_keys()
+        assert self._signer is not None
+        return self._signer
+
+    # -- one tick --------------------------------------------------------------------------
+
+    def tick_all(self) -> list[TickReport]:
+        return [self.tick_room(room) for room in self.store.list_rooms()]
+
+    def tick_room(self, room: str) -> TickReport:
+        cfg = self.store.get_room_config(room, consistent=True)
+        if cfg is None:
+            return TickReport(room, False, "no such room")
+        if not self.store.acquire_lease(room, self.owner, self.lease_seconds):
+            return TickReport(room, False, "another drainer holds the lease")
+        pub = self.store.get_public_state(room, consistent=True) or PublicState(
+            settled_through=cfg.epoch_slot - 1
+        )
+        dst = self.store.get_drainer_state(room) or DrainerState(
+            cursor_slot=cfg.epoch_slot, max_shards=cfg.shards
+        )
+        try:
+            if dst.pending is not None:
+                pub, dst = self._materialise(cfg, pub, dst)
+            return self._tick(cfg, pub, dst)
+        except Conflict:
+            log.warning(
+                "state changed under us; leaving the room to the lease holder", extra={"room": room}
+            )
+            return TickReport(room, False, "lost a state race")
+
+    def _tick(self, cfg: RoomConfig, pub: PublicState, dst: DrainerState) -> TickReport:
+        room = cfg.room
+        now = self.clock()
+        max_shards = max(dst.max_shards, cfg.shards)
+
+        # 1. settle closed slots
+        first = pub.settled_through + 1
+        last = min(
+            last_settleable_slot(now, cfg.slot_seconds), first + MAX_SETTLE_SLOTS_PER_TICK - 1
+        )
+        settled: list[SettledSlot] = []
+        total = pub.settled_total
+        if last >= first:
+            counters = self.store.read_counters(room, list(range(first, last + 1)), max_shards)
+            for sl in range(first, last + 1):
+                counts = counters[sl]
+                if sum(counts):
+                    settled.append(SettledSlot(sl, counts, total))
+                    total += sum(counts)
+            if settled:
+                self.store.put_settled_slots(room, settled, int(now) + KEEP_SECONDS)
+        new_settled = sum(s.total for s in settled)
+        n_closed = max(0, last - first + 1)
+        join_rate = pub.join_rate_per_slot
+        if n_closed:
+            join_rate = 0.7 * join_rate + 0.3 * (new_settled / n_closed)
+
+        # 2. account live batches
+        ledger = self.store.read_ledger(room, dst.batches) if dst.batches else {}
+        acc = account(dst.batches, ledger, now)
+
+        # 3. admit
+        available = total - pub.consumed
+        if cfg.status in ("open", "closed"):
+            budget = admission_budget(
+                max_active=cfg.max_active,
+                active=acc.active,
+                max_admits_per_minute=cfg.max_admits_per_minute,
+                admitted_last_minute=dst.rates.admitted_since(now - 60),
+            )
+        else:
+            budget = 0
+        n = min(budget, available)
+        batches = acc.batches
+        pending: Pending | None = None
+        cursor_slot, cursor_offset = dst.cursor_slot, dst.cursor_offset
+        if n > 0:
+            batch = Batch(
+                seq=dst.next_seq,
+                start=pub.consumed,
+                count=n,
+                admitted_at=now,
+                pickup_deadline=now + cfg.pickup_seconds,
+                expires_at=now + cfg.pickup_seconds + cfg.session_seconds,
+                ledger_shards=ledger_shards_for(n),
+            )
+            pending = Pending(batch, dst.cursor_slot, dst.cursor_offset)
+            _, cursor_slot, cursor_offset = take_tickets(
+                self.store.settled_slots_from(room, dst.cursor_slot, last_settled(pub, last)),
+                dst.cursor_slot,
+                dst.cursor_offset,
+                n,
+            )
+            batches = (*batches, batch)
+        rates = dst.rates.add(now, n)
+        new_pub = replace(
+            pub,
+            settled_through=max(pub.settled_through, last),
+            settled_total=total,
+            consumed=pub.consumed + n,
+            active=acc.active + n,
+            admit_rate=rates.rate(now),
+            join_rate_per_slot=join_rate,
+            admitted_total=pub.admitted_total + n,
+            completed_total=pub.completed_total + acc.newly_completed,
+            reclaimed_total=pub.reclaimed_total + acc.newly_reclaimed,
+            expired_total=pub.expired_total + acc.newly_expired,
+            updated_at=now,
+        )
+        new_dst = replace(
+            dst,
+            cursor_slot=cursor_slot,
+            cursor_offset=cursor_offset,
+            next_seq=dst.next_seq + (1 if n else 0),
+            batches=batches,
+            pending=pending,
+            rates=rates,
+            max_shards=max_shards,
+        )
+        self.store.commit_state(room, new_pub, new_dst, dst.version)
+        new_pub = replace(new_pub, version=dst.version + 1)
+        new_dst = replace(new_dst, version=dst.version + 1)
+        if pending is not None:
+            new_pub, new_dst = self._materialise(cfg, new_pub, new_dst)
+        report = TickReport(
+            room,
+            True,
+            settled_slots=len(settled),
+            admitted=n,
+            active=new_pub.active,
+            waiting=new_pub.waiting_settled,
+            reclaimed=acc.newly_reclaimed,
+            completed=acc.newly_completed,
+        )
+        if n or settled or acc.newly_reclaimed or acc.newly_completed:
+            log.info("tick", extra={"report": _as_dict(report)})
+        return report
+
+    def _materialise(
+        self, cfg: RoomConfig, pub: PublicState, dst: DrainerState
+    ) -> tuple[PublicState, DrainerState]:
+        """Write the ticket items (and tokens) of the pending batch, then clear it."""
+        assert dst.pending is not None
+        p = dst.pending
+        b = p.batch
+        tickets, _, _ = take_tickets(
+            self.store.settled_slots_from(cfg.room, p.from_slot, pub.settled_through),
+            p.from_slot,
+            p.from_offset,
+            b.count,
+        )
+        signer = self.signer
+        items = []
+        for slot, k, shard in tickets:
+            ticket_id = f"{slot}.{shard}.{k}"
+            token = signer.mint(
+                issuer=self.issuer,
+                room=cfg.room,
+                ticket_id=ticket_id,
+                issued_at=int(b.admitted_at),
+                expires_at=int(b.expires_at),
+                jti=f"{cfg.room}.{b.seq}.{ticket_id}",
+            )
+            items.append(
+                AdmittedTicket(
+                    slot=slot,
+                    shard=shard,
+                    k=k,
+                    state="admitted",
+                    token=token,
+                    seq=b.seq,
+                    ledger_shards=b.ledger_shards,
+                    admitted_at=b.admitted_at,
+                    pickup_deadline=b.pickup_deadline,
+                    expires_at=b.expires_at,
+                )
+            )
+        self.store.put_admitted(cfg.room, items)
+        new_pub = replace(pub, materialized=b.start + b.count)
+        new_dst = replace(dst, pending=None)
+        self.store.commit_state(cfg.room, new_pub, new_dst, dst.version)
+        return replace(new_pub, version=dst.version + 1), replace(new_dst, version=dst.version + 1)
+
+    # -- loops -----------------------------------------------------------------------------
+
+    def run(
+        self,
+        *,
+        seconds: float,
+        tick_seconds: float,
+        sleep: Callable[[float], None] = time.sleep,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> int:
+        """Tick every `tick_seconds` for `seconds`; an operator's nudge ticks a room at once."""
+        start = self.clock()
+        ticks = 0
+        last_tick: dict[str, float] = {}
+        while not should_stop() and self.clock() - start < seconds:
+            now = self.clock()
+            for room in self.store.list_rooms():
+                due = now - last_tick.get(room, 0.0) >= tick_seconds
+                nudged = self.store.get_nudge(room) > last_tick.get(room, 0.0)
+                if due or nudged:
+                    last_tick[room] = self.clock()
+                    self.tick_room(room)
+                    ticks += 1
+            sleep(min(0.5, tick_seconds))
+        return ticks
+
+
+def last_settled(pub: PublicState, last: int) -> int:
+    return max(pub.settled_through, last)
+
+
+def _as_dict(report: TickReport) -> dict[str, Any]:
+    return {f: getattr(report, f) for f in report.__dataclass_fields__}
+
+
+def load_keyset(settings: DrainerSettings, secrets_client: Any | None = None) -> KeySet:
+    """The signing keys from the environment, a file, or Secrets Manager (generated on first use
+    when the secret is empty, so a fresh deployment needs no manual key step)."""
+    if settings.signing_keys is not None:
+        return KeySet.from_json(settings.signing_keys.get_secret_value())
+    if settings.signing_keys_file:
+        return KeySet.from_json(Path(settings.signing_keys_file).read_text())
+    assert settings.signing_keys_secret_id
+    if secrets_client is None:
+        import boto3
+
+        secrets_client = boto3.client("secretsmanager", region_name=settings.region)
+    value = secrets_client.get_secret_value(SecretId=settings.signing_keys_secret_id)
+    text = value.get("SecretString") or "{}"
+    if json.loads(text).get("keys"):
+        return KeySet.from_json(text)
+    keyset = KeySet.generate(kid=time.strftime("k%Y%m%d%H%M%S", time.gmtime()))
+    secrets_client.put_secret_value(
+        SecretId=settings.signing_keys_secret_id, SecretString=keyset.to_json()
+    )
+    log.info("generated a new signing key set", extra={"kid": keyset.active_kid})
+    return keyset
+
+
+@lru_cache(maxsize=1)
+def get_drainer() -> Drainer:
+    """Built once per container, on first use (never at import)."""
+    settings = get_drainer_settings()
+    store = Store(make_client(settings), settings.table)
+    return Drainer(
+        store,
+        lambda: load_keyset(settings),
+        issuer=settings.issuer,
+        lease_seconds=settings.lease_seconds,
+    )
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """EventBridge, every minute: tick every few seconds until just before the next run."""
+    settings = get_drainer_settings()
+    drainer = get_drainer()
+    drainer.refresh_keys()  # picks up a rotated key once a minute
+    seconds = settings.run_seconds
+    if context is not None and hasattr(context, "get_remaining_time_in_millis"):
+        seconds = min(seconds, context.get_remaining_time_in_millis() / 1000 - 10)
+    ticks = drainer.run(seconds=max(0.0, seconds), tick_seconds=settings.tick_seconds)
+    return {"ticks": ticks}
+
+
+def main() -> None:  # pragma: no cover - the local loop, `python -m waitingroom.drainer`
+    logging.basicConfig(level=os.environ.get("WAITINGROOM_LOG_LEVEL", "INFO"))
+    settings = get_drainer_settings()
+    drainer = get_drainer()
+    drainer.refresh_keys()
+    drainer.run(seconds=float("inf"), tick_seconds=settings.tick_seconds)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

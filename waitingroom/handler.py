@@ -1,0 +1,21 @@
+"""AWS Lambda entry point for the API (API Gateway REST v1 or HTTP API v2, via Mangum)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from mangum import Mangum
+
+from waitingroom.api import create_app
+
+
+@lru_cache(maxsize=1)
+def _adapter() -> Mangum:
+    # Built on the first invocation, reused by warm ones: the app holds no per-request state.
+    return Mangum(create_app(), lifespan="off")
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    response: dict[str, Any] = _adapter()(event, context)
+    return response

@@ -1,0 +1,384 @@
+"""What the API does, without HTTP: join, poll, complete, and the operator actions.
+
+A waiting poll is answered from caches: the room's public state (≤ 1 s old), its config, and the
+settled slot of the ticket (immutable once settled, kept in a small LRU). Only a ticket the
+drainer has reached costs reads and writes (pickup), once.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Generic, TypeVar
+
+from waitingroom.domain import (
+    PublicState,
+    RoomConfig,
+    SettledSlot,
+    eta_seconds,
+    join_was_late,
+    ledger_shard_of,
+    poll_after_seconds,
+    queue_number,
+    slot_of,
+)
+from waitingroom.store import KEEP_SECONDS, Conflict, Store, StoreUnavailable
+from waitingroom.tokens import (
+    BadTicket,
+    BadToken,
+    Ticket,
+    parse_ticket,
+    sign_ticket,
+    valid_room_id,
+    verify_admission_token,
+)
+
+T = TypeVar("T")
+
+
+class ApiError(Exception):
+    """An answer for the client: HTTP status, a code and a message that says what to fix."""
+
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+
+
+def unknown_room(room: str) -> ApiError:
+    return ApiError(404, "unknown_room", f"there is no room {room!r}; check the URL")
+
+
+class TtlCache(Generic[T]):
+    """A value per key, refetched when older than `ttl` seconds. Thread-safe, bounded."""
+
+    def __init__(self, ttl: float, clock: Callable[[], float], size: int = 1024) -> None:
+        self.ttl = ttl
+        self.clock = clock
+        self.size = size
+        self._data: OrderedDict[str, tuple[float, T]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str, fetch: Callable[[], T]) -> T:
+        now = self.clock()
+        with self._lock:
+            hit = self._data.get(key)
+            if hit is not None and now - hit[0] < self.ttl:
+                return hit[1]
+        value = fetch()
+        with self._lock:
+            self._data[key] = (now, value)
+            self._data.move_to_end(key)
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+        return value
+
+    def forget(self, key: str) -> None:
+        with self._lock:
+            self._data.pop(key, None)
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    position: int
+    eta_seconds: int | None
+    poll_after_seconds: int
+    exact: bool
+    waiting: int
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    token: str
+    expires_at: int
+    origin_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class Joined:
+    ticket: str
+    number: int
+    status: Waiting
+
+
+class WaitingRoom:
+    """The API's use cases. One per container, built lazily; caches live here, not in globals."""
+
+    def __init__(
+        self,
+        store: Store,
+        ticket_secrets: Sequence[bytes],
+        *,
+        issuer: str,
+        state_ttl: float = 1.0,
+        config_ttl: float = 2.0,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        if not ticket_secrets:
+            raise ValueError("at least one ticket secret is needed")
+        self.store = store
+        self.secrets = list(ticket_secrets)
+        self.issuer = issuer
+        self.clock = clock
+        self.rng = rng or random.SystemRandom()
+        self._configs: TtlCache[RoomConfig | None] = TtlCache(config_ttl, clock)
+        self._states: TtlCache[PublicState] = TtlCache(state_ttl, clock)
+        self._slots: TtlCache[SettledSlot | None] = TtlCache(float("inf"), clock, size=20_000)
+        self._jwks: TtlCache[dict[str, Any]] = TtlCache(300.0, clock, size=1)
+        self._jwks_refetched_at = 0.0
+
+    # -- cached reads ----------------------------------------------------------------------
+
+    def config(self, room: str) -> RoomConfig:
+        if not valid_room_id(room):
+            raise ApiError(
+                400, "invalid_room", "room ids are 1-63 lowercase letters, digits and dashes"
+            )
+        cfg = self._configs.get(room, lambda: self.store.get_room_config(room))
+        if cfg is None:
+            raise unknown_room(room)
+        return cfg
+
+    def state(self, cfg: RoomConfig) -> PublicState:
+        return self._states.get(
+            cfg.room,
+            lambda: (
+                self.store.get_public_state(cfg.room)
+                or PublicState(settled_through=cfg.epoch_slot - 1)
+            ),
+        )
+
+    def settled_slot(self, room: str, slot: int) -> SettledSlot | None:
+        key = f"{room}#{slot}"
+        found = self._slots.get(key, lambda: self.store.get_settled_slot(room, slot))
+        if found is None:
+            self._slots.forget(key)  # only a settled, non-empty slot is immutable
+        return found
+
+    def jwks(self, refetch: bool = False) -> dict[str, Any]:
+        now = self.clock()
+        if refetch and now - self._jwks_refetched_at > 30:
+            self._jwks_refetched_at = now
+            self._jwks.forget("jwks")
+        jwks = self._jwks.get("jwks", lambda: self.store.get_jwks() or {"keys": []})
+        if not jwks["keys"]:
+            self._jwks.forget("jwks")
+        return jwks
+
+    # -- join ------------------------------------------------------------------------------
+
+    def join(self, room: str, idempotency_key: str | None) -> Joined:
+        cfg = self.config(room)
+        if cfg.status == "closed":
+            raise ApiError(409, "room_closed", f"room {room!r} is closed to new joins")
+        if idempotency_key is not None:
+            existing = self.store.get_idempotent(room, idempotency_key)
+            if existing is not None:
+                return self._joined(cfg, existing)
+        ticket = self._take_number(cfg)
+        text = sign_ticket(self.secrets[0], ticket)
+        if idempotency_key is not None:
+            text = self.store.put_idempotent(room, idempotency_key, text, 24 * 3600)
+        return self._joined(cfg, text)
+
+    def _take_number(self, cfg: RoomConfig) -> Ticket:
+        for _ in range(3):
+            now = self.clock()
+            slot = slot_of(now, cfg.slot_seconds)
+            shard = self.rng.randrange(cfg.shards)
+            k = self.store.bump_counter(cfg.room, slot, shard, cfg.slot_seconds)
+            # A bump that came back too late might be missed by the drainer's settle: leave
+            # it as an unissued number and take a fresh one.
+            if not join_was_late(slot, cfg.slot_seconds, self.clock()):
+                return Ticket(cfg.room, slot, shard, k, int(now * 1000))
+        raise StoreUnavailable("the store is answering too slowly to hand out a place")
+
+    def _joined(self, cfg: RoomConfig, text: str) -> Joined:
+        ticket = parse_ticket(self.secrets, text)
+        status = self.poll(cfg.room, text)
+        if not isinstance(status, Waiting):  # a retried join after admission: still waiting-ish
+            status = Waiting(0, 0, 1, True, 0)
+        number = queue_number(ticket.slot, ticket.k, ticket.shard, cfg.epoch_slot)
+        return Joined(text, number, status)
+
+    # -- poll ------------------------------------------------------------------------------
+
+    def read_ticket(self, room: str, text: str | None) -> Ticket:
+        if not text:
+            raise ApiError(
+                401,
+                "missing_ticket",
+                "send the ticket from join as 'Authorization: Bearer <ticket>' or its cookie",
+            )
+        try:
+            ticket = parse_ticket(self.secrets, text)
+        except BadTicket as exc:
+            raise ApiError(401, "bad_ticket", str(exc)) from exc
+        if ticket.room != room:
+            raise ApiError(401, "bad_ticket", f"this ticket belongs to room {ticket.room!r}")
+        return ticket
+
+    def poll(self, room: str, text: str | None) -> Waiting | Admitted:
+        ticket = self.read_ticket(room, text)
+        cfg = self.config(room)
+        st = self.state(cfg)
+        if ticket.slot > st.settled_through:
+            return self._estimate(cfg, st, ticket)
+        ss = self.settled_slot(room, ticket.slot)
+        if ss is None or not ss.holds(ticket.k, ticket.shard):
+            # Signed by us but absent from its settled slot: the state we hold is older than
+            # the slot (another container settled it): poll again shortly.
+            return self._estimate(cfg, st, ticket)
+        rank = ss.rank_of(ticket.k, ticket.shard)
+        if rank >= st.consumed:
+            position = rank - st.consumed + 1
+            eta = eta_seconds(position, st.admit_rate, cfg.fallback_rate())
+            return Waiting(
+                position, eta, poll_after_seconds(position, eta), True, st.waiting_settled
+            )
+        return self._admitted(cfg, st, ticket, rank)
+
+    def _estimate(self, cfg: RoomConfig, st: PublicState, t: Ticket) -> Waiting:
+        unsettled_before = max(0, t.slot - st.settled_through - 1) * st.join_rate_per_slot
+        position = st.waiting_settled + int(unsettled_before) + t.k
+        eta = eta_seconds(position, st.admit_rate, cfg.fallback_rate())
+        poll = max(1, min(poll_after_seconds(position, eta), 3))  # exact soon: slot settles
+        return Waiting(position, eta, poll, False, st.waiting_settled)
+
+    def _admitted(
+        self, cfg: RoomConfig, st: PublicState, t: Ticket, rank: int
+    ) -> Waiting | Admitted:
+        item = self.store.get_ticket(cfg.room, t.slot, t.shard, t.k)
+        now = self.clock()
+        if item is None:
+            if rank >= st.materialized:
+                return Waiting(0, 0, 1, True, st.waiting_settled)  # being admitted this second
+            raise ApiError(410, "expired", "this ticket's admission has ended")
+        if item.state == "admitted":
+            if item.pickup_deadline <= now:
+                raise ApiError(410, "expired", "this ticket was admitted but not picked up in time")
+            try:
+                self.store.pick_up(
+                    cfg.room, item, ledger_shard_of(t.ticket_id, item.ledger_shards), now
+                )
+            except Conflict:
+                again = self.store.get_ticket(cfg.room, t.slot, t.shard, t.k)
+                if again is None or again.state != "picked":
+                    raise ApiError(
+                        410, "expired", "this ticket was admitted but not picked up in time"
+                    ) from None
+            return Admitted(item.token, int(item.expires_at), cfg.origin_url)
+        if item.state == "picked" and item.expires_at > now:
+            return Admitted(item.token, int(item.expires_at), cfg.origin_url)
+        if item.state == "completed":
+            raise ApiError(410, "completed", "this ticket's session was completed")
+        raise ApiError(410, "expired", "this ticket's session has expired")
+
+    # -- complete --------------------------------------------------------------------------
+
+    def complete(self, room: str, token: str | None) -> None:
+        cfg = self.config(room)
+        if not token:
+            raise ApiError(
+                401, "missing_token", "send the admission token as 'Authorization: Bearer <token>'"
+            )
+        now = self.clock()
+        try:
+            claims = self._verify(token, room, now)
+        except BadToken as exc:
+            raise ApiError(401, "bad_token", str(exc)) from exc
+        try:
+            slot, shard, k = (int(x) for x in str(claims["sub"]).split("."))
+        except ValueError as exc:
+            raise ApiError(401, "bad_token", "the token's subject is not a ticket") from exc
+        item = self.store.get_ticket(cfg.room, slot, shard, k)
+        if item is None or item.state != "picked":
+            return  # nothing holds a place: completing is a no-op (idempotent)
+        try:
+            self.store.complete(
+                room, item, ledger_shard_of(f"{slot}.{shard}.{k}", item.ledger_shards), now
+            )
+        except Conflict:
+            return  # completed concurrently or expired meanwhile
+
+    def _verify(self, token: str, room: str, now: float) -> dict[str, Any]:
+        try:
+            return verify_admission_token(
+                token, self.jwks(), issuer=self.issuer, audience=room, now=now
+            )
+        except BadToken:
+            # a rotated key the cache has not seen yet: refetch once (rate-limited), retry
+            return verify_admission_token(
+                token, self.jwks(refetch=True), issuer=self.issuer, audience=room, now=now
+            )
+
+    # -- operators -------------------------------------------------------------------------
+
+    def put_room(self, room: str, changes: dict[str, Any]) -> tuple[RoomConfig, bool]:
+        """Create or update a room; returns (config, created). Same input, same result."""
+        if not valid_room_id(room):
+            raise ApiError(
+                400, "invalid_room", "room ids are 1-63 lowercase letters, digits and dashes"
+            )
+        current = self.store.get_room_config(room, consistent=True)
+        if current is None:
+            if "max_active" not in changes:
+                raise ApiError(422, "invalid_config", "a new room needs max_active (>= 1)")
+            slot_seconds = int(changes.get("slot_seconds", 1))
+            cfg = RoomConfig(room=room, epoch_slot=slot_of(self.clock(), slot_seconds), **changes)
+            created = self.store.put_room_config(cfg, expected_version=None)
+            self._configs.forget(room)
+            return created, True
+        if "slot_seconds" in changes and changes["slot_seconds"] != current.slot_seconds:
+            raise ApiError(422, "invalid_config", "slot_seconds is fixed when a room is created")
+        updated = replace(current, **changes)
+        if updated == current:
+            return current, False
+        try:
+            saved = self.store.put_room_config(updated, expected_version=current.version)
+        except Conflict as exc:
+            raise ApiError(409, "conflict", "the room changed meanwhile; send it again") from exc
+        self._configs.forget(room)
+        return saved, False
+
+    def stats(self, room: str) -> dict[str, Any]:
+        cfg = self.store.get_room_config(room, consistent=True)
+        if cfg is None:
+            raise unknown_room(room)
+        st = self.store.get_public_state(room, consistent=True) or PublicState(
+            settled_through=cfg.epoch_slot - 1
+        )
+        eta_all = eta_seconds(st.waiting_settled, st.admit_rate, cfg.fallback_rate())
+        return {
+            "room": room,
+            "status": cfg.status,
+            "max_active": cfg.max_active,
+            "max_admits_per_minute": cfg.max_admits_per_minute,
+            "waiting": st.waiting_settled,
+            "active": st.active,
+            "admitted_total": st.admitted_total,
+            "completed_total": st.completed_total,
+            "reclaimed_total": st.reclaimed_total,
+            "expired_total": st.expired_total,
+            "joined_total": st.settled_total,
+            "admissions_per_minute": round(st.admit_rate * 60, 2),
+            "estimated_seconds_to_empty": eta_all,
+            "updated_at": st.updated_at,
+        }
+
+    def request_drain(self, room: str) -> None:
+        if self.store.get_room_config(room) is None:
+            raise unknown_room(room)
+        self.store.put_nudge(room)
+
+    def keep_seconds(self) -> int:
+        return KEEP_SECONDS

@@ -1,0 +1,74 @@
+"""Settings, one class per deployable, read from WAITINGROOM_* variables when first needed."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class StoreSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WAITINGROOM_", extra="ignore")
+
+    table: str = "waitingroom"
+    # Set for DynamoDB Local (http://127.0.0.1:8000); unset in AWS.
+    dynamodb_endpoint: str | None = None
+    region: str = Field(
+        default="us-east-1", validation_alias=AliasChoices("WAITINGROOM_REGION", "AWS_REGION")
+    )
+    issuer: str = "waitingroom"
+
+
+class ApiSettings(StoreSettings):
+    # Queue-ticket HMAC secrets, comma-separated: the first signs, all verify (rotation).
+    ticket_secret: SecretStr | None = None
+    # In AWS: the Secrets Manager secret holding the ticket secret(s).
+    ticket_secret_id: str | None = None
+    admin_auth: Literal["key", "iam"] = "key"
+    admin_key: SecretStr | None = None
+    cookie_secure: bool = True
+    state_cache_seconds: float = Field(default=1.0, gt=0, le=10)
+    config_cache_seconds: float = Field(default=2.0, gt=0, le=60)
+    max_body_bytes: int = Field(default=16_384, ge=1024)
+
+    @model_validator(mode="after")
+    def _need_a_ticket_secret(self) -> ApiSettings:
+        if self.ticket_secret is None and self.ticket_secret_id is None:
+            raise ValueError(
+                "set WAITINGROOM_TICKET_SECRET (local) or WAITINGROOM_TICKET_SECRET_ID (AWS)"
+            )
+        if self.ticket_secret is not None and len(self.ticket_secret.get_secret_value()) < 16:
+            raise ValueError("WAITINGROOM_TICKET_SECRET must be at least 16 characters")
+        return self
+
+
+class DrainerSettings(StoreSettings):
+    # The private signing keys (JSON, see tokens.KeySet), inline, in a file, or in Secrets
+    # Manager. Only the drainer ever reads these.
+    signing_keys: SecretStr | None = None
+    signing_keys_file: str | None = None
+    signing_keys_secret_id: str | None = None
+    tick_seconds: float = Field(default=5.0, gt=0, le=60)
+    run_seconds: float = Field(default=55.0, gt=0, le=900)
+    lease_seconds: float = Field(default=30.0, gt=0, le=300)
+
+    @model_validator(mode="after")
+    def _need_signing_keys(self) -> DrainerSettings:
+        if not (self.signing_keys or self.signing_keys_file or self.signing_keys_secret_id):
+            raise ValueError(
+                "set WAITINGROOM_SIGNING_KEYS, WAITINGROOM_SIGNING_KEYS_FILE or "
+                "WAITINGROOM_SIGNING_KEYS_SECRET_ID"
+            )
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_api_settings() -> ApiSettings:
+    return ApiSettings()
+
+
+@lru_cache(maxsize=1)
+def get_drainer_settings() -> DrainerSettings:
+    return DrainerSettings()
