@@ -1,0 +1,430 @@
+"""Checks over infra/template.yaml and its CloudFormation translation.
+
+Each check returns a list of problems (empty when fine), so a test can run it on the real template
+and on a copy broken on purpose, and show that the check notices.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import inspect
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from packaging.requirements import Requirement
+
+from tests.infra import cfn_yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+INFRA = ROOT / "infra"
+TEMPLATE = INFRA / "template.yaml"
+MAKEFILE = INFRA / "Makefile"
+REQUIREMENTS = INFRA / "requirements"
+
+API_HANDLER = "waitingroom.handler.handler"
+DRAINER_HANDLER = "waitingroom.drainer.handler"
+GUARD_HANDLER = "origin_guard.authorizer.handler"
+FIRST_PARTY = ("waitingroom", "origin_guard")
+# What the Lambda Python runtime provides, per bundle that may rely on it (see requirements/*.txt).
+RUNTIME_PROVIDED = {"api": ("boto3",), "drainer": ("boto3",), "authorizer": ()}
+
+
+# ------------------------------------------------------------------ tools (the tools virtualenv)
+def tools_dir() -> Path:
+    return Path(os.environ.get("WAITINGROOM_TOOLS_VENV", ROOT / ".venv-tools"))
+
+
+def missing_tools() -> str | None:
+    for tool in ("python", "cfn-lint"):
+        if not (tools_dir() / "bin" / tool).exists():
+            return (
+                f"{tools_dir() / 'bin' / tool} is missing: run infra/check.sh once to create the "
+                "tools virtualenv (or point WAITINGROOM_TOOLS_VENV at one with aws-sam-translator "
+                "and cfn-lint)"
+            )
+    return None
+
+
+def translate(template: Path) -> subprocess.CompletedProcess[str]:
+    """Run infra/translate.py in the tools virtualenv; stdout is the CloudFormation JSON."""
+    command = [str(tools_dir() / "bin" / "python"), str(INFRA / "translate.py"), str(template)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+
+def cfn_lint(template: Path) -> subprocess.CompletedProcess[str]:
+    command = [str(tools_dir() / "bin" / "cfn-lint"), "--", str(template)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+
+# ------------------------------------------------------------------ template walking
+def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
+    return cfn_yaml.load(path)
+
+
+@dataclass(frozen=True)
+class Function:
+    logical_id: str
+    props: dict[str, Any]
+    metadata: dict[str, Any]
+
+    @property
+    def handler(self) -> str:
+        return str(self.props.get("Handler", ""))
+
+
+def functions(sam: dict[str, Any]) -> list[Function]:
+    """SAM functions with the Globals section applied."""
+    defaults = sam.get("Globals", {}).get("Function", {})
+    return [
+        Function(name, {**defaults, **res.get("Properties", {})}, res.get("Metadata", {}))
+        for name, res in sam["Resources"].items()
+        if res.get("Type") == "AWS::Serverless::Function"
+    ]
+
+
+def function_by_handler(sam: dict[str, Any], handler: str) -> Function:
+    found = [f for f in functions(sam) if f.handler == handler]
+    assert len(found) == 1, f"expected one function with Handler {handler}, found {found}"
+    return found[0]
+
+
+def resources_of(cfn: dict[str, Any], *types: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in cfn["Resources"].items() if v.get("Type") in types}
+
+
+def references(node: Any, name: str) -> bool:
+    """Does this fragment point at resource `name` (Ref, GetAtt or ${name} in a Sub)?"""
+    if isinstance(node, dict):
+        if node.get("Ref") == name:
+            return True
+        att = node.get("Fn::GetAtt")
+        if isinstance(att, list) and att and att[0] == name:
+            return True
+        if isinstance(att, str) and att.split(".")[0] == name:
+            return True
+        sub = node.get("Fn::Sub")
+        text = sub[0] if isinstance(sub, list) and sub else sub
+        if isinstance(text, str) and re.search(r"\$\{" + re.escape(name) + r"[.}]", text):
+            return True
+        return any(references(v, name) for v in node.values())
+    if isinstance(node, list):
+        return any(references(v, name) for v in node)
+    return False
+
+
+def role_of(cfn_function: dict[str, Any]) -> str | None:
+    role = cfn_function.get("Properties", {}).get("Role")
+    if isinstance(role, dict) and isinstance(role.get("Fn::GetAtt"), list):
+        return str(role["Fn::GetAtt"][0])
+    return None
+
+
+def statements(cfn: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every IAM policy statement in the template, with the logical id that holds it."""
+    for name, res in cfn["Resources"].items():
+        props = res.get("Properties", {})
+        docs: list[Any] = []
+        if res.get("Type") == "AWS::IAM::Role":
+            docs = [p.get("PolicyDocument", {}) for p in props.get("Policies", [])]
+        elif res.get("Type") in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+            docs = [props.get("PolicyDocument", {})]
+        for doc in docs:
+            found = doc.get("Statement", [])
+            for statement in found if isinstance(found, list) else [found]:
+                yield name, statement
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+# ------------------------------------------------------------------ handlers and bundles
+@dataclass(frozen=True)
+class Bundle:
+    requirements: str
+    packages: tuple[str, ...]
+
+
+def makefile_bundles(text: str) -> dict[str, Bundle]:
+    """`build-<LogicalId>:` targets of infra/Makefile and their `$(call bundle,req,pkgs)` line."""
+    pattern = re.compile(r"^build-(\w+):[^\n]*\n\t\$\(call bundle,([\w-]+),([^)]*)\)", re.M)
+    return {
+        m[1]: Bundle(m[2], tuple(m[3].split())) for m in pattern.finditer(text.replace("\r", ""))
+    }
+
+
+def _takes_event_and_context(obj: Any) -> bool:
+    try:
+        inspect.signature(obj).bind({}, None)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _load_from_dir(code_dir: Path, module: str) -> Any:
+    path = code_dir.joinpath(*module.split(".")).with_suffix(".py")
+    if not path.is_file():
+        raise ModuleNotFoundError(f"{path} does not exist")
+    spec = importlib.util.spec_from_file_location(f"_infra_check_{module}", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def resolve_handler(fn: Function, bundles: dict[str, Bundle], infra: Path = INFRA) -> Any:
+    """Import a function's handler as Lambda would find it in its bundle; raise if it cannot."""
+    module, _, attribute = fn.handler.rpartition(".")
+    if not module:
+        raise ValueError(f"Handler {fn.handler!r} is not in the form module.function")
+    if fn.metadata.get("BuildMethod") == "makefile":
+        bundle = bundles.get(fn.logical_id)
+        if bundle is None:
+            raise LookupError(f"infra/Makefile has no build-{fn.logical_id} target")
+        if module.split(".")[0] not in bundle.packages:
+            raise LookupError(f"build-{fn.logical_id} does not copy {module.split('.')[0]}")
+        if not (REQUIREMENTS / f"{bundle.requirements}.txt").is_file():
+            raise LookupError(f"requirements/{bundle.requirements}.txt is missing")
+        mod = importlib.import_module(module)
+    else:
+        mod = _load_from_dir(infra / str(fn.props.get("CodeUri", ".")), module)
+    obj = getattr(mod, attribute, None)
+    if obj is None or not callable(obj):
+        raise AttributeError(f"{module} has no function {attribute!r}")
+    if not _takes_event_and_context(obj):
+        raise TypeError(f"{fn.handler} cannot be called as handler(event, context)")
+    return obj
+
+
+def handler_problems(sam: dict[str, Any], makefile_text: str) -> list[str]:
+    bundles = makefile_bundles(makefile_text)
+    problems = []
+    for fn in functions(sam):
+        try:
+            resolve_handler(fn, bundles)
+        except Exception as exc:
+            problems.append(f"{fn.logical_id}: Handler {fn.handler}: {type(exc).__name__}: {exc}")
+    return problems
+
+
+def _closure(names: list[str]) -> set[str]:
+    """Installed distributions these requirements pull in (extras and markers honoured)."""
+    seen: set[str] = set()
+    todo = [Requirement(n) for n in names]
+    while todo:
+        req = todo.pop()
+        key = f"{req.name.lower().replace('_', '-')}[{','.join(sorted(req.extras))}]"
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            requires = importlib.metadata.requires(req.name) or []
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        for line in requires:
+            dep = Requirement(line)
+            envs = [{"extra": e} for e in [*req.extras, ""]]
+            if dep.marker is None or any(dep.marker.evaluate(env) for env in envs):
+                todo.append(dep)
+    return {k.split("[")[0] for k in seen}
+
+
+def requirement_lines(name: str) -> list[str]:
+    lines = (REQUIREMENTS / f"{name}.txt").read_text().splitlines()
+    return [line.split("#")[0].strip() for line in lines if line.split("#")[0].strip()]
+
+
+def blocked_modules(bundle: Bundle) -> set[str]:
+    """Top-level modules installed here that this bundle would not contain in Lambda."""
+    allowed = _closure(
+        requirement_lines(bundle.requirements) + list(RUNTIME_PROVIDED.get(bundle.requirements, ()))
+    )
+    blocked = {p for p in FIRST_PARTY if p not in bundle.packages}
+    for module, dists in importlib.metadata.packages_distributions().items():
+        if module in bundle.packages or module in sys.stdlib_module_names:
+            continue
+        if not any(d.lower().replace("_", "-") in allowed for d in dists):
+            blocked.add(module)
+    return blocked
+
+
+_ISOLATED_IMPORT = """
+import importlib, importlib.abc, inspect, sys
+blocked = set(sys.argv[2].split(","))
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.partition(".")[0] in blocked:
+            raise ModuleNotFoundError(f"{name} is not in this bundle", name=name)
+        return None
+sys.meta_path.insert(0, Block())
+module, _, attribute = sys.argv[1].rpartition(".")
+assert callable(getattr(importlib.import_module(module), attribute))
+"""
+
+
+def bundle_import_problem(handler: str, bundle: Bundle) -> str | None:
+    """Import the handler in a fresh interpreter that can see only what the bundle ships."""
+    blocked = ",".join(sorted(blocked_modules(bundle)))
+    done = subprocess.run(
+        [sys.executable, "-c", _ISOLATED_IMPORT, handler, blocked],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+    if done.returncode == 0:
+        return None
+    last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+    return f"{handler} with only requirements/{bundle.requirements}.txt: {last}"
+
+
+# ------------------------------------------------------------------ least privilege
+def secret_problems(cfn: dict[str, Any], secret: str, owner_function: str) -> list[str]:
+    """Only `owner_function` (its env) and its own role may reference `secret`."""
+    problems = []
+    lambdas = resources_of(cfn, "AWS::Lambda::Function")
+    owner_role = role_of(lambdas[owner_function])
+    if owner_role is None:
+        return [f"{owner_function} has no role of its own (Role: !GetAtt <Role>.Arn)"]
+    sharing = [n for n, f in lambdas.items() if n != owner_function and role_of(f) == owner_role]
+    if sharing:
+        problems.append(f"{owner_role} is shared with {sharing}: it may touch {secret}")
+    for name, res in cfn["Resources"].items():
+        if name in (secret, owner_function, owner_role):
+            continue
+        if references(res, secret):
+            problems.append(f"{name} ({res.get('Type')}) references {secret}")
+    return problems
+
+
+def wildcard_problems(cfn: dict[str, Any], table: str) -> list[str]:
+    problems = []
+    for name, res in resources_of(cfn, "AWS::IAM::Role").items():
+        if res.get("Properties", {}).get("ManagedPolicyArns"):
+            problems.append(f"{name} attaches managed policies, which this check cannot see into")
+    for name, statement in statements(cfn):
+        if statement.get("Effect") != "Allow":
+            continue
+        actions = [str(a) for a in _as_list(statement.get("Action", []))]
+        resources = _as_list(statement.get("Resource", []))
+        if any(a == "*" or a.endswith(":*") for a in actions):
+            problems.append(f"{name}: wildcard action in {actions}")
+        if "*" in resources:
+            problems.append(f"{name}: Resource '*' for {actions}")
+        if any(a.startswith("dynamodb:") for a in actions) and not all(
+            references(r, table) for r in resources
+        ):
+            problems.append(f"{name}: DynamoDB actions on something other than {table}")
+    return problems
+
+
+def least_privilege_problems(cfn: dict[str, Any]) -> list[str]:
+    lambdas = resources_of(cfn, "AWS::Lambda::Function")
+    by_handler = {f["Properties"].get("Handler"): n for n, f in lambdas.items()}
+    return [
+        *secret_problems(cfn, "SigningKeySecret", by_handler[DRAINER_HANDLER]),
+        *secret_problems(cfn, "TicketSecret", by_handler[API_HANDLER]),
+        *wildcard_problems(cfn, "Table"),
+    ]
+
+
+# ------------------------------------------------------------------ API Gateway routes
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    auth: str  # "NONE", "AWS_IAM" or an authorizer name
+
+
+def http_api_routes(cfn: dict[str, Any], api: str) -> list[Route]:
+    """Routes of a translated AWS::Serverless::HttpApi (SAM writes them as an OpenAPI body)."""
+    body = cfn["Resources"][api]["Properties"]["Body"]
+    routes = []
+    for path, operations in body.get("paths", {}).items():
+        for verb, operation in operations.items():
+            method = "ANY" if verb == "x-amazon-apigateway-any-method" else verb.upper()
+            security = operation.get("security") or [{}]
+            names = [name for requirement in security for name in requirement] or ["NONE"]
+            routes.append(Route(method, path, names[0]))
+    return routes
+
+
+def _route_score(route_path: str, path: str) -> tuple[int, int] | None:
+    """How well an API Gateway route path matches a request path (None: it does not)."""
+    want, have = route_path.strip("/").split("/"), path.strip("/").split("/")
+    literal = 0
+    for i, part in enumerate(want):
+        if part.startswith("{") and part.endswith("+}"):
+            return (0, literal) if len(have) > i else None
+        if i >= len(have):
+            return None
+        if part.startswith("{") and part.endswith("}"):
+            continue
+        if part != have[i]:
+            return None
+        literal += 1
+    return (1, literal) if len(want) == len(have) else None
+
+
+def route_for(routes: list[Route], method: str, path: str) -> Route | None:
+    """The route API Gateway picks: exact before greedy, more literal segments first."""
+    scored = [
+        (score, r)
+        for r in routes
+        if r.method in ("ANY", method) and (score := _route_score(r.path, path)) is not None
+    ]
+    return max(scored, key=lambda pair: pair[0])[1] if scored else None
+
+
+def app_route_problems(
+    app_routes: list[tuple[str, str]], api_routes: list[Route], hidden: set[str]
+) -> list[str]:
+    """Each app route must be reachable; /admin ones only with SigV4, the others without auth."""
+    problems = []
+    for method, path in app_routes:
+        if path in hidden or method == "HEAD":
+            continue
+        sample = re.sub(r"\{[^}]+\}", "x", path)
+        route = route_for(api_routes, method, sample)
+        admin = path == "/admin" or path.startswith("/admin/")
+        if route is None:
+            problems.append(f"{method} {path}: no API Gateway route reaches it")
+        elif admin and route.auth != "AWS_IAM":
+            problems.append(f"{method} {path}: reached by {route} without AWS_IAM")
+        elif not admin and route.auth != "NONE":
+            problems.append(f"{method} {path}: reached by {route}, which requires {route.auth}")
+    for route in api_routes:
+        if route.path.startswith("/admin") and route.auth != "AWS_IAM":
+            problems.append(f"{route.method} {route.path}: an /admin route without AWS_IAM")
+    return problems
+
+
+def fastapi_routes(handler_module: str) -> tuple[list[tuple[str, str]], set[str]]:
+    """(method, path) of the app behind the API handler, and the docs paths it serves."""
+    module = importlib.import_module(handler_module)
+    factory: Callable[[], Any] | None = getattr(module, "create_app", None)
+    app = getattr(module, "app", None) or (factory() if factory else None)
+    assert app is not None, f"{handler_module} exposes neither `app` nor `create_app`"
+    hidden = {p for p in (app.openapi_url, app.docs_url, app.redoc_url) if p}
+    if app.docs_url:
+        hidden.add(app.swagger_ui_oauth2_redirect_url or "")
+    pairs = [
+        (method, route.path)
+        for route in app.routes
+        for method in sorted(getattr(route, "methods", None) or {"GET"})
+    ]
+    return pairs, hidden
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, indent=1, sort_keys=True, default=str)
