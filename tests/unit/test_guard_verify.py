@@ -7,7 +7,10 @@ import hashlib
 import hmac
 import json
 import logging
+import subprocess
+import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -518,3 +521,22 @@ def test_cookie_value() -> None:
     assert cookie_value(header, "missing") is None
     assert cookie_value("garbage;;=;", "waitingroom_token") is None
     assert cookie_value(None, "a") is None
+
+
+def test_the_guard_imports_alone() -> None:
+    """Origins install origin_guard without the waiting room, FastAPI or boto3."""
+    code = (
+        "import sys, origin_guard, origin_guard.authorizer, origin_guard.middleware\n"
+        "bad = sorted({m.split('.')[0] for m in sys.modules}"
+        " & {'waitingroom', 'fastapi', 'starlette', 'boto3', 'botocore', 'pydantic'})\n"
+        "assert not bad, bad\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={},
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert result.returncode == 0, result.stderr
