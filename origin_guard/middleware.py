@@ -114,7 +114,13 @@ class AdmissionGuardMiddleware:
         if scope["type"] != "http":  # lifespan passes; websockets are not guarded here
             await self.app(scope, receive, send)
             return
-        config = self.config()
+        try:
+            config = self.config()
+        except Exception:
+            logger.exception("the origin guard is misconfigured; refusing the request")
+            message = "The origin's admission guard is misconfigured; its logs say what to fix."
+            await _send_json(send, 500, {"error": "guard_misconfigured", "message": message}, [])
+            return
         if _allowed(scope.get("path", ""), config.allow_paths):
             await self.app(scope, receive, send)
             return

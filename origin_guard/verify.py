@@ -325,7 +325,7 @@ class TokenVerifier:
 
     def would_fetch(self, token: str | None) -> bool:
         """True when verifying this token would first fetch the JWKS over the network."""
-        if not token or len(token) > MAX_TOKEN_BYTES:
+        if isinstance(self._keys, _StaticKeys) or not token or len(token) > MAX_TOKEN_BYTES:
             return False
         try:
             kid = jwt.get_unverified_header(token).get("kid")

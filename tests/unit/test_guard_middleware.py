@@ -392,3 +392,13 @@ def test_without_a_verifier_the_environment_is_read_on_first_request(
     assert call(app, cookies={"admit": token}).status_code == 200
     response = call(app, headers=BROWSER)
     assert response.headers["location"] == "https://queue.example.com/launch"
+
+
+def test_a_misconfigured_guard_answers_json_not_a_crash(
+    monkeypatch: pytest.MonkeyPatch, fresh_settings: None
+) -> None:
+    for name in ("GUARD_JWKS", "GUARD_JWKS_URL", "GUARD_AUDIENCE"):
+        monkeypatch.delenv(name, raising=False)
+    response = call(AdmissionGuardMiddleware(echo_app))
+    assert response.status_code == 500
+    assert response.json()["error"] == "guard_misconfigured"
