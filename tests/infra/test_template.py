@@ -231,6 +231,15 @@ def test_origin_routes_all_go_through_the_guard(cfn: dict[str, Any]) -> None:
     assert "/authorizers/" in permissions[0]["SourceArn"]["Fn::Sub"]
 
 
+def test_the_guard_answers_in_the_shape_the_origin_api_expects() -> None:
+    from origin_guard.authorizer import deny, event_kind
+
+    sample = ROOT / "tests" / "events" / "authorizer-http-api-v2-request.json"
+    event = json.loads(sample.read_text())
+    assert event_kind(event) == "http_v2"
+    assert deny(event, "http_v2") == {"isAuthorized": False}  # a simple response
+
+
 def test_authorizer_cache_is_shorter_than_a_token_life(cfn: dict[str, Any]) -> None:
     schemes = cfn["Resources"]["OriginApi"]["Properties"]["Body"]["components"]["securitySchemes"]
     ttl = schemes["GuardAuthorizer"]["x-amazon-apigateway-authorizer"]
