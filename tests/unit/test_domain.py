@@ -1,0 +1,210 @@
+"""Queue order, positions, admission budget and session accounting: pure maths, no I/O."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import pytest
+
+from waitingroom.domain import (
+    PICKUP_GRACE_SECONDS,
+    Batch,
+    LedgerCounts,
+    RateWindow,
+    SettledSlot,
+    account,
+    admission_budget,
+    eta_seconds,
+    join_was_late,
+    last_settleable_slot,
+    ledger_shards_for,
+    poll_after_seconds,
+    queue_number,
+    rank_in_slot,
+    take_tickets,
+    tickets_from,
+)
+
+
+def brute_order(counts: list[int]) -> list[tuple[int, int]]:
+    """The definition of queue order within a slot: every (k, s) sorted by k then s."""
+    return sorted(((k, s) for s, c in enumerate(counts) for k in range(1, c + 1)))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_rank_in_slot_matches_the_definition_of_queue_order(seed: int) -> None:
+    rnd = random.Random(seed)
+    counts = [rnd.choice([0, 0, 1, 2, 5, 9]) for _ in range(rnd.randint(1, 12))]
+    order = brute_order(counts)
+    assert [rank_in_slot(counts, k, s) for k, s in order] == list(range(len(order)))
+    assert list(tickets_from(counts, 0)) == order
+    for offset in range(len(order) + 1):
+        assert list(tickets_from(counts, offset)) == order[offset:]
+
+
+def test_queue_numbers_order_by_slot_then_k_then_shard() -> None:
+    keys = [(slot, k, s) for slot in (100, 101) for k in (1, 2, 700) for s in (0, 5, 255)]
+    numbers = [queue_number(slot, k, s, epoch_slot=100) for slot, k, s in keys]
+    assert numbers == sorted(numbers)
+    assert len(set(numbers)) == len(numbers)
+    # a year of one-second slots still fits in a JavaScript number
+    assert queue_number(100 + 366 * 86_400, 999_999, 255, epoch_slot=100) < 2**53
+
+
+def test_take_tickets_walks_slots_in_order_and_moves_the_cursor() -> None:
+    slots = [
+        SettledSlot(10, (2, 0, 1), cum_before=0),
+        SettledSlot(12, (0, 1), cum_before=3),
+        SettledSlot(13, (1, 1), cum_before=4),
+    ]
+    got, slot, offset = take_tickets(slots, 10, 0, 2)
+    assert got == [(10, 1, 0), (10, 1, 2)]
+    assert (slot, offset) == (10, 2)
+    got, slot, offset = take_tickets(slots, slot, offset, 3)
+    assert got == [(10, 2, 0), (12, 1, 1), (13, 1, 0)]
+    assert (slot, offset) == (13, 1)
+    got, slot, offset = take_tickets(slots, slot, offset, 10)
+    assert got == [(13, 1, 1)]
+    assert (slot, offset) == (14, 0)
+
+
+def test_ranks_are_global_across_slots() -> None:
+    a = SettledSlot(10, (2, 1), cum_before=0)
+    b = SettledSlot(11, (1, 3), cum_before=a.total)
+    every = [a.rank_of(k, s) for k, s in brute_order(list(a.counts))] + [
+        b.rank_of(k, s) for k, s in brute_order(list(b.counts))
+    ]
+    assert every == list(range(7))
+    assert b.holds(3, 1) and not b.holds(2, 0) and not b.holds(1, 5)
+
+
+def test_admission_budget_is_free_places_capped_by_rate() -> None:
+    assert (
+        admission_budget(max_active=50, active=0, max_admits_per_minute=0, admitted_last_minute=0)
+        == 50
+    )
+    assert (
+        admission_budget(max_active=50, active=48, max_admits_per_minute=0, admitted_last_minute=0)
+        == 2
+    )
+    assert (
+        admission_budget(max_active=50, active=60, max_admits_per_minute=0, admitted_last_minute=0)
+        == 0
+    )
+    assert (
+        admission_budget(max_active=50, active=0, max_admits_per_minute=30, admitted_last_minute=25)
+        == 5
+    )
+    assert (
+        admission_budget(max_active=50, active=0, max_admits_per_minute=30, admitted_last_minute=40)
+        == 0
+    )
+
+
+def batch(seq: int = 1, count: int = 10, at: float = 1000.0) -> Batch:
+    return Batch(
+        seq=seq,
+        start=0,
+        count=count,
+        admitted_at=at,
+        pickup_deadline=at + 60,
+        expires_at=at + 60 + 300,
+        ledger_shards=ledger_shards_for(count),
+    )
+
+
+def test_everyone_admitted_holds_a_place_until_the_pickup_window_closes() -> None:
+    acc = account([batch()], {1: LedgerCounts(picked=3, completed=0)}, now=1030)
+    assert acc.active == 10
+    assert acc.newly_reclaimed == 0
+
+
+def test_no_shows_are_reclaimed_after_the_pickup_window() -> None:
+    b = batch()
+    now = b.pickup_deadline + PICKUP_GRACE_SECONDS
+    acc = account([b], {1: LedgerCounts(picked=3, completed=0)}, now=now)
+    assert acc.active == 3
+    assert acc.newly_reclaimed == 7
+    # counted once: the next tick reclaims nothing more
+    again = account(acc.batches, {1: LedgerCounts(picked=3, completed=0)}, now=now + 5)
+    assert again.newly_reclaimed == 0
+    assert again.active == 3
+
+
+def test_completions_free_places_at_once_and_expiry_frees_the_rest() -> None:
+    b = batch()
+    acc = account([b], {1: LedgerCounts(picked=10, completed=4)}, now=1010)
+    assert (acc.active, acc.newly_completed) == (6, 4)
+    acc = account(acc.batches, {1: LedgerCounts(picked=10, completed=4)}, now=b.expires_at)
+    assert acc.active == 0
+    assert acc.batches == ()
+    assert acc.newly_expired == 6
+
+
+def test_active_never_exceeds_max_active_over_random_ticks() -> None:
+    """Simulate ticks with random pickups and completions: the invariant holds throughout."""
+    rnd = random.Random(7)
+    max_active, now, seq = 25, 0.0, itertools.count(1)
+    batches: list[Batch] = []
+    truth: dict[int, LedgerCounts] = {}
+    for _ in range(300):
+        now += 5
+        # people pick up and complete at random (only within what is allowed)
+        for b in batches:
+            c = truth[b.seq]
+            picked = c.picked
+            if now < b.pickup_deadline:
+                picked = min(b.count, c.picked + rnd.randint(0, 2))
+            completed = min(picked, c.completed + rnd.randint(0, 1))
+            truth[b.seq] = LedgerCounts(picked, completed)
+        acc = account(batches, truth, now)
+        assert acc.active <= max_active
+        n = admission_budget(
+            max_active=max_active,
+            active=acc.active,
+            max_admits_per_minute=0,
+            admitted_last_minute=0,
+        )
+        batches = list(acc.batches)
+        if n:
+            s = next(seq)
+            b = Batch(s, 0, n, now, now + 20, now + 120, ledger_shards_for(n))
+            truth[s] = LedgerCounts(0, 0)
+            batches.append(b)
+        assert sum(b.holds(now) for b in batches) <= max_active
+
+
+def test_ledger_shards_grow_with_batch_size() -> None:
+    assert ledger_shards_for(1) == 1
+    assert ledger_shards_for(250) == 1
+    assert ledger_shards_for(251) == 2
+    assert ledger_shards_for(10**6) == 32
+
+
+def test_rate_window_counts_recent_admissions() -> None:
+    w = RateWindow().add(0, 10).add(30, 20).add(90, 30)
+    assert w.admitted_since(30) == 30
+    assert w.admitted_since(-1) == 60
+    assert w.rate(now=120, window=150) == pytest.approx(60 / 120)
+    assert w.rate(now=120, window=100) == pytest.approx(50 / 90)  # since the first one in view
+    assert RateWindow().rate(now=5) == 0.0
+
+
+def test_eta_uses_the_observed_rate_then_the_configured_one() -> None:
+    assert eta_seconds(100, admit_rate=2.0, fallback_rate=0.5) == 50
+    assert eta_seconds(100, admit_rate=0.0, fallback_rate=0.5) == 200
+    assert eta_seconds(100, admit_rate=0.0, fallback_rate=0.0) is None
+
+
+def test_polling_slows_down_far_from_the_front() -> None:
+    assert poll_after_seconds(0, 0) == 1
+    assert poll_after_seconds(1, 3) == 2
+    assert poll_after_seconds(10_000, 5_000) == 15
+
+
+def test_a_slot_settles_only_after_the_settle_delay() -> None:
+    assert last_settleable_slot(now=102.9, slot_seconds=1) == 99
+    assert last_settleable_slot(now=103.0, slot_seconds=1) == 100
+    assert not join_was_late(100, 1, answered_at=101.9)
+    assert join_was_late(100, 1, answered_at=102.1)
