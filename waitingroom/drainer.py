@@ -39,7 +39,14 @@ from waitingroom.domain import (
     take_tickets,
 )
 from waitingroom.settings import DrainerSettings, get_drainer_settings
-from waitingroom.store import KEEP_SECONDS, AdmittedTicket, Conflict, Store, make_client
+from waitingroom.store import (
+    KEEP_SECONDS,
+    AdmittedTicket,
+    Conflict,
+    Store,
+    StoreUnavailable,
+    make_client,
+)
 from waitingroom.tokens import KeySet, TokenSigner
 
 log = logging.getLogger("waitingroom.drainer")
@@ -279,6 +286,16 @@ class Drainer:
 
     # -- loops -----------------------------------------------------------------------------
 
+    def _safe_tick(self, room: str) -> TickReport:
+        """One room's trouble (other than the store being down) must not stop the others."""
+        try:
+            return self.tick_room(room)
+        except StoreUnavailable:
+            raise
+        except Exception:
+            log.exception("tick failed", extra={"room": room})
+            return TickReport(room, False, "tick failed")
+
     def run(
         self,
         *,
@@ -290,16 +307,27 @@ class Drainer:
         """Tick every `tick_seconds` for `seconds`; an operator's nudge ticks a room at once."""
         start = self.clock()
         ticks = 0
+        backoff = 0.0
         last_tick: dict[str, float] = {}
         while not should_stop() and self.clock() - start < seconds:
-            now = self.clock()
-            for room in self.store.list_rooms():
-                due = now - last_tick.get(room, 0.0) >= tick_seconds
-                nudged = self.store.get_nudge(room) > last_tick.get(room, 0.0)
-                if due or nudged:
-                    last_tick[room] = self.clock()
-                    self.tick_room(room)
-                    ticks += 1
+            try:
+                for room in self.store.list_rooms():
+                    now = self.clock()
+                    due = now - last_tick.get(room, 0.0) >= tick_seconds
+                    nudged = self.store.get_nudge(room) > last_tick.get(room, 0.0)
+                    if due or nudged:
+                        last_tick[room] = self.clock()
+                        self._safe_tick(room)
+                        ticks += 1
+                backoff = 0.0
+            except StoreUnavailable as exc:
+                # the store is down or throttling: wait longer each time, up to 30 s
+                backoff = min(30.0, max(1.0, backoff * 2))
+                log.warning(
+                    "store unavailable; backing off", extra={"reason": str(exc), "seconds": backoff}
+                )
+                sleep(backoff)
+                continue
             sleep(min(0.5, tick_seconds))
         return ticks
 

@@ -1,0 +1,89 @@
+"""The drainer's loop: it keeps its pace, ticks nudged rooms at once, and backs off in outages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from waitingroom.drainer import Drainer, TickReport
+from waitingroom.store import StoreUnavailable
+from waitingroom.tokens import KeySet
+
+
+class FlakyStore:
+    """Fails `fail_times` list_rooms calls, then lists one room."""
+
+    def __init__(self, fail_times: int) -> None:
+        self.fail_times = fail_times
+        self.nudge_at = 0.0
+
+    def list_rooms(self) -> list[str]:
+        if self.fail_times:
+            self.fail_times -= 1
+            raise StoreUnavailable("connection refused")
+        return ["demo"]
+
+    def get_nudge(self, room: str) -> float:
+        return self.nudge_at
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def make(store: Any, clock: Clock) -> tuple[Drainer, list[str]]:
+    ticked: list[str] = []
+    d = Drainer(store, lambda: KeySet.generate("k"), issuer="w", clock=clock)
+
+    def tick(room: str) -> TickReport:
+        ticked.append(room)
+        return TickReport(room, True)
+
+    d.tick_room = tick  # type: ignore[method-assign]
+    return d, ticked
+
+
+def test_a_store_outage_backs_off_exponentially_then_resumes() -> None:
+    clock = Clock()
+    store = FlakyStore(fail_times=4)
+    d, ticked = make(store, clock)
+    sleeps: list[float] = []
+
+    def sleep(s: float) -> None:
+        sleeps.append(s)
+        clock.sleep(s)
+
+    d.run(seconds=30, tick_seconds=5, sleep=sleep)
+    assert sleeps[:4] == [1.0, 2.0, 4.0, 8.0]
+    assert ticked  # it ticked once the store came back
+    # after recovery it keeps its pace: one tick per 5 s, not one per loop
+    assert len(ticked) == 3  # t = 15, 20, 25 (+0.5 s loop)
+
+
+def test_a_nudge_ticks_at_once() -> None:
+    clock = Clock()
+    store = FlakyStore(fail_times=0)
+    d, ticked = make(store, clock)
+    store.nudge_at = 1000.2  # an operator asked just after the first tick
+    d.run(seconds=2, tick_seconds=60, sleep=clock.sleep)
+    assert len(ticked) == 2  # the scheduled first tick, then the nudged one
+
+
+def test_one_rooms_failure_does_not_stop_the_loop() -> None:
+    clock = Clock()
+    d = Drainer(FlakyStore(0), lambda: KeySet.generate("k"), issuer="w", clock=clock)  # type: ignore[arg-type]
+    calls = []
+
+    def boom(room: str) -> TickReport:
+        calls.append(room)
+        raise ValueError("a bug in one room")
+
+    d.tick_room = boom  # type: ignore[method-assign]
+    assert d.run(seconds=11, tick_seconds=5, sleep=clock.sleep) == 3
+    assert len(calls) == 3
