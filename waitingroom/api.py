@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 import boto3
 from fastapi import Depends, FastAPI, Header, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -265,6 +265,11 @@ def create_app(max_body_bytes: int = 16_384) -> FastAPI:
             )
         response.headers["Cache-Control"] = "public, max-age=300"
         return keys
+
+    @app.get("/rooms/{room}", response_class=HTMLResponse, tags=["queue"])
+    def waiting_page(room: RoomPath, svc: ServiceDep) -> HTMLResponse:
+        svc.config(room)  # 400/404 for a bad or unknown room
+        return HTMLResponse(render_waiting_page(room), headers={"Cache-Control": "no-cache"})
 
     @app.post("/rooms/{room}/join", status_code=201, response_model=JoinOut, tags=["queue"])
     def join(
