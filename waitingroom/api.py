@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from waitingroom.page import render_waiting_page
 from waitingroom.service import Admitted, ApiError, Waiting, WaitingRoom
 from waitingroom.settings import ApiSettings, get_api_settings
 from waitingroom.store import Store, StoreUnavailable, make_client
