@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -19,6 +20,11 @@ pytestmark = pytest.mark.integration
 
 
 def _clear_caches() -> None:
+    """Forget the container's built objects, and close the event loop Mangum made for it."""
+    if handler._adapter.cache_info().currsize:
+        loop = asyncio.get_event_loop_policy().get_event_loop()
+        loop.close()
+        asyncio.set_event_loop(None)
     get_api_settings.cache_clear()
     get_drainer_settings.cache_clear()
     api.get_room_service.cache_clear()
