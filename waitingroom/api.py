@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import re
@@ -9,7 +10,7 @@ from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 import boto3
-from fastapi import Depends, FastAPI, Header, Path, Request, Response
+from fastapi import Depends, FastAPI, Header, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
@@ -52,6 +53,7 @@ def get_room_service() -> WaitingRoom:
         issuer=settings.issuer,
         state_ttl=settings.state_cache_seconds,
         config_ttl=settings.config_cache_seconds,
+        room_defaults=settings.room_defaults(),
     )
 
 
@@ -61,11 +63,17 @@ RoomPath = Annotated[str, Path(max_length=63, description="room id: lowercase, d
 
 
 def require_admin(
-    settings: SettingsDep, authorization: Annotated[str | None, Header()] = None
-) -> None:
-    """Local: a bearer admin key, compared in constant time. AWS: IAM auth at API Gateway."""
+    request: Request, settings: SettingsDep, authorization: Annotated[str | None, Header()] = None
+) -> str:
+    """Who is asking, for the audit trail; 401 for anyone else, whether or not the room exists.
+
+    Locally: a bearer admin key, compared in constant time. In AWS: API Gateway's IAM (SigV4)
+    authorisation, checked again here from the identity it passes on."""
     if settings.admin_auth == "iam":
-        return
+        arn = _iam_caller(request.scope.get("aws.event"))
+        if arn:
+            return arn
+        raise ApiError(401, "unauthorized", "admin routes need IAM (SigV4) authorisation")
     expected = settings.admin_key.get_secret_value() if settings.admin_key else ""
     given = _bearer(authorization) or ""
     if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
@@ -75,9 +83,20 @@ def require_admin(
             "admin routes need 'Authorization: Bearer <admin key>' (WAITINGROOM_ADMIN_KEY)",
             {"WWW-Authenticate": "Bearer"},
         )
+    return "admin-key:" + hashlib.sha256(expected.encode()).hexdigest()[:8]
 
 
-AdminDep = Annotated[None, Depends(require_admin)]
+def _iam_caller(event: Any) -> str | None:
+    """The caller's ARN from an IAM-authorised API Gateway event (HTTP API v2 or REST v1)."""
+    if not isinstance(event, dict):
+        return None
+    ctx = event.get("requestContext") or {}
+    iam = ((ctx.get("authorizer") or {}).get("iam")) or {}
+    arn = iam.get("userArn") or (ctx.get("identity") or {}).get("userArn")
+    return str(arn) if arn else None
+
+
+AdminDep = Annotated[str, Depends(require_admin)]
 
 
 def _bearer(authorization: str | None) -> str | None:
@@ -359,12 +378,12 @@ def create_app(max_body_bytes: int = 16_384) -> FastAPI:
 
     @app.put("/admin/rooms/{room}", response_model=RoomOut, tags=["operators"])
     def put_room(
-        room: RoomPath, body: RoomConfigIn, _: AdminDep, svc: ServiceDep, response: Response
+        room: RoomPath, body: RoomConfigIn, actor: AdminDep, svc: ServiceDep, response: Response
     ) -> RoomOut:
         changes = body.model_dump(exclude_none=True)
         if "origin_url" in changes:
             changes["origin_url"] = str(changes["origin_url"])
-        cfg, created = svc.put_room(room, changes)
+        cfg, created = svc.put_room(room, changes, actor=actor)
         response.status_code = 201 if created else 200
         return RoomOut(
             room=cfg.room,
@@ -383,23 +402,29 @@ def create_app(max_body_bytes: int = 16_384) -> FastAPI:
     def stats(room: RoomPath, _: AdminDep, svc: ServiceDep) -> dict[str, Any]:
         return svc.stats(room)
 
+    @app.get("/admin/rooms/{room}/audit", tags=["operators"])
+    def audit(
+        room: RoomPath,
+        _: AdminDep,
+        svc: ServiceDep,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    ) -> dict[str, Any]:
+        return {"room": room, "entries": svc.audit(room, limit)}
+
     @app.post("/admin/rooms/{room}/{action}", tags=["operators"])
     def room_action(
         room: RoomPath,
         action: Literal["pause", "resume", "close", "drain"],
-        _: AdminDep,
+        actor: AdminDep,
         svc: ServiceDep,
         response: Response,
     ) -> dict[str, Any]:
         if action == "drain":
-            svc.request_drain(room)
+            svc.request_drain(room, actor)
             response.status_code = 202
             return {"room": room, "drain": "requested"}
         status = {"pause": "paused", "resume": "open", "close": "closed"}[action]
-        if svc.store.get_room_config(room) is None:
-            raise ApiError(404, "unknown_room", f"there is no room {room!r}; check the URL")
-        cfg, _created = svc.put_room(room, {"status": status})
-        return {"room": room, "status": cfg.status}
+        return {"room": room, "status": svc.set_status(room, status, actor).status}
 
     app.add_middleware(BodyLimit, limit=max_body_bytes)
     return app

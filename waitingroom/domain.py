@@ -274,6 +274,8 @@ class PublicState:
     completed_total: int = 0
     reclaimed_total: int = 0
     expired_total: int = 0
+    wait_p50: float | None = None
+    wait_p90: float | None = None
     updated_at: float = 0.0
 
     @property
@@ -293,6 +295,7 @@ class DrainerState:
     pending: Pending | None = None
     rates: RateWindow = field(default_factory=RateWindow)
     max_shards: int = 0
+    waits: tuple[int, ...] = ()  # seconds in queue of the most recent admissions
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,3 +336,15 @@ def take_tickets(
         else:
             slot, offset = ss.slot, start + taken
     return out, slot, offset
+
+
+RECENT_WAITS = 500
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The q-th percentile (0-100) by nearest rank; None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return float(ordered[rank - 1])

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from waitingroom.domain import (
+    RECENT_WAITS,
     Batch,
     DrainerState,
     Pending,
@@ -36,6 +37,7 @@ from waitingroom.domain import (
     admission_budget,
     last_settleable_slot,
     ledger_shards_for,
+    percentile,
     take_tickets,
 )
 from waitingroom.settings import DrainerSettings, get_drainer_settings
@@ -175,6 +177,7 @@ class Drainer:
             budget = 0
         n = min(budget, available)
         batches = acc.batches
+        waits = dst.waits
         pending: Pending | None = None
         cursor_slot, cursor_offset = dst.cursor_slot, dst.cursor_offset
         if n > 0:
@@ -188,13 +191,16 @@ class Drainer:
                 ledger_shards=ledger_shards_for(n),
             )
             pending = Pending(batch, dst.cursor_slot, dst.cursor_offset)
-            _, cursor_slot, cursor_offset = take_tickets(
+            admitted, cursor_slot, cursor_offset = take_tickets(
                 self.store.settled_slots_from(room, dst.cursor_slot, last_settled(pub, last)),
                 dst.cursor_slot,
                 dst.cursor_offset,
                 n,
             )
             batches = (*batches, batch)
+            # time in queue, from the start of each ticket's join slot
+            waits = (*waits, *(int(now - slot * cfg.slot_seconds) for slot, _, _ in admitted))
+            waits = waits[-RECENT_WAITS:]
         rates = dst.rates.add(now, n)
         new_pub = replace(
             pub,
@@ -208,6 +214,8 @@ class Drainer:
             completed_total=pub.completed_total + acc.newly_completed,
             reclaimed_total=pub.reclaimed_total + acc.newly_reclaimed,
             expired_total=pub.expired_total + acc.newly_expired,
+            wait_p50=percentile(waits, 50),
+            wait_p90=percentile(waits, 90),
             updated_at=now,
         )
         new_dst = replace(
@@ -219,6 +227,7 @@ class Drainer:
             pending=pending,
             rates=rates,
             max_shards=max_shards,
+            waits=waits,
         )
         self.store.commit_state(room, new_pub, new_dst, dst.version)
         new_pub = replace(new_pub, version=dst.version + 1)

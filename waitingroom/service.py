@@ -122,6 +122,7 @@ class WaitingRoom:
         config_ttl: float = 2.0,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        room_defaults: dict[str, Any] | None = None,
     ) -> None:
         if not ticket_secrets:
             raise ValueError("at least one ticket secret is needed")
@@ -130,6 +131,7 @@ class WaitingRoom:
         self.issuer = issuer
         self.clock = clock
         self.rng = rng or random.SystemRandom()
+        self.room_defaults = dict(room_defaults or {})  # for fields a new room leaves out
         self._configs: TtlCache[RoomConfig | None] = TtlCache(config_ttl, clock)
         self._states: TtlCache[PublicState] = TtlCache(state_ttl, clock)
         self._slots: TtlCache[SettledSlot | None] = TtlCache(float("inf"), clock, size=20_000)
@@ -323,20 +325,25 @@ class WaitingRoom:
 
     # -- operators -------------------------------------------------------------------------
 
-    def put_room(self, room: str, changes: dict[str, Any]) -> tuple[RoomConfig, bool]:
-        """Create or update a room; returns (config, created). Same input, same result."""
+    def put_room(
+        self, room: str, changes: dict[str, Any], actor: str = "system", action: str = "update"
+    ) -> tuple[RoomConfig, bool]:
+        """Create or update a room; returns (config, created). Same input, same result; every
+        change is written to the room's audit trail."""
         if not valid_room_id(room):
             raise ApiError(
                 400, "invalid_room", "room ids are 1-63 lowercase letters, digits and dashes"
             )
         current = self.store.get_room_config(room, consistent=True)
         if current is None:
-            if "max_active" not in changes:
+            fields = {**self.room_defaults, **changes}
+            if "max_active" not in fields:
                 raise ApiError(422, "invalid_config", "a new room needs max_active (>= 1)")
-            slot_seconds = int(changes.get("slot_seconds", 1))
-            cfg = RoomConfig(room=room, epoch_slot=slot_of(self.clock(), slot_seconds), **changes)
+            slot_seconds = int(fields.get("slot_seconds", 1))
+            cfg = RoomConfig(room=room, epoch_slot=slot_of(self.clock(), slot_seconds), **fields)
             created = self.store.put_room_config(cfg, expected_version=None)
             self._configs.forget(room)
+            self.store.append_audit(room, actor, "create", {"config": fields})
             return created, True
         if "slot_seconds" in changes and changes["slot_seconds"] != current.slot_seconds:
             raise ApiError(422, "invalid_config", "slot_seconds is fixed when a room is created")
@@ -348,7 +355,21 @@ class WaitingRoom:
         except Conflict as exc:
             raise ApiError(409, "conflict", "the room changed meanwhile; send it again") from exc
         self._configs.forget(room)
+        diff = {k: [getattr(current, k), v] for k, v in changes.items() if getattr(current, k) != v}
+        self.store.append_audit(room, actor, action, {"changes": diff})
         return saved, False
+
+    def set_status(self, room: str, status: str, actor: str) -> RoomConfig:
+        if self.store.get_room_config(room, consistent=True) is None:
+            raise unknown_room(room)
+        action = {"paused": "pause", "open": "resume", "closed": "close"}[status]
+        cfg, _ = self.put_room(room, {"status": status}, actor=actor, action=action)
+        return cfg
+
+    def audit(self, room: str, limit: int = 50) -> list[dict[str, Any]]:
+        if self.store.get_room_config(room) is None:
+            raise unknown_room(room)
+        return self.store.list_audit(room, limit)
 
     def stats(self, room: str) -> dict[str, Any]:
         cfg = self.store.get_room_config(room, consistent=True)
@@ -372,13 +393,16 @@ class WaitingRoom:
             "joined_total": st.settled_total,
             "admissions_per_minute": round(st.admit_rate * 60, 2),
             "estimated_seconds_to_empty": eta_all,
+            "wait_seconds_p50": st.wait_p50,
+            "wait_seconds_p90": st.wait_p90,
             "updated_at": st.updated_at,
         }
 
-    def request_drain(self, room: str) -> None:
+    def request_drain(self, room: str, actor: str = "system") -> None:
         if self.store.get_room_config(room) is None:
             raise unknown_room(room)
         self.store.put_nudge(room)
+        self.store.append_audit(room, actor, "drain", {})
 
     def keep_seconds(self) -> int:
         return KEEP_SECONDS

@@ -32,6 +32,20 @@ class ApiSettings(StoreSettings):
     state_cache_seconds: float = Field(default=1.0, gt=0, le=10)
     config_cache_seconds: float = Field(default=2.0, gt=0, le=60)
     max_body_bytes: int = Field(default=16_384, ge=1024)
+    # Room defaults for fields a new room leaves out (WAITINGROOM_DEFAULT_*; infra parameters).
+    default_max_active: int | None = Field(default=None, ge=1)
+    default_max_admits_per_minute: int | None = Field(default=None, ge=0)
+    default_session_seconds: int | None = Field(default=None, ge=10)
+    default_pickup_seconds: int | None = Field(default=None, ge=5)
+    default_shards: int | None = Field(default=None, ge=1, le=256)
+
+    def room_defaults(self) -> dict[str, int]:
+        prefix = "default_"
+        return {
+            name[len(prefix) :]: value
+            for name, value in self.model_dump().items()
+            if name.startswith(prefix) and value is not None
+        }
 
     @model_validator(mode="after")
     def _need_a_ticket_secret(self) -> ApiSettings:

@@ -13,6 +13,7 @@ TTL deletes late):
   ROOM#{id}#SLOTS           / S#{slot:012d}  a settled slot: final counters, tickets before it
   ROOM#{id}#LEDGER#{seq}#{n}/ LEDGER         pickups and completions of batch seq, shard n
   ROOM#{id}#IDEM#{key}      / IDEM           join idempotency record
+  ROOM#{id}#AUDIT           / {time}#{id}    who changed what, when (operators)
   KEYS                      / JWKS           public signing keys, published by the drainer
 
 Storage code raises StoreUnavailable or Conflict, never an HTTP error.
@@ -23,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
@@ -61,6 +63,7 @@ _TRANSIENT_CODES = {
     "ResourceNotFoundException",
 }
 KEEP_SECONDS = 7 * 24 * 3600  # queue data outlives any realistic wait
+AUDIT_KEEP_SECONDS = 400 * 24 * 3600
 
 
 class StoreUnavailable(Exception):
@@ -191,6 +194,7 @@ def encode_drainer_state(st: DrainerState) -> str:
             ),
             "rates": [list(p) for p in st.rates.points],
             "max_shards": st.max_shards,
+            "waits": list(st.waits),
         },
         separators=(",", ":"),
     )
@@ -211,6 +215,7 @@ def decode_drainer_state(text: str, version: int) -> DrainerState:
         ),
         rates=RateWindow(tuple((float(t), int(n)) for t, n in d["rates"])),
         max_shards=int(d["max_shards"]),
+        waits=tuple(int(w) for w in d.get("waits", ())),
     )
 
 
@@ -702,6 +707,41 @@ class Store:
             totals[seq][0] += _int(item, "picked")
             totals[seq][1] += _int(item, "completed")
         return {seq: LedgerCounts(p, c) for seq, (p, c) in totals.items()}
+
+    # -- audit trail -----------------------------------------------------------------------
+
+    def append_audit(self, room: str, actor: str, action: str, details: dict[str, Any]) -> None:
+        now = self.clock()
+        self._call(
+            "put_item",
+            Item={
+                **_key(f"ROOM#{room}#AUDIT", f"{now:017.6f}#{uuid.uuid4().hex[:8]}"),
+                "at": _n(now),
+                "actor": _s(actor),
+                "action": _s(action),
+                "details": _s(json.dumps(details, sort_keys=True, default=str)),
+                "expires_at": _n(int(now) + AUDIT_KEEP_SECONDS),
+            },
+        )
+
+    def list_audit(self, room: str, limit: int = 50) -> list[dict[str, Any]]:
+        """The newest entries first."""
+        resp = self._call(
+            "query",
+            KeyConditionExpression="pk = :p",
+            ExpressionAttributeValues={":p": _s(f"ROOM#{room}#AUDIT")},
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        return [
+            {
+                "at": _num(i, "at"),
+                "actor": _str(i, "actor"),
+                "action": _str(i, "action"),
+                "details": json.loads(_str(i, "details", "{}")),
+            }
+            for i in resp.get("Items", [])
+        ]
 
     # -- keys ------------------------------------------------------------------------------
 
