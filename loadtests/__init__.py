@@ -1,0 +1,1 @@
+"""Load tests (Locust), the verdict of a run, and the local rehearsal."""

@@ -1,0 +1,419 @@
+"""Locust: a burst of visitors through the waiting room, an operator, and a verdict at the end.
+
+Each visitor joins once, polls its status at the server's `poll_after_seconds`, and when
+admitted calls the guarded origin a few times and completes, or abandons (before pickup, or
+after it without completing). One operator changes max_active mid-run and samples the room's
+stats. The burst shape spawns thousands of visitors within seconds, then a tail, and stops by
+itself once every visitor's journey is over (or at --max-seconds).
+
+Every event is recorded as JSON lines (--records); in distributed mode the workers send their
+records to the master, which writes the file and the verdict (see loadtests/README.md).
+
+  locust -f loadtests/locustfile.py --headless --room demo            # 127.0.0.1:8080 + :8081
+  locust -f loadtests/locustfile.py --headless --host https://wait.example.com --room launch \
+         --origin https://shop.example.com --burst-users 20000 --burst-seconds 10
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import os
+import random
+import threading
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import gevent
+from locust import FastHttpUser, LoadTestShape, events, task
+from locust.env import Environment
+from locust.runners import MasterRunner, WorkerRunner
+
+LOCAL_API = "http://127.0.0.1:8080"
+LOCAL_ORIGIN = "http://127.0.0.1:8081"
+MESSAGE = "waitingroom_records"
+
+
+@events.init_command_line_parser.add_listener
+def _options(parser: Any) -> None:
+    g = parser.add_argument_group("waiting room")
+    g.add_argument("--room", default="demo", env_var="WR_ROOM", help="room id")
+    g.add_argument(
+        "--origin",
+        default="",
+        env_var="WR_ORIGIN",
+        help="guarded origin base URL (default: 127.0.0.1:8081 for a local host, else the "
+        "room's origin_url)",
+    )
+    g.add_argument("--burst-users", type=int, default=2000, env_var="WR_BURST_USERS")
+    g.add_argument("--burst-seconds", type=float, default=5, env_var="WR_BURST_SECONDS")
+    g.add_argument("--tail-users", type=int, default=200, env_var="WR_TAIL_USERS")
+    g.add_argument("--tail-seconds", type=float, default=20, env_var="WR_TAIL_SECONDS")
+    g.add_argument(
+        "--max-seconds",
+        type=float,
+        default=300,
+        env_var="WR_MAX_SECONDS",
+        help="hard stop of the shape even if visitors are still waiting",
+    )
+    g.add_argument("--origin-calls", type=int, default=3, env_var="WR_ORIGIN_CALLS")
+    g.add_argument("--think-seconds", type=float, default=1.0, env_var="WR_THINK_SECONDS")
+    g.add_argument(
+        "--leave-before-pickup",
+        type=float,
+        default=0.05,
+        env_var="WR_LEAVE_BEFORE_PICKUP",
+        help="share of visitors who stop polling while waiting (never pick up)",
+    )
+    g.add_argument(
+        "--leave-without-complete",
+        type=float,
+        default=0.05,
+        env_var="WR_LEAVE_WITHOUT_COMPLETE",
+        help="share of admitted visitors who never call complete",
+    )
+    g.add_argument(
+        "--max-active-changes",
+        default="",
+        env_var="WR_MAX_ACTIVE_CHANGES",
+        help="operator changes as SECONDS:MAX_ACTIVE,... from the start (needs the admin key "
+        "in WAITINGROOM_ADMIN_KEY)",
+    )
+    g.add_argument("--records", default="artifacts/loadtest/records.jsonl", env_var="WR_RECORDS")
+    g.add_argument(
+        "--verdict-dir",
+        default="",
+        env_var="WR_VERDICT_DIR",
+        help="where the verdict goes (default: next to the records); 'none' skips it",
+    )
+    g.add_argument("--drained", action="store_true", help="judge unresolved tickets as lost")
+
+
+# -- records ------------------------------------------------------------------------------
+
+
+class Recorder:
+    """Buffers records; flushes them to the file (local/master) or to the master (worker)."""
+
+    def __init__(self) -> None:
+        self.buffer: list[dict[str, Any]] = []
+        self.path: Path | None = None
+        self.env: Environment | None = None
+        self.lock = threading.Lock()
+        self.joined = 0
+        self.ended = 0
+        self._flusher: Any = None
+
+    def setup(self, env: Environment) -> None:
+        self.env = env
+        if not isinstance(env.runner, WorkerRunner):
+            self.path = Path(env.parsed_options.records)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text("")
+        if isinstance(env.runner, MasterRunner):
+            env.runner.register_message(MESSAGE, lambda msg, **_: self.write(msg.data))
+
+    def emit(self, **record: Any) -> None:
+        record.setdefault("t", time.time())
+        self.buffer.append(record)
+
+    def write(self, records: list[dict[str, Any]]) -> None:
+        if not records or self.path is None:
+            return
+        for r in records:
+            if r.get("e") == "join":
+                self.joined += 1
+            elif r.get("e") == "end":
+                self.ended += 1
+        with self.lock, self.path.open("a") as f:
+            f.write("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records))
+
+    def flush(self) -> None:
+        batch, self.buffer = self.buffer, []
+        if not batch or self.env is None:
+            return
+        if isinstance(self.env.runner, WorkerRunner):
+            self.env.runner.send_message(MESSAGE, batch)
+        else:
+            self.write(batch)
+
+    def start(self) -> None:
+        def loop() -> None:
+            while True:
+                gevent.sleep(0.5)
+                self.flush()
+
+        if self._flusher is None:
+            self._flusher = gevent.spawn(loop)
+
+
+recorder = Recorder()
+_ids = itertools.count(1)
+
+
+@events.init.add_listener
+def _init(environment: Environment, **_: Any) -> None:
+    recorder.setup(environment)
+
+
+@events.test_start.add_listener
+def _start(environment: Environment, **_: Any) -> None:
+    recorder.start()
+    if not isinstance(environment.runner, WorkerRunner):
+        recorder.emit(e="run", room=environment.parsed_options.room, host=_host(environment))
+
+
+@events.test_stop.add_listener
+def _stop(environment: Environment, **_: Any) -> None:
+    recorder.flush()
+
+
+@events.request.add_listener
+def _on_request(
+    request_type: str,
+    name: str,
+    response: Any,
+    exception: BaseException | None,
+    **_: Any,
+) -> None:
+    if exception is None:
+        return
+    status = getattr(response, "status_code", 0) or 0
+    kind = type(exception).__name__ if status == 0 else str(exception)[:80]
+    recorder.emit(e="error", name=f"{request_type} {name}", status=status, kind=kind)
+
+
+@events.quitting.add_listener
+def _verdict(environment: Environment, **_: Any) -> None:
+    recorder.flush()
+    opts = environment.parsed_options
+    if isinstance(environment.runner, WorkerRunner) or opts.verdict_dir == "none":
+        return
+    from loadtests import verdict
+
+    path = Path(opts.records)
+    records = verdict.load_records(path)
+    v = verdict.analyse(records, drained=opts.drained)
+    out = Path(opts.verdict_dir) if opts.verdict_dir else path.parent
+    print(verdict.write_report(v, records, out))  # noqa: T201
+    print(f"verdict and chart: {out}/verdict.txt, {out}/chart.html")  # noqa: T201
+    if not v.passed:
+        environment.process_exit_code = 1
+
+
+def _host(env: Environment) -> str:
+    return (env.host or LOCAL_API).rstrip("/")
+
+
+def _is_loopback(url: str) -> bool:
+    return urlsplit(url).hostname in {"127.0.0.1", "localhost", "::1"}
+
+
+def _token_seq(token: str) -> int | None:
+    """The admission batch number from the token's jti (`room.seq.ticket`), unverified."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return int(str(claims["jti"]).split(".")[1])
+    except (IndexError, KeyError, ValueError):
+        return None
+
+
+# -- users --------------------------------------------------------------------------------
+
+
+class Visitor(FastHttpUser):
+    """One person: join once, wait, use the origin, complete (or abandon)."""
+
+    host = LOCAL_API  # only ever a loopback address unless --host says otherwise
+    weight = 100
+    network_timeout = 30.0
+    connection_timeout = 10.0
+
+    def on_start(self) -> None:
+        self.done = False
+
+    def wait_time(self) -> float:
+        return 3600.0  # one journey per visitor; afterwards the user idles until the run ends
+
+    @task
+    def journey(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        opts = self.environment.parsed_options
+        worker = getattr(self.environment.runner, "client_id", "local")
+        vid = f"{worker}-{os.getpid()}-{next(_ids)}"
+        rng = random.Random()
+        plan = "complete"
+        r = rng.random()
+        if r < opts.leave_before_pickup:
+            plan = "leave_before_pickup"
+        elif r < opts.leave_before_pickup + opts.leave_without_complete:
+            plan = "leave_without_complete"
+        outcome = "error"
+        try:
+            outcome = self._journey(vid, plan, rng, opts)
+        except gevent.GreenletExit:
+            outcome = "stopped"
+            raise
+        finally:
+            recorder.emit(e="end", v=vid, outcome=outcome)
+
+    def _journey(self, vid: str, plan: str, rng: random.Random, opts: Any) -> str:
+        room = opts.room
+        t0 = time.time()
+        with self.client.post(
+            f"/rooms/{room}/join", name="join", catch_response=True, json={}
+        ) as resp:
+            if resp.status_code != 201:
+                resp.failure(f"join answered {resp.status_code}")
+                return "join_failed"
+            body = resp.json()
+        ticket = body["ticket"]
+        recorder.emit(e="join", v=vid, t0=t0, number=body["number"], ticket=ticket, plan=plan)
+        auth = {"Authorization": f"Bearer {ticket}"}
+        poll_after = float(body.get("poll_after_seconds") or 1)
+        polls_left = rng.randint(0, 4) if plan == "leave_before_pickup" else None
+        while True:
+            if polls_left is not None:
+                if polls_left == 0:
+                    return "left_waiting"
+                polls_left -= 1
+            gevent.sleep(poll_after * rng.uniform(0.9, 1.1))
+            with self.client.get(
+                f"/rooms/{room}/status", headers=auth, name="status", catch_response=True
+            ) as resp:
+                if resp.status_code == 410:
+                    resp.success()  # reclaimed: an expected answer, judged by the verdict
+                    return "gone"
+                if resp.status_code != 200:
+                    resp.failure(f"status answered {resp.status_code}")
+                    if resp.status_code >= 500 or resp.status_code == 0:
+                        poll_after = 2.0
+                        continue
+                    return "error"
+                body = resp.json()
+            if body.get("state") == "admitted":
+                break
+            poll_after = float(body.get("poll_after_seconds") or 1)
+        token = body["token"]
+        recorder.emit(e="admit", v=vid, exp=body["expires_at"], seq=_token_seq(token))
+        origin = opts.origin or (
+            LOCAL_ORIGIN if _is_loopback(_host(self.environment)) else body.get("origin_url", "")
+        )
+        bearer = {"Authorization": f"Bearer {token}"}
+        for _ in range(opts.origin_calls):
+            if origin:
+                with self.client.get(
+                    f"{origin.rstrip('/')}/api/hello",
+                    headers=bearer,
+                    name="origin /api/hello",
+                    catch_response=True,
+                ) as resp:
+                    if resp.status_code != 200:
+                        resp.failure(f"origin answered {resp.status_code}")
+            gevent.sleep(opts.think_seconds * rng.uniform(0.5, 1.5))
+        if plan == "leave_without_complete":
+            return "left_active"
+        with self.client.post(
+            f"/rooms/{room}/complete", headers=bearer, name="complete", catch_response=True
+        ) as resp:
+            if resp.status_code != 204:
+                resp.failure(f"complete answered {resp.status_code}")
+                return "error"
+        return "completed"
+
+
+class Operator(FastHttpUser):
+    """One per run (also in distributed mode): changes max_active on schedule, samples stats."""
+
+    host = LOCAL_API
+    fixed_count = 1
+
+    def on_start(self) -> None:
+        self.key = os.environ.get("WAITINGROOM_ADMIN_KEY", "")
+        self.started = time.time()
+        changes = self.environment.parsed_options.max_active_changes
+        self.changes = sorted(
+            (float(s), int(m)) for s, m in (c.split(":") for c in changes.split(",") if c)
+        )
+        if self.key:
+            stats = self._stats()
+            if stats:
+                recorder.emit(e="config", max_active=stats["max_active"])
+
+    def wait_time(self) -> float:
+        return 1.0
+
+    def _stats(self) -> dict[str, Any] | None:
+        room = self.environment.parsed_options.room
+        with self.client.get(
+            f"/admin/rooms/{room}/stats",
+            headers={"Authorization": f"Bearer {self.key}"},
+            name="admin stats",
+            catch_response=True,
+        ) as resp:
+            if resp.status_code != 200:
+                resp.failure(f"stats answered {resp.status_code}")
+                return None
+            data: dict[str, Any] = resp.json()
+            return data
+
+    @task
+    def operate(self) -> None:
+        if not self.key:
+            return
+        room = self.environment.parsed_options.room
+        elapsed = time.time() - self.started
+        while self.changes and self.changes[0][0] <= elapsed:
+            _, max_active = self.changes.pop(0)
+            with self.client.put(
+                f"/admin/rooms/{room}",
+                json={"max_active": max_active},
+                headers={"Authorization": f"Bearer {self.key}"},
+                name="admin set max_active",
+                catch_response=True,
+            ) as resp:
+                if resp.status_code == 200:
+                    recorder.emit(e="config", max_active=max_active)
+                else:
+                    resp.failure(f"put room answered {resp.status_code}")
+        stats = self._stats()
+        if stats:
+            recorder.emit(
+                e="stats",
+                waiting=stats["waiting"],
+                active=stats["active"],
+                admitted_total=stats["admitted_total"],
+                max_active=stats["max_active"],
+            )
+
+
+class Burst(LoadTestShape):
+    """--burst-users within --burst-seconds, then --tail-users over --tail-seconds; stops when
+    every visitor's journey is over, or at --max-seconds."""
+
+    use_common_options = False
+
+    def tick(self) -> tuple[int, float] | None:
+        opts = self.runner.environment.parsed_options if self.runner else None
+        if opts is None:
+            return None
+        t = self.get_run_time()
+        burst, tail = opts.burst_users, opts.tail_users
+        total = burst + tail
+        if t > opts.max_seconds:
+            return None
+        spawn_done = t > opts.burst_seconds + opts.tail_seconds
+        if spawn_done and recorder.ended >= total:
+            return None
+        if t < opts.burst_seconds:
+            return burst + 1, max(1.0, burst / max(opts.burst_seconds, 0.1))
+        if t < opts.burst_seconds + opts.tail_seconds:
+            done = (t - opts.burst_seconds) / max(opts.tail_seconds, 0.1)
+            return burst + 1 + int(tail * done), max(1.0, tail / max(opts.tail_seconds, 0.1))
+        return total + 1, max(1.0, tail / max(opts.tail_seconds, 0.1))

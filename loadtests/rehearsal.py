@@ -1,0 +1,280 @@
+"""A local rehearsal: the whole stack on free ports, a burst of visitors, a verdict. One command:
+
+  make rehearsal            # or: .venv/bin/python -m loadtests.rehearsal [--visitors 2000]
+
+Starts `waitingroom.devstack.run(...)` in a subprocess (DynamoDB Local, API, drainer ticking
+every second, guarded demo origin), creates a room sized to drain in a couple of minutes, runs
+Locust headless with the burst shape (loadtests/locustfile.py), waits until the room is empty,
+asks the API about every ticket whose visitor left without an answer (reclaimed, or lost?), then
+writes the verdict under artifacts/rehearsal/ and stops everything. Exit code 1 when a promise
+was broken.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from loadtests import verdict
+from waitingroom import local
+
+ROOT = Path(__file__).resolve().parent.parent
+ROOM = "rehearsal"
+
+_STACK = """
+import sys
+from pathlib import Path
+from waitingroom import devstack
+devstack.DEV_DIR = Path(sys.argv[1])
+sys.exit(devstack.run(port=int(sys.argv[2]), origin_port=int(sys.argv[3]),
+                      db_port=int(sys.argv[4])))
+"""
+
+
+def _http(
+    method: str, url: str, key: str | None = None, body: Any = None, timeout: float = 10
+) -> tuple[int, Any]:
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - loopback only
+            raw = resp.read()
+            return resp.status, json.loads(raw) if raw else None
+    except urllib.error.HTTPError as exc:
+        raw = exc.read()
+        try:
+            return exc.code, json.loads(raw) if raw else None
+        except ValueError:
+            return exc.code, raw.decode(errors="replace")
+
+
+def _wait_for(url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if _http("GET", url, timeout=2)[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
+
+
+def wait_drained(api: str, key: str, settle_seconds: float, timeout: float) -> bool:
+    """True once nobody waits and the pickup window of the last admission has closed."""
+    deadline = time.monotonic() + timeout
+    last_admitted, quiet_since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        status, stats = _http("GET", f"{api}/admin/rooms/{ROOM}/stats", key)
+        if status == 200:
+            if stats["admitted_total"] != last_admitted:
+                last_admitted, quiet_since = stats["admitted_total"], time.monotonic()
+            if stats["waiting"] == 0 and time.monotonic() - quiet_since >= settle_seconds:
+                return True
+        time.sleep(1)
+    return False
+
+
+def audit(api: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Ask the API once about each ticket whose visitor got neither a token nor a 410."""
+    admitted = {r["v"] for r in records if r.get("e") == "admit"}
+    gone = {r["v"] for r in records if r.get("e") == "end" and r.get("outcome") == "gone"}
+    out = []
+    for r in records:
+        if r.get("e") != "join" or r["v"] in admitted or r["v"] in gone:
+            continue
+        req = urllib.request.Request(  # noqa: S310 - loopback only
+            f"{api}/rooms/{ROOM}/status", headers={"Authorization": f"Bearer {r['ticket']}"}
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
+                state = json.loads(resp.read()).get("state")
+                result = "admitted" if state == "admitted" else "waiting"
+        except urllib.error.HTTPError as exc:
+            result = "reclaimed" if exc.code == 410 else f"http {exc.code}"
+        out.append({"e": "audit", "v": r["v"], "result": result, "t": time.time()})
+    return out
+
+
+def warm_up(api: str, origin: str, key: str, timeout: float = 30) -> None:
+    """One visitor end to end before the burst, so the origin has loaded the public keys (a
+    deployed origin is warm when the doors open; this is not part of the judged run)."""
+    status, joined = _http("POST", f"{api}/rooms/{ROOM}/join", body={})
+    if status != 201:
+        raise RuntimeError(f"warm-up join answered {status} {joined}")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _http("POST", f"{api}/admin/rooms/{ROOM}/drain", key)
+        req = urllib.request.Request(  # noqa: S310 - loopback only
+            f"{api}/rooms/{ROOM}/status", headers={"Authorization": f"Bearer {joined['ticket']}"}
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
+            body = json.loads(resp.read())
+        if body["state"] == "admitted":
+            bearer = {"Authorization": f"Bearer {body['token']}"}
+            hello = urllib.request.Request(f"{origin}/api/hello", headers=bearer)  # noqa: S310
+            with urllib.request.urlopen(hello, timeout=10):  # noqa: S310
+                pass
+            done = urllib.request.Request(  # noqa: S310
+                f"{api}/rooms/{ROOM}/complete", method="POST", headers=bearer
+            )
+            with urllib.request.urlopen(done, timeout=10):  # noqa: S310
+                return
+        time.sleep(1)
+    raise TimeoutError("the warm-up visitor was not admitted in time")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--visitors", type=int, default=2000, help="visitors in the burst")
+    p.add_argument("--burst-seconds", type=float, default=5)
+    p.add_argument("--tail", type=int, default=200, help="visitors in the tail after the burst")
+    p.add_argument("--tail-seconds", type=float, default=20)
+    p.add_argument("--max-active", type=int, default=150)
+    p.add_argument(
+        "--max-active-changes",
+        default="30:250,75:150",
+        help="operator changes, SECONDS:MAX_ACTIVE,... ('' for none)",
+    )
+    p.add_argument("--session-seconds", type=int, default=20)
+    p.add_argument("--pickup-seconds", type=int, default=15)
+    p.add_argument("--max-seconds", type=float, default=170, help="cap on the Locust run")
+    p.add_argument("--out", type=Path, default=ROOT / "artifacts" / "rehearsal")
+    args = p.parse_args(argv)
+
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    records_path = out / "records.jsonl"
+    api_port, origin_port, db_port = local.free_port(), local.free_port(), local.free_port()
+    api, origin = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{origin_port}"
+    key = secrets.token_urlsafe(24)
+    env = {
+        **os.environ,
+        "WAITINGROOM_ADMIN_KEY": key,
+        "WAITINGROOM_TICK_SECONDS": "1",
+        "DEMO_ROOMS": f"demo,{ROOM}",
+        "WAITINGROOM_LOG_LEVEL": "WARNING",
+    }
+    started = time.monotonic()
+    stack_log = (out / "stack.log").open("w")
+    stack = subprocess.Popen(  # noqa: S603 - fixed argv
+        [
+            sys.executable,
+            "-c",
+            _STACK,
+            str(out / "stack"),
+            str(api_port),
+            str(origin_port),
+            str(db_port),
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=stack_log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        _wait_for(f"{origin}/health", 90)
+        status, body = _http(
+            "PUT",
+            f"{api}/admin/rooms/{ROOM}",
+            key,
+            {
+                "max_active": args.max_active,
+                "session_seconds": args.session_seconds,
+                "pickup_seconds": args.pickup_seconds,
+                "origin_url": f"{origin}/",
+            },
+        )
+        if status not in (200, 201):
+            raise RuntimeError(f"could not create the room: {status} {body}")
+        warm_up(api, origin, key)
+        print(f"stack up in {time.monotonic() - started:.0f} s: API {api}, origin {origin}")  # noqa: T201
+        print(  # noqa: T201
+            f"running {args.visitors} visitors in {args.burst_seconds:.0f} s + {args.tail} over "
+            f"{args.tail_seconds:.0f} s, max_active {args.max_active} "
+            f"(changes: {args.max_active_changes or 'none'})",
+            flush=True,
+        )
+        locust = subprocess.run(  # noqa: S603 - fixed argv
+            [
+                sys.executable,
+                "-m",
+                "locust",
+                "-f",
+                str(ROOT / "loadtests" / "locustfile.py"),
+                "--headless",
+                "--only-summary",
+                "--loglevel",
+                "WARNING",
+                "--host",
+                api,
+                "--origin",
+                origin,
+                "--room",
+                ROOM,
+                "--burst-users",
+                str(args.visitors),
+                "--burst-seconds",
+                str(args.burst_seconds),
+                "--tail-users",
+                str(args.tail),
+                "--tail-seconds",
+                str(args.tail_seconds),
+                "--max-seconds",
+                str(args.max_seconds),
+                "--max-active-changes",
+                args.max_active_changes,
+                "--records",
+                str(records_path),
+                "--verdict-dir",
+                "none",
+                "--stop-timeout",
+                "5",
+            ],
+            env=env,
+            cwd=ROOT,
+            stdout=(out / "locust.log").open("w"),
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
+        print(f"locust finished (exit {locust.returncode}); waiting for the room to drain")  # noqa: T201
+        drained = wait_drained(api, key, args.pickup_seconds + 4, timeout=90)
+        records = verdict.load_records(records_path)
+        audits = audit(api, records)
+        with records_path.open("a") as f:
+            f.writelines(json.dumps(a) + "\n" for a in audits)
+        records += audits
+    finally:
+        if stack.poll() is None:
+            stack.send_signal(signal.SIGTERM)
+            try:
+                stack.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                stack.kill()
+        stack_log.close()
+    v = verdict.analyse(records, drained=drained)
+    print(verdict.write_report(v, records, out))  # noqa: T201
+    print(  # noqa: T201
+        f"\nrehearsal took {time.monotonic() - started:.0f} s; verdict, chart and records in "
+        f"{out}/ (verdict.txt, chart.html, records.jsonl; Locust log: locust.log)"
+    )
+    if not drained:
+        print("note: the room was not empty at the end; unresolved tickets are not judged")  # noqa: T201
+    return 0 if v.passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
