@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from waitingroom.observability import MetricsBuffer, emit_emf, emit_nothing
 from waitingroom.page import render_waiting_page
 from waitingroom.service import Admitted, ApiError, Waiting, WaitingRoom
 from waitingroom.settings import ApiSettings, get_api_settings
@@ -54,6 +55,7 @@ def get_room_service() -> WaitingRoom:
         state_ttl=settings.state_cache_seconds,
         config_ttl=settings.config_cache_seconds,
         room_defaults=settings.room_defaults(),
+        metrics=MetricsBuffer("api", emit_emf if settings.metrics_enabled() else emit_nothing),
     )
 
 
@@ -232,12 +234,22 @@ def create_app(max_body_bytes: int = 16_384) -> FastAPI:
         responses=ERRORS,
     )
 
+    def count_error(request: Request, name: str) -> None:
+        factory = request.app.dependency_overrides.get(get_room_service, get_room_service)
+        try:
+            service: WaitingRoom = factory()
+        except Exception:  # not configured: nothing to count with
+            return
+        service.metrics.count(request.path_params.get("room", "-"), name)
+
     @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        count_error(request, "errors_4xx" if exc.status < 500 else "errors_5xx")
         return _error(exc.status, exc.code, exc.message, exc.headers)
 
     @app.exception_handler(StoreUnavailable)
-    async def _unavailable(_: Request, exc: StoreUnavailable) -> JSONResponse:
+    async def _unavailable(request: Request, exc: StoreUnavailable) -> JSONResponse:
+        count_error(request, "unavailable")
         log.warning("store unavailable", extra={"reason": str(exc)})
         return _error(
             503,

@@ -115,7 +115,7 @@ def run(
             subprocess.Popen(
                 [
                     *uvicorn,
-                    "waitingroom.api:create_app",
+                    "waitingroom.handler:local_app",
                     "--host",
                     "127.0.0.1",
                     "--port",

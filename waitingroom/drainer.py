@@ -40,6 +40,7 @@ from waitingroom.domain import (
     percentile,
     take_tickets,
 )
+from waitingroom.observability import MetricsBuffer, configure_logging, emit_emf, emit_nothing
 from waitingroom.settings import DrainerSettings, get_drainer_settings
 from waitingroom.store import (
     KEEP_SECONDS,
@@ -79,6 +80,7 @@ class Drainer:
         owner: str | None = None,
         lease_seconds: float = 30.0,
         clock: Callable[[], float] = time.time,
+        metrics: MetricsBuffer | None = None,
     ) -> None:
         self.store = store
         self._load_keys = keys
@@ -87,6 +89,8 @@ class Drainer:
         self.owner = owner or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
         self.lease_seconds = lease_seconds
         self.clock = clock
+        # emitted after every tick: a drainer writes one EMF line per room per tick
+        self.metrics = metrics or MetricsBuffer("drainer", flush_seconds=0, clock=clock)
 
     # -- keys ------------------------------------------------------------------------------
 
@@ -246,7 +250,18 @@ class Drainer:
         )
         if n or settled or acc.newly_reclaimed or acc.newly_completed:
             log.info("tick", extra={"report": _as_dict(report)})
+        self._record(report, new_settled)
         return report
+
+    def _record(self, report: TickReport, joined: int) -> None:
+        m = self.metrics
+        m.gauge(report.room, "active", report.active)
+        m.gauge(report.room, "waiting", report.waiting)
+        m.gauge(report.room, "admissions", report.admitted)
+        m.gauge(report.room, "joins", joined)
+        m.gauge(report.room, "reclaimed", report.reclaimed)
+        m.gauge(report.room, "completed", report.completed)
+        m.flush()
 
     def _materialise(
         self, cfg: RoomConfig, pub: PublicState, dst: DrainerState
@@ -378,16 +393,19 @@ def get_drainer() -> Drainer:
     """Built once per container, on first use (never at import)."""
     settings = get_drainer_settings()
     store = Store(make_client(settings), settings.table)
+    emit = emit_emf if settings.metrics_enabled() else emit_nothing
     return Drainer(
         store,
         lambda: load_keyset(settings),
         issuer=settings.issuer,
         lease_seconds=settings.lease_seconds,
+        metrics=MetricsBuffer("drainer", emit, flush_seconds=0),
     )
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """EventBridge, every minute: tick every few seconds until just before the next run."""
+    configure_logging()
     settings = get_drainer_settings()
     drainer = get_drainer()
     drainer.refresh_keys()  # picks up a rotated key once a minute
@@ -399,7 +417,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 def main() -> None:  # pragma: no cover - the local loop, `python -m waitingroom.drainer`
-    logging.basicConfig(level=os.environ.get("WAITINGROOM_LOG_LEVEL", "INFO"))
+    configure_logging(os.environ.get("WAITINGROOM_LOG_LEVEL", "INFO"))
     settings = get_drainer_settings()
     drainer = get_drainer()
     drainer.refresh_keys()

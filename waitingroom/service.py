@@ -26,6 +26,7 @@ from waitingroom.domain import (
     queue_number,
     slot_of,
 )
+from waitingroom.observability import MetricsBuffer
 from waitingroom.store import KEEP_SECONDS, Conflict, Store, StoreUnavailable
 from waitingroom.tokens import (
     BadTicket,
@@ -123,6 +124,7 @@ class WaitingRoom:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         room_defaults: dict[str, Any] | None = None,
+        metrics: MetricsBuffer | None = None,
     ) -> None:
         if not ticket_secrets:
             raise ValueError("at least one ticket secret is needed")
@@ -132,6 +134,7 @@ class WaitingRoom:
         self.clock = clock
         self.rng = rng or random.SystemRandom()
         self.room_defaults = dict(room_defaults or {})  # for fields a new room leaves out
+        self.metrics = metrics or MetricsBuffer("api", clock=clock)
         self._configs: TtlCache[RoomConfig | None] = TtlCache(config_ttl, clock)
         self._states: TtlCache[PublicState] = TtlCache(state_ttl, clock)
         self._slots: TtlCache[SettledSlot | None] = TtlCache(float("inf"), clock, size=20_000)
@@ -187,6 +190,7 @@ class WaitingRoom:
             if existing is not None:
                 return self._joined(cfg, existing)
         ticket = self._take_number(cfg)
+        self.metrics.count(room, "joins")
         text = sign_ticket(self.secrets[0], ticket)
         if idempotency_key is not None:
             text = self.store.put_idempotent(room, idempotency_key, text, 24 * 3600)
@@ -241,6 +245,7 @@ class WaitingRoom:
             # the slot (another container settled it): poll again shortly.
             return self._estimate(cfg, st, ticket)
         rank = ss.rank_of(ticket.k, ticket.shard)
+        self.metrics.count(room, "polls")
         if rank >= st.consumed:
             position = rank - st.consumed + 1
             eta = eta_seconds(position, st.admit_rate, cfg.fallback_rate())
@@ -278,6 +283,8 @@ class WaitingRoom:
                     raise ApiError(
                         410, "expired", "this ticket was admitted but not picked up in time"
                     ) from None
+            else:
+                self.metrics.count(cfg.room, "pickups")
             return Admitted(item.token, int(item.expires_at), cfg.origin_url)
         if item.state == "picked" and item.expires_at > now:
             return Admitted(item.token, int(item.expires_at), cfg.origin_url)
@@ -305,6 +312,7 @@ class WaitingRoom:
         item = self.store.get_ticket(cfg.room, slot, shard, k)
         if item is None or item.state != "picked":
             return  # nothing holds a place: completing is a no-op (idempotent)
+        self.metrics.count(room, "completions")
         try:
             self.store.complete(
                 room, item, ledger_shard_of(f"{slot}.{shard}.{k}", item.ledger_shards), now

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from typing import Literal
 
@@ -19,6 +20,13 @@ class StoreSettings(BaseSettings):
         default="us-east-1", validation_alias=AliasChoices("WAITINGROOM_REGION", "AWS_REGION")
     )
     issuer: str = "waitingroom"
+    # CloudWatch EMF metrics: "auto" emits them when running in Lambda.
+    metrics: Literal["auto", "emf", "off"] = "auto"
+
+    def metrics_enabled(self) -> bool:
+        if self.metrics == "auto":
+            return bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
+        return self.metrics == "emf"
 
 
 class ApiSettings(StoreSettings):

@@ -11,6 +11,7 @@ from tests.conftest import Api, FakeClock
 from waitingroom.api import create_app, get_room_service
 from waitingroom.domain import SETTLE_DELAY_SECONDS
 from waitingroom.drainer import Drainer
+from waitingroom.observability import MetricsBuffer
 from waitingroom.service import WaitingRoom
 from waitingroom.settings import ApiSettings, get_api_settings
 from waitingroom.store import Store
@@ -101,3 +102,35 @@ def test_stats_report_time_in_queue(
     assert stats["wait_seconds_p90"] >= stats["wait_seconds_p50"]
     assert stats["admissions_per_minute"] > 0
     assert stats["estimated_seconds_to_empty"] is not None
+
+
+def test_joins_polls_and_admissions_reach_the_metrics(
+    store: Store, clock: FakeClock, make_drainer: Any
+) -> None:
+    emitted: list[tuple[str, str, dict[str, float], dict[str, float]]] = []
+
+    def emit(service: str, room: str, c: Any, g: Any) -> None:
+        emitted.append((service, room, dict(c), dict(g)))
+
+    api_metrics = MetricsBuffer("api", emit, flush_seconds=60, clock=clock)
+    svc = WaitingRoom(store, [b"x" * 32], issuer="waitingroom", clock=clock, metrics=api_metrics)
+    svc.put_room("m", {"max_active": 1})
+    tickets = [svc.join("m", None) for _ in range(3)]
+    clock.advance(1 + SETTLE_DELAY_SECONDS)
+    drainer: Drainer = make_drainer()
+    drainer.metrics = MetricsBuffer("drainer", emit, flush_seconds=0, clock=clock)
+    drainer.tick_room("m")
+    assert emitted[-1][:2] == ("drainer", "m")
+    gauges = emitted[-1][3]
+    assert {k: gauges[k] for k in ("admissions", "waiting", "active", "joins")} == {
+        "admissions": 1,
+        "waiting": 2,
+        "active": 1,
+        "joins": 3,
+    }
+    clock.advance(1.01)
+    for t in tickets:
+        svc.poll("m", t.ticket)
+    clock.advance(60)
+    api_metrics.flush()
+    assert emitted[-1] == ("api", "m", {"joins": 3.0, "polls": 3.0, "pickups": 1.0}, {})
