@@ -46,3 +46,17 @@ test: setup check
 
 clean:
 	rm -rf $(VENV) .cache .dev .mypy_cache .pytest_cache .ruff_cache
+
+# Load tests and benchmarks (loadtests/README.md, BENCHMARKS.md): not part of `make test`.
+LOAD_STAMP := $(VENV)/.load-stamp
+
+$(LOAD_STAMP): pyproject.toml | $(STAMP)
+	$(BIN)/pip install -q -e '.[dev,load]'
+	touch $@
+
+.PHONY: rehearsal bench
+rehearsal: setup $(LOAD_STAMP)
+	$(BIN)/python -m loadtests.rehearsal
+
+bench: setup $(LOAD_STAMP)
+	$(BIN)/python -m bench

@@ -316,7 +316,8 @@ def analyse(
             stats.append(r)
         elif kind == "error":
             status = r.get("status") or 0
-            errors[f"{r.get('name', '?')} {status or ''} {r.get('kind', '')}".strip()] += 1
+            label = " ".join(str(x) for x in (r.get("name", "?"), status, r.get("kind")) if x)
+            errors[label] += 1
             if int(status) >= 500:
                 v.server_errors += 1
             elif not status:

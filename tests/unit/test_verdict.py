@@ -1,0 +1,172 @@
+"""The load-test verdict's maths: fairness, overlap, over-admission, lost tickets, 5xx."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from typing import Any
+
+import pytest
+
+from loadtests.verdict import (
+    Limits,
+    analyse,
+    kendall_tau_b,
+    kendall_tau_untied,
+    largest_displacement,
+    max_overlap,
+    over_admissions,
+    percentile,
+    render_html,
+    render_text,
+    timeline,
+)
+
+
+def _sign(a: float) -> int:
+    return (a > 0) - (a < 0)
+
+
+def brute_tau_b(x: list[int], y: list[int]) -> float:
+    c = d = tx = ty = 0
+    for i, j in itertools.combinations(range(len(x)), 2):
+        sx, sy = _sign(x[i] - x[j]), _sign(y[i] - y[j])
+        if sx == 0 and sy == 0:
+            continue
+        if sx == 0:
+            tx += 1
+        elif sy == 0:
+            ty += 1
+        elif sx == sy:
+            c += 1
+        else:
+            d += 1
+    return float((c - d) / ((c + d + tx) * (c + d + ty)) ** 0.5)
+
+
+def test_kendall_tau_b_matches_the_definition_with_ties() -> None:
+    rng = random.Random(7)
+    for _ in range(30):
+        n = rng.randint(2, 60)
+        x = [rng.randint(0, 10) for _ in range(n)]
+        y = [rng.randint(0, 5) for _ in range(n)]
+        if len(set(x)) > 1 and len(set(y)) > 1:
+            assert kendall_tau_b(x, y) == pytest.approx(brute_tau_b(x, y))
+
+
+def test_kendall_tau_extremes() -> None:
+    assert kendall_tau_b([1, 2, 3, 4], [1, 2, 3, 4]) == pytest.approx(1.0)
+    assert kendall_tau_b([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    # perfectly fair admission in batches: untied pairs all concordant, tau-b below 1
+    numbers, ticks = [1, 2, 3, 4, 5, 6], [1, 1, 1, 2, 2, 2]
+    assert kendall_tau_untied(numbers, ticks) == 1.0
+    assert kendall_tau_b(numbers, ticks) < 1.0
+    assert kendall_tau_untied([1, 2, 3], [2, 1, 3]) == pytest.approx(1 / 3)
+    assert kendall_tau_b([1], [1]) == 1.0
+
+
+def test_largest_displacement_is_zero_within_a_batch() -> None:
+    assert largest_displacement([(1, 1), (2, 1), (3, 2), (4, 2)]) == 0
+    assert largest_displacement([(2, 1), (1, 1), (4, 2), (3, 2)]) == 0
+    # number 5 was admitted in the first tick: rank 4 in join order, batch ranks 0..1
+    assert largest_displacement([(5, 1), (1, 1), (2, 2), (3, 2), (4, 2)]) == 3
+    assert largest_displacement([]) == 0
+
+
+def test_overlap_and_percentiles() -> None:
+    assert max_overlap([(0, 10), (5, 15), (10, 20)]) == (2, 5)  # an end frees before a start
+    assert max_overlap([]) == (0, 0.0)
+    assert percentile([3, 1, 2, 4], 50) == 2
+    assert percentile([3, 1, 2, 4], 90) == 4
+    assert percentile([], 50) is None
+
+
+def test_limits_allow_the_largest_recent_value() -> None:
+    limits = Limits([(0, 10), (100, 5)])
+    assert limits.at(50) == 10 and limits.at(100) == 5
+    assert limits.allowed(110, lag=20) == 10  # the lowered value is not in force yet
+    assert limits.allowed(130, lag=20) == 5
+    bad = over_admissions([(t, 1000) for t in range(6)], Limits([(0, 5)]), lag=0)
+    assert [(o.t, o.open_sessions, o.allowed) for o in bad] == [(5, 6, 5)]
+
+
+def visitor(
+    v: int, joined: float, admitted: float | None, seq: int = 1, outcome: str = "completed"
+) -> list[dict[str, Any]]:
+    recs: list[dict[str, Any]] = [
+        {"e": "join", "v": str(v), "t0": joined, "t": joined, "number": v, "ticket": f"t{v}"}
+    ]
+    if admitted is not None:
+        recs.append({"e": "admit", "v": str(v), "t": admitted, "exp": admitted + 60, "seq": seq})
+        recs.append({"e": "end", "v": str(v), "t": admitted + 5, "outcome": outcome})
+    return recs
+
+
+def run(*visitors: list[dict[str, Any]], max_active: int = 2) -> list[dict[str, Any]]:
+    recs: list[dict[str, Any]] = [
+        {"e": "run", "t": 0.0, "room": "r", "host": "http://127.0.0.1:1"},
+        {"e": "config", "t": 0.0, "max_active": max_active},
+    ]
+    for v in visitors:
+        recs += v
+    return recs
+
+
+def test_a_fair_run_passes_and_reports() -> None:
+    recs = run(
+        visitor(1, 0, 10, seq=1),
+        visitor(2, 1, 10, seq=1),
+        visitor(3, 2, 20, seq=2),
+        visitor(4, 3, 20, seq=2),
+        visitor(5, 4, None),
+        [{"e": "end", "v": "5", "t": 6, "outcome": "left_waiting"}],
+        [{"e": "audit", "v": "5", "result": "reclaimed"}],
+        [
+            {
+                "e": "stats",
+                "t": 10.0,
+                "waiting": 2,
+                "active": 2,
+                "admitted_total": 2,
+                "max_active": 2,
+            }
+        ],
+    )
+    v = analyse(recs, drained=True)
+    assert v.passed, v.failures
+    assert (v.visitors_joined, v.admitted, v.completed) == (5, 4, 4)
+    assert v.reclaimed_by_audit == 1 and v.lost_tickets == 0
+    assert v.max_concurrent_at_origin == 2 and v.over_admissions == 0
+    assert v.kendall_tau_number == 1.0 and v.largest_displacement == 0
+    assert (v.largest_batch, v.batches) == (2, 2)
+    assert v.queue_p50 == 10 and v.queue_p90 == 18  # waits 9, 10, 17, 18
+    text = render_text(v)
+    assert text.startswith("VERDICT: PASS")
+    series = timeline(recs)
+    assert max(y for _, y in series["active at origin (visitors)"]) == 2
+    assert "<svg" in render_html(v, series) and "<script" not in render_html(v, series)
+
+
+def test_over_admission_fails() -> None:
+    recs = run(visitor(1, 0, 10), visitor(2, 0, 11), visitor(3, 0, 12), max_active=2)
+    v = analyse(recs)
+    assert not v.passed
+    assert v.over_admissions == 1 and v.max_concurrent_at_origin == 3
+    assert any("over-admission" in f for f in v.failures)
+
+
+def test_a_ticket_neither_admitted_nor_reclaimed_is_lost_only_in_a_drained_run() -> None:
+    recs = run(visitor(1, 0, 10), visitor(2, 0, None))
+    assert analyse(recs, drained=False).passed
+    assert analyse(recs, drained=False).unresolved == 1
+    v = analyse(recs, drained=True)
+    assert v.lost_tickets == 1 and not v.passed
+
+
+def test_any_5xx_fails_and_errors_are_grouped() -> None:
+    err = {"e": "error", "t": 1.0, "name": "GET status", "status": 503, "kind": "x"}
+    timeout = {"e": "error", "t": 1.0, "name": "GET status", "status": 0, "kind": "Timeout"}
+    v = analyse(run(visitor(1, 0, 10), [err, err, timeout]))
+    assert not v.passed and v.server_errors == 2 and v.transport_errors == 1
+    assert v.errors == {"GET status 503 x": 2, "GET status Timeout": 1}
+    assert not analyse([]).passed  # nothing joined: nothing was tested
