@@ -1,0 +1,113 @@
+"""The waiting page as HTML: self-contained, escaped, accessible (the browser test runs it)."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+import pytest
+
+from waitingroom.page import render_waiting_page
+
+
+class _Collect(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+        self._in_script = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+        if tag == "script":
+            self._in_script += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "script":
+            self._in_script -= 1
+
+    def handle_data(self, data: str) -> None:
+        if not self._in_script:
+            self.text.append(data)
+
+    def with_attr(self, name: str) -> list[tuple[str, dict[str, str | None]]]:
+        return [(t, a) for t, a in self.tags if name in a]
+
+
+def _parse(room: str) -> _Collect:
+    parser = _Collect()
+    parser.feed(render_waiting_page(room))
+    parser.close()
+    return parser
+
+
+def test_the_page_loads_nothing_from_elsewhere() -> None:
+    page = render_waiting_page("demo")
+    parsed = _parse("demo")
+    for tag, attrs in parsed.tags:
+        for name in ("src", "href", "action", "srcset", "poster", "data"):
+            value = attrs.get(name)
+            if value is not None and value != "data:,":  # the empty icon: no request at all
+                assert "//" not in value and ":" not in value, f"<{tag} {name}={value!r}>"
+    links = [a for t, a in parsed.tags if t == "link"]
+    assert links == [{"rel": "icon", "href": "data:,"}], "no stylesheets, icon files or fonts"
+    assert not [t for t, a in parsed.tags if t == "script" and "src" in a]
+    assert re.search(r"https?://", page) is None
+    assert "@import" not in page and "@font-face" not in page
+    assert re.search(r"url\(", page) is None
+
+
+def test_the_script_calls_only_the_rooms_own_routes() -> None:
+    page = render_waiting_page("demo")
+    calls = re.findall(r'request\("([^"]+)"', page)
+    assert sorted(set(calls)) == ["/join", "/status"]
+    assert "Idempotency-Key" in page
+    assert '"Authorization": "Bearer "' in page
+    assert "waitingroom:ticket:" in page
+
+
+@pytest.mark.parametrize(
+    "room",
+    [
+        '"><script>alert(1)</script>',
+        "</script><img src=x onerror=alert(1)>",
+        "a' onmouseover='alert(1)",
+        "__WAITINGROOM_ROOM__",
+        "&amp;",
+    ],
+)
+def test_a_hostile_room_name_stays_text(room: str) -> None:
+    page = render_waiting_page(room)
+    parsed = _parse(room)
+    assert [t for t, _ in parsed.tags].count("script") == 1
+    assert not [t for t, _ in parsed.tags if t == "img"]
+    assert all(not n.startswith("on") for _, a in parsed.tags for n in a)
+    body = next(a for t, a in parsed.tags if t == "body")
+    assert body["data-room"] == room  # the script reads back exactly the name it was given
+    assert room in "".join(parsed.text)  # shown as text, not markup
+    assert "<script>alert" not in page and "<img" not in page
+    title = re.search(r"<title>(.*?)</title>", page, re.S)
+    assert title is not None and "<" not in title.group(1)
+
+
+def test_the_page_is_accessible_and_phone_ready() -> None:
+    page = render_waiting_page("demo")
+    parsed = _parse("demo")
+    html_tag = next(a for t, a in parsed.tags if t == "html")
+    assert html_tag.get("lang") == "en"
+    live = [a for _, a in parsed.with_attr("aria-live")]
+    assert any(a["aria-live"] == "polite" for a in live)
+    bars = [a for _, a in parsed.tags if _ == "progress" or a.get("role") == "progressbar"]
+    assert bars and all("aria-valuenow" in a or "value" in a for a in bars)
+    assert all("aria-label" in a or "aria-labelledby" in a for a in bars)
+    headings = [t for t, _ in parsed.tags if t == "h1"]
+    assert headings, "each state has a heading"
+    viewport = [a for t, a in parsed.tags if t == "meta" and a.get("name") == "viewport"]
+    assert viewport and "width=device-width" in (viewport[0].get("content") or "")
+    assert "prefers-reduced-motion: reduce" in page
+    assert "prefers-color-scheme: dark" in page
+
+
+def test_the_page_is_a_pure_function_of_the_room() -> None:
+    assert render_waiting_page("demo") == render_waiting_page("demo")
+    assert render_waiting_page("demo") != render_waiting_page("other")
