@@ -1,0 +1,39 @@
+"""What the browser tests share: where chromium is, how it is launched, the running stack."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from waitingroom import local
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+ARTIFACTS = local.PROJECT_ROOT / "artifacts" / "browser"
+STARTUP_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class Stack:
+    api_url: str
+    origin_url: str
+    admin_key: str
+    log: Path
+
+    @property
+    def admin(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.admin_key}"}
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"

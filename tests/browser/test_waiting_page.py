@@ -1,0 +1,254 @@
+"""A person in a real browser waits in the demo room and lands on the guarded demo origin.
+
+Three visitors (plain HTTP) join first with max_active 1: the first is let in, so the browser
+waits behind two. A reload keeps the same ticket and a place no further back; completing the
+sessions ahead makes the browser's position fall, until it is admitted and redirected to the
+origin, which lets it in with the `waitingroom_token` cookie.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Page, ViewportSize
+
+from tests.browser.stack import ARTIFACTS, Stack
+
+ROOM = "demo"
+STORE_KEY = f"waitingroom:ticket:{ROOM}"
+PHONE: ViewportSize = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
+
+pytestmark = pytest.mark.browser
+
+
+def _join(client: httpx.Client) -> str:
+    r = client.post(f"/rooms/{ROOM}/join")
+    assert r.status_code == 201, r.text
+    ticket: str = r.json()["ticket"]
+    return ticket
+
+
+def _admit_next(client: httpx.Client, waiting: list[str], timeout: float = 20) -> str:
+    """Poll the waiting tickets like visitors do until one is admitted (which picks its place
+    up); drop it from `waiting` and return its admission token. Within one second of joins the
+    queue order is by random shard, so which one goes first is not known in advance."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for ticket in waiting:
+            r = client.get(f"/rooms/{ROOM}/status", headers={"Authorization": f"Bearer {ticket}"})
+            assert r.status_code == 200, r.text
+            body: dict[str, Any] = r.json()
+            if body["state"] == "admitted":
+                waiting.remove(ticket)
+                token: str = body["token"]
+                return token
+        time.sleep(0.5)
+    raise AssertionError(f"none of {len(waiting)} visitors was admitted within {timeout} s")
+
+
+def _complete(client: httpx.Client, token: str) -> None:
+    r = client.post(f"/rooms/{ROOM}/complete", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 204, r.text
+
+
+def _exact_position(page: Page, below: int | None = None, timeout: float = 25) -> int:
+    """Wait until the page shows an exact position (below `below`, if given); return it."""
+    page.wait_for_function(
+        """(below) => {
+            const p = document.getElementById("position");
+            if (!p || p.dataset.exact !== "true" || !p.dataset.position) return false;
+            const n = Number(p.dataset.position);
+            return n > 0 && (below === null || n < below);
+        }""",
+        arg=below,
+        timeout=timeout * 1000,
+    )
+    return int(page.locator("#position").get_attribute("data-position") or "0")
+
+
+def _stored_ticket(page: Page) -> str:
+    raw = page.evaluate(f"() => localStorage.getItem({json.dumps(STORE_KEY)})")
+    assert isinstance(raw, str), "the page keeps its place in localStorage"
+    ticket = json.loads(raw)["ticket"]
+    assert isinstance(ticket, str) and ticket
+    return ticket
+
+
+def test_a_visitor_waits_keeps_the_place_across_a_reload_and_lands_on_the_origin(
+    stack: Stack, browser: Browser
+) -> None:
+    started = time.monotonic()
+    with httpx.Client(base_url=stack.api_url, timeout=10) as client:
+        r = client.put(
+            f"/admin/rooms/{ROOM}",
+            headers=stack.admin,
+            json={
+                "max_active": 1,
+                "origin_url": f"{stack.origin_url}/",
+                "session_seconds": 30,
+                "pickup_seconds": 20,
+            },
+        )
+        assert r.status_code in (200, 201), r.text
+        ahead = [_join(client) for _ in range(3)]
+        in_origin = _admit_next(client, ahead)  # one is in: two wait ahead of the browser
+
+        context = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True)
+        page = context.new_page()
+        problems: list[str] = []
+
+        def on_console(msg: ConsoleMessage) -> None:
+            if msg.type == "error" and not msg.location.get("url", "").endswith("/favicon.ico"):
+                problems.append(f"{msg.text} ({msg.location.get('url')})")
+
+        page.on("console", on_console)
+        page.on("pageerror", lambda exc: problems.append(str(exc)))
+        try:
+            page.goto(f"{stack.api_url}/rooms/{ROOM}")
+            first = _exact_position(page)
+            assert first > 1, "two visitors are still ahead"
+            ticket = _stored_ticket(page)
+            assert page.locator("#ahead").inner_text().strip() == str(first - 1)
+            assert page.locator("#eta").inner_text().strip()
+            assert page.locator("#updated").inner_text().count(":") == 2  # HH:MM:SS
+            assert int(page.locator("#progress").get_attribute("aria-valuenow") or "-1") >= 0
+            assert page.locator("[aria-live=polite]").first.inner_text().strip()
+            page.screenshot(path=str(ARTIFACTS / "waiting-phone.png"), full_page=True)
+
+            page.reload()
+            again = _exact_position(page)
+            assert _stored_ticket(page) == ticket, "a reload keeps the same ticket"
+            assert again <= first, "a reload never moves the visitor back"
+
+            _complete(client, in_origin)
+            in_origin = _admit_next(client, ahead)
+            fallen = _exact_position(page, below=again)
+            assert fallen < again, "the position falls as people ahead are let in"
+            page.screenshot(path=str(ARTIFACTS / "waiting-next-phone.png"), full_page=True)
+
+            _complete(client, in_origin)
+            in_origin = _admit_next(client, ahead)
+            assert not ahead
+            _complete(client, in_origin)
+
+            page.wait_for_url(f"{stack.origin_url}/**", timeout=30_000)
+            page.get_by_role("heading", name="You're in").wait_for(timeout=10_000)
+            assert ROOM in page.locator("body").inner_text()
+            page.screenshot(path=str(ARTIFACTS / "arrived-phone.png"))
+        except Exception:
+            page.screenshot(path=str(ARTIFACTS / "failure.png"), full_page=True)
+            raise
+        finally:
+            context.close()
+        assert not problems, f"the page logged errors: {problems}"
+    assert time.monotonic() - started < 90, "the browser journey stays under 90 s"
+
+
+def _state(page: Page, state: str, timeout: float = 15) -> None:
+    page.locator(f"body[data-state={state}]").wait_for(state="attached", timeout=timeout * 1000)
+
+
+def _poll_now(page: Page) -> None:
+    """What a visitor coming back to the tab does: the page checks its place at once."""
+    page.evaluate("() => document.dispatchEvent(new Event('visibilitychange'))")
+
+
+def _stored(page: Page) -> dict[str, Any]:
+    raw = page.evaluate(f"() => localStorage.getItem({json.dumps(STORE_KEY)})")
+    assert isinstance(raw, str)
+    rec: dict[str, Any] = json.loads(raw)
+    return rec
+
+
+def test_the_page_rejoins_for_a_bad_ticket_rides_out_an_outage_and_can_join_again(
+    stack: Stack, browser: Browser
+) -> None:
+    context = browser.new_context(viewport=PHONE)
+    page = context.new_page()
+    status_url = f"{stack.api_url}/rooms/{ROOM}/status"
+    try:
+        page.goto(f"{stack.api_url}/rooms/{ROOM}")
+        _state(page, "waiting")
+        # a ticket the API no longer accepts (e.g. signed with a retired secret): one new place
+        page.evaluate(
+            f"() => localStorage.setItem({json.dumps(STORE_KEY)}, "
+            "JSON.stringify({ticket: 'not-a-ticket', idem: 'wr-old'}))"
+        )
+        page.reload()
+        _state(page, "waiting")
+        rec = _stored(page)
+        assert rec["ticket"] != "not-a-ticket" and rec["idem"] != "wr-old"
+        ticket = rec["ticket"]
+
+        # the store is down: 503 with Retry-After; the place is kept and the page says so
+        page.route(
+            status_url,
+            lambda route: route.fulfill(
+                status=503,
+                headers={"Retry-After": "1", "Content-Type": "application/json"},
+                body='{"error": "unavailable", "message": "retry in a few seconds"}',
+            ),
+        )
+        _poll_now(page)
+        page.locator("body[data-connection=reconnecting]").wait_for(state="attached")
+        assert "Reconnecting" in page.locator("#note").inner_text()
+        page.screenshot(path=str(ARTIFACTS / "reconnecting-phone.png"))
+        page.unroute(status_url)
+        page.locator("body[data-connection=ok]").wait_for(state="attached", timeout=15_000)
+        assert page.locator("#note").inner_text() == ""
+        assert _stored(page)["ticket"] == ticket, "an outage never costs the place"
+
+        # the place ended (reclaimed or completed): say so, and offer a new one
+        page.route(
+            status_url,
+            lambda route: route.fulfill(
+                status=410,
+                headers={"Content-Type": "application/json"},
+                body='{"error": "expired", "message": "this ticket\'s session has expired"}',
+            ),
+        )
+        _poll_now(page)
+        _state(page, "ended")
+        page.screenshot(path=str(ARTIFACTS / "ended-phone.png"))
+        page.unroute(status_url)
+        page.get_by_role("button", name="Join again").click()
+        _state(page, "waiting")
+        assert _stored(page)["ticket"] != ticket, "joining again is a new place"
+    finally:
+        context.close()
+
+
+def test_a_closed_room_says_so(stack: Stack, browser: Browser) -> None:
+    with httpx.Client(base_url=stack.api_url, timeout=10) as client:
+        r = client.put(
+            "/admin/rooms/closed-room",
+            headers=stack.admin,
+            json={"max_active": 1, "status": "closed"},
+        )
+        assert r.status_code in (200, 201), r.text
+    context = browser.new_context(viewport=PHONE)
+    page = context.new_page()
+    try:
+        page.goto(f"{stack.api_url}/rooms/closed-room")
+        _state(page, "closed")
+        assert page.get_by_role("heading", name="This room is closed").is_visible()
+    finally:
+        context.close()
+
+
+def test_the_page_reads_well_on_a_desktop(stack: Stack, browser: Browser) -> None:
+    context = browser.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    try:
+        page.goto(f"{stack.api_url}/rooms/{ROOM}")
+        page.locator("body[data-state=waiting]").wait_for(timeout=15_000)
+        box = page.locator("main").bounding_box()
+        assert box is not None and box["width"] <= 34 * 16 + 1, "a readable column, not full width"
+        page.screenshot(path=str(ARTIFACTS / "waiting-desktop.png"))
+    finally:
+        context.close()
