@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import logging
 import re
+from datetime import datetime
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
@@ -13,7 +14,7 @@ import boto3
 from fastapi import Depends, FastAPI, Header, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -122,6 +123,7 @@ class WaitingOut(BaseModel):
     poll_after_seconds: int
     position_is_exact: bool
     waiting: int
+    opens_at: float | None = None
 
 
 class JoinOut(BaseModel):
@@ -131,6 +133,7 @@ class JoinOut(BaseModel):
     eta_seconds: int | None
     poll_after_seconds: int
     position_is_exact: bool
+    opens_at: float | None = None
 
 
 class AdmittedOut(BaseModel):
@@ -156,8 +159,13 @@ class RoomConfigIn(BaseModel):
     pickup_seconds: int | None = Field(default=None, ge=5, le=86_400)
     shards: int | None = Field(default=None, ge=1, le=256)
     slot_seconds: int | None = Field(default=None, ge=1, le=60)
-    status: Literal["open", "paused", "closed"] | None = None
+    status: Literal["scheduled", "open", "paused", "closed"] | None = None
     origin_url: HttpUrl | None = None
+    opens_at: AwareDatetime | float | None = Field(
+        default=None,
+        description="when a scheduled room opens: ISO 8601 with a time zone, or epoch seconds; "
+        "who joins before it is drawn into a random order at opening",
+    )
 
 
 class RoomOut(BaseModel):
@@ -170,6 +178,7 @@ class RoomOut(BaseModel):
     slot_seconds: int
     status: str
     origin_url: str
+    opens_at: float | None
     version: int
 
 
@@ -337,6 +346,7 @@ def create_app(max_body_bytes: int = 16_384) -> FastAPI:
             eta_seconds=s.eta_seconds,
             poll_after_seconds=s.poll_after_seconds,
             position_is_exact=s.exact,
+            opens_at=s.opens_at,
         )
 
     @app.get(
@@ -362,6 +372,7 @@ def create_app(max_body_bytes: int = 16_384) -> FastAPI:
                 poll_after_seconds=result.poll_after_seconds,
                 position_is_exact=result.exact,
                 waiting=result.waiting,
+                opens_at=result.opens_at,
             )
         assert isinstance(result, Admitted)
         now = int(svc.clock())
@@ -395,6 +406,8 @@ def create_app(max_body_bytes: int = 16_384) -> FastAPI:
         changes = body.model_dump(exclude_none=True)
         if "origin_url" in changes:
             changes["origin_url"] = str(changes["origin_url"])
+        if isinstance(changes.get("opens_at"), datetime):
+            changes["opens_at"] = changes["opens_at"].timestamp()
         cfg, created = svc.put_room(room, changes, actor=actor)
         response.status_code = 201 if created else 200
         return RoomOut(
@@ -407,6 +420,7 @@ def create_app(max_body_bytes: int = 16_384) -> FastAPI:
             slot_seconds=cfg.slot_seconds,
             status=cfg.status,
             origin_url=cfg.origin_url,
+            opens_at=cfg.opens_at,
             version=cfg.version,
         )
 

@@ -11,6 +11,9 @@ admit, so a waiting ticket's position is `rank - consumed + 1`.
 
 from __future__ import annotations
 
+import bisect
+import hashlib
+import hmac
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -250,6 +253,14 @@ class RoomConfig:
     epoch_slot: int = 0
     version: int = 0
 
+    @property
+    def opens_slot(self) -> int | None:
+        """The first slot after opening; earlier slots are the pre-queue (None: no pre-queue)."""
+        return None if self.opens_at is None else slot_of(self.opens_at, self.slot_seconds)
+
+    def in_prequeue(self, slot: int) -> bool:
+        return self.opens_slot is not None and slot < self.opens_slot
+
     def fallback_rate(self) -> float:
         """Admissions/s to expect before any has been observed: sessions run their full length."""
         rate = self.max_active / max(1, self.session_seconds)
@@ -276,6 +287,10 @@ class PublicState:
     expired_total: int = 0
     wait_p50: float | None = None
     wait_p90: float | None = None
+    # a scheduled room's opening: how many were in the pre-queue, the draw's recorded seed
+    prequeue_size: int = 0
+    draw_seed: str = ""
+    opened_at: float | None = None
     updated_at: float = 0.0
 
     @property
@@ -305,6 +320,16 @@ class Pending:
     batch: Batch
     from_slot: int
     from_offset: int
+
+
+def ticket_at(slots: Sequence[SettledSlot], index: int) -> tuple[int, int, int]:
+    """The (slot, k, shard) of the ticket with natural rank `index` among `slots` (in order)."""
+    i = bisect.bisect_right([s.cum_before for s in slots], index) - 1
+    if i < 0 or index >= slots[i].cum_before + slots[i].total:
+        raise ValueError(f"no ticket at rank {index}")
+    ss = slots[i]
+    k, shard = next(tickets_from(ss.counts, index - ss.cum_before))
+    return ss.slot, k, shard
 
 
 def take_tickets(
@@ -348,3 +373,41 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     ordered = sorted(values)
     rank = max(1, math.ceil(q / 100 * len(ordered)))
     return float(ordered[rank - 1])
+
+
+# -- the pre-queue draw -----------------------------------------------------------------------
+# People who join a scheduled room before it opens are all "first": at opening their order is
+# drawn at random. The draw is a keyed permutation of [0, P) (a Feistel network with cycle
+# walking): the seed is recorded and published, so anyone can recompute every place, and a
+# place is computed from the ticket alone — no list of P entries is ever stored or read.
+
+_FEISTEL_ROUNDS = 6
+
+
+def _round(seed: bytes, rnd: int, value: int, bits: int) -> int:
+    digest = hmac.new(seed, f"{rnd}:{value}".encode(), hashlib.sha256).digest()
+    return int.from_bytes(digest[:8], "big") & ((1 << bits) - 1)
+
+
+def _feistel(x: int, half: int, seed: bytes, inverse: bool) -> int:
+    mask = (1 << half) - 1
+    left, right = x >> half, x & mask
+    rounds = range(_FEISTEL_ROUNDS - 1, -1, -1) if inverse else range(_FEISTEL_ROUNDS)
+    for r in rounds:
+        if inverse:
+            left, right = right ^ _round(seed, r, left, half), left
+        else:
+            left, right = right, left ^ _round(seed, r, right, half)
+    return (left << half) | right
+
+
+def draw_place(index: int, size: int, seed: str, inverse: bool = False) -> int:
+    """The drawn place of pre-queue index `index` among `size` (or, inverse, whose place it is)."""
+    if not 0 <= index < size:
+        raise ValueError("index out of range")
+    half = max(1, ((size - 1).bit_length() + 1) // 2)
+    key = seed.encode()
+    x = _feistel(index, half, key, inverse)
+    while x >= size:  # cycle walking keeps the permutation inside [0, size)
+        x = _feistel(x, half, key, inverse)
+    return x

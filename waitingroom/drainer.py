@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import socket
 import time
 import uuid
@@ -35,10 +36,12 @@ from waitingroom.domain import (
     SettledSlot,
     account,
     admission_budget,
+    draw_place,
     last_settleable_slot,
     ledger_shards_for,
     percentile,
     take_tickets,
+    ticket_at,
 )
 from waitingroom.observability import MetricsBuffer, configure_logging, emit_emf, emit_nothing
 from waitingroom.settings import DrainerSettings, get_drainer_settings
@@ -91,6 +94,7 @@ class Drainer:
         self.clock = clock
         # emitted after every tick: a drainer writes one EMF line per room per tick
         self.metrics = metrics or MetricsBuffer("drainer", flush_seconds=0, clock=clock)
+        self._prequeue_cache: dict[tuple[str, str], list[SettledSlot]] = {}
 
     # -- keys ------------------------------------------------------------------------------
 
@@ -168,9 +172,33 @@ class Drainer:
         ledger = self.store.read_ledger(room, dst.batches) if dst.batches else {}
         acc = account(dst.batches, ledger, now)
 
-        # 3. admit
+        # 3. open a scheduled room: draw the pre-queue's order
+        settled_through = last_settled(pub, last)
+        cursor_slot, cursor_offset = dst.cursor_slot, dst.cursor_offset
+        opens_slot = cfg.opens_slot
+        if (
+            opens_slot is not None
+            and not pub.draw_seed
+            and cfg.opens_at is not None
+            and now >= cfg.opens_at
+            and settled_through >= opens_slot - 1
+        ):
+            first_after = next(
+                iter(self.store.settled_slots_from(room, opens_slot, settled_through)), None
+            )
+            size = first_after.cum_before if first_after else total
+            seed = secrets.token_hex(16)
+            pub = replace(pub, prequeue_size=size, draw_seed=seed, opened_at=now)
+            cursor_slot, cursor_offset = max(cursor_slot, opens_slot), 0
+            self.store.append_audit(
+                room, "drainer", "open", {"prequeue_size": size, "draw_seed": seed}
+            )
+            log.info("room opened", extra={"room": room, "prequeue_size": size})
+        opened = opens_slot is None or bool(pub.draw_seed)
+
+        # 4. admit
         available = total - pub.consumed
-        if cfg.status in ("open", "closed"):
+        if opened and cfg.status in ("open", "closed", "scheduled"):
             budget = admission_budget(
                 max_active=cfg.max_active,
                 active=acc.active,
@@ -183,7 +211,6 @@ class Drainer:
         batches = acc.batches
         waits = dst.waits
         pending: Pending | None = None
-        cursor_slot, cursor_offset = dst.cursor_slot, dst.cursor_offset
         if n > 0:
             batch = Batch(
                 seq=dst.next_seq,
@@ -194,12 +221,9 @@ class Drainer:
                 expires_at=now + cfg.pickup_seconds + cfg.session_seconds,
                 ledger_shards=ledger_shards_for(n),
             )
-            pending = Pending(batch, dst.cursor_slot, dst.cursor_offset)
-            admitted, cursor_slot, cursor_offset = take_tickets(
-                self.store.settled_slots_from(room, dst.cursor_slot, last_settled(pub, last)),
-                dst.cursor_slot,
-                dst.cursor_offset,
-                n,
+            pending = Pending(batch, cursor_slot, cursor_offset)
+            admitted, cursor_slot, cursor_offset = self._tickets_for(
+                cfg, pub, settled_through, pending
             )
             batches = (*batches, batch)
             # time in queue, from the start of each ticket's join slot
@@ -263,6 +287,45 @@ class Drainer:
         m.gauge(report.room, "completed", report.completed)
         m.flush()
 
+    def _tickets_for(
+        self, cfg: RoomConfig, pub: PublicState, settled_through: int, p: Pending
+    ) -> tuple[list[tuple[int, int, int]], int, int]:
+        """The tickets of a batch, and the natural-order cursor after it.
+
+        Ranks below the pre-queue size are drawn places (inverse of the draw); the rest follow
+        the natural order from the batch's cursor."""
+        b = p.batch
+        out: list[tuple[int, int, int]] = []
+        size = pub.prequeue_size if pub.draw_seed else 0
+        drawn = range(b.start, min(size, b.start + b.count))
+        if drawn:
+            slots = self._prequeue_slots(cfg, pub)
+            out = [
+                ticket_at(slots, draw_place(r, size, pub.draw_seed, inverse=True)) for r in drawn
+            ]
+        rest = b.count - len(out)
+        if rest <= 0:
+            return out, p.from_slot, p.from_offset
+        more, slot, offset = take_tickets(
+            self.store.settled_slots_from(cfg.room, p.from_slot, settled_through),
+            p.from_slot,
+            p.from_offset,
+            rest,
+        )
+        return out + more, slot, offset
+
+    def _prequeue_slots(self, cfg: RoomConfig, pub: PublicState) -> list[SettledSlot]:
+        """The pre-queue's settled slots (immutable once drawn: read once per container)."""
+        key = (cfg.room, pub.draw_seed)
+        if key not in self._prequeue_cache:
+            assert cfg.opens_slot is not None
+            self._prequeue_cache = {
+                key: list(
+                    self.store.settled_slots_from(cfg.room, cfg.epoch_slot - 1, cfg.opens_slot - 1)
+                )
+            }
+        return self._prequeue_cache[key]
+
     def _materialise(
         self, cfg: RoomConfig, pub: PublicState, dst: DrainerState
     ) -> tuple[PublicState, DrainerState]:
@@ -270,12 +333,7 @@ class Drainer:
         assert dst.pending is not None
         p = dst.pending
         b = p.batch
-        tickets, _, _ = take_tickets(
-            self.store.settled_slots_from(cfg.room, p.from_slot, pub.settled_through),
-            p.from_slot,
-            p.from_offset,
-            b.count,
-        )
+        tickets, _, _ = self._tickets_for(cfg, pub, pub.settled_through, p)
         signer = self.signer
         items = []
         for slot, k, shard in tickets:

@@ -233,7 +233,14 @@ _JS = r"""
     var pos = Math.max(0, Math.floor(Number(body.position) || 0));
     var exact = body.position_is_exact !== false;
     var rec = load();
-    if (typeof rec.first !== "number" || pos > rec.first) { rec.first = pos; save(rec); }
+    // the bar measures from the first exact place (an early estimate may be off either way)
+    var reset = exact ? !rec.first_exact || pos > rec.first : !rec.first_exact;
+    if (typeof rec.first !== "number") { reset = true; }
+    if (reset && (rec.first !== pos || rec.first_exact !== exact)) {
+      rec.first = pos;
+      rec.first_exact = exact;
+      save(rec);
+    }
     var first = rec.first;
     var section = show("waiting");
     section.setAttribute("data-exact", exact ? "true" : "false");
@@ -411,6 +418,7 @@ _JS = r"""
         now.number = r.body.number;
         now.joined_at = Date.now();
         delete now.first;
+        delete now.first_exact;
         save(now);
         renderWaiting(r.body);
         later(poll, jitter(Number(r.body.poll_after_seconds) || 2));

@@ -7,6 +7,7 @@ drainer has reached costs reads and writes (pickup), once.
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
@@ -19,6 +20,7 @@ from waitingroom.domain import (
     PublicState,
     RoomConfig,
     SettledSlot,
+    draw_place,
     eta_seconds,
     join_was_late,
     ledger_shard_of,
@@ -94,6 +96,7 @@ class Waiting:
     poll_after_seconds: int
     exact: bool
     waiting: int
+    opens_at: float | None = None  # set while a scheduled room's pre-queue awaits its draw
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +240,9 @@ class WaitingRoom:
         ticket = self.read_ticket(room, text)
         cfg = self.config(room)
         st = self.state(cfg)
+        prequeue = cfg.in_prequeue(ticket.slot)
+        if prequeue and not st.draw_seed:
+            return self._before_the_draw(cfg, st)
         if ticket.slot > st.settled_through:
             return self._estimate(cfg, st, ticket)
         ss = self.settled_slot(room, ticket.slot)
@@ -245,6 +251,8 @@ class WaitingRoom:
             # the slot (another container settled it): poll again shortly.
             return self._estimate(cfg, st, ticket)
         rank = ss.rank_of(ticket.k, ticket.shard)
+        if prequeue:  # a drawn place: the recorded draw, computed from the ticket alone
+            rank = draw_place(rank, st.prequeue_size, st.draw_seed)
         self.metrics.count(room, "polls")
         if rank >= st.consumed:
             position = rank - st.consumed + 1
@@ -253,6 +261,16 @@ class WaitingRoom:
                 position, eta, poll_after_seconds(position, eta), True, st.waiting_settled
             )
         return self._admitted(cfg, st, ticket, rank)
+
+    def _before_the_draw(self, cfg: RoomConfig, st: PublicState) -> Waiting:
+        """In the pre-queue: everyone here is drawn into a random order at opening."""
+        assert cfg.opens_at is not None
+        in_line = max(1, st.settled_total)
+        until_open = max(0, math.ceil(cfg.opens_at - self.clock()))
+        rate = cfg.fallback_rate()
+        eta = until_open + (math.ceil(in_line / 2 / rate) if rate > 0 else 0)
+        poll = max(2, min(15, until_open // 10)) if until_open else 2
+        return Waiting(in_line, eta, poll, False, st.settled_total, opens_at=cfg.opens_at)
 
     def _estimate(self, cfg: RoomConfig, st: PublicState, t: Ticket) -> Waiting:
         unsettled_before = max(0, t.slot - st.settled_through - 1) * st.join_rate_per_slot
@@ -345,6 +363,10 @@ class WaitingRoom:
         current = self.store.get_room_config(room, consistent=True)
         if current is None:
             fields = {**self.room_defaults, **changes}
+            if fields.get("opens_at") is not None:
+                fields.setdefault("status", "scheduled")
+            if fields.get("status") == "scheduled" and fields.get("opens_at") is None:
+                raise ApiError(422, "invalid_config", "a scheduled room needs opens_at")
             if "max_active" not in fields:
                 raise ApiError(422, "invalid_config", "a new room needs max_active (>= 1)")
             slot_seconds = int(fields.get("slot_seconds", 1))
@@ -355,6 +377,12 @@ class WaitingRoom:
             return created, True
         if "slot_seconds" in changes and changes["slot_seconds"] != current.slot_seconds:
             raise ApiError(422, "invalid_config", "slot_seconds is fixed when a room is created")
+        if changes.get("opens_at", current.opens_at) != current.opens_at:
+            self._check_opens_at_may_move(current)
+        if changes.get("status") == "scheduled" and current.status != "scheduled":
+            raise ApiError(
+                422, "invalid_config", "only a new room can be scheduled; pause it instead"
+            )
         updated = replace(current, **changes)
         if updated == current:
             return current, False
@@ -366,6 +394,15 @@ class WaitingRoom:
         diff = {k: [getattr(current, k), v] for k, v in changes.items() if getattr(current, k) != v}
         self.store.append_audit(room, actor, action, {"changes": diff})
         return saved, False
+
+    def _check_opens_at_may_move(self, current: RoomConfig) -> None:
+        """opens_at may move until the pre-queue has been drawn, and only on a room created
+        scheduled (a room that admitted people in join order cannot start a draw)."""
+        if current.opens_at is None:
+            raise ApiError(422, "invalid_config", "opens_at can only be set when a room is created")
+        st = self.store.get_public_state(current.room, consistent=True)
+        if st is not None and st.draw_seed:
+            raise ApiError(422, "invalid_config", "the room has opened and its pre-queue was drawn")
 
     def set_status(self, room: str, status: str, actor: str) -> RoomConfig:
         if self.store.get_room_config(room, consistent=True) is None:
@@ -387,9 +424,15 @@ class WaitingRoom:
             settled_through=cfg.epoch_slot - 1
         )
         eta_all = eta_seconds(st.waiting_settled, st.admit_rate, cfg.fallback_rate())
+        status = cfg.status
+        if status == "scheduled" and st.draw_seed:
+            status = "open"
         return {
             "room": room,
-            "status": cfg.status,
+            "status": status,
+            "opens_at": cfg.opens_at,
+            "prequeue_size": st.prequeue_size if st.draw_seed else None,
+            "draw_seed": st.draw_seed or None,
             "max_active": cfg.max_active,
             "max_admits_per_minute": cfg.max_admits_per_minute,
             "waiting": st.waiting_settled,

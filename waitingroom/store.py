@@ -79,7 +79,8 @@ def make_client(settings: StoreSettings) -> DynamoDBClient:
     config = Config(
         connect_timeout=1,
         read_timeout=3,
-        retries={"mode": "standard", "max_attempts": 3},
+        # total_max_attempts counts the first try; botocore's `max_attempts` counts only retries
+        retries={"mode": "standard", "total_max_attempts": 3},
         max_pool_connections=32,
     )
     client: DynamoDBClient = boto3.client(
