@@ -98,7 +98,9 @@ def test_a_visitor_waits_keeps_the_place_across_a_reload_and_lands_on_the_origin
         ahead = [_join(client) for _ in range(3)]
         in_origin = _admit_next(client, ahead)  # one is in: two wait ahead of the browser
 
-        context = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True)
+        context = browser.new_context(
+            viewport=PHONE, device_scale_factor=2, is_mobile=True, reduced_motion="reduce"
+        )
         page = context.new_page()
         problems: list[str] = []
 
@@ -129,6 +131,16 @@ def test_a_visitor_waits_keeps_the_place_across_a_reload_and_lands_on_the_origin
             in_origin = _admit_next(client, ahead)
             fallen = _exact_position(page, below=again)
             assert fallen < again, "the position falls as people ahead are let in"
+            # reduced motion: the bar is drawn at its value at once, no animation to wait for
+            done = int(page.locator("#progress").get_attribute("aria-valuenow") or "0")
+            assert _stored(page)["first"] == first, "the bar measures from the first exact place"
+            assert done == round(100 * (first - fallen) / first)
+            bar, fill = (
+                page.locator("#progress").bounding_box(),
+                page.locator("#progress-fill").bounding_box(),
+            )
+            assert bar is not None and fill is not None
+            assert abs(fill["width"] / bar["width"] * 100 - done) < 3
             page.screenshot(path=str(ARTIFACTS / "waiting-next-phone.png"), full_page=True)
 
             _complete(client, in_origin)
