@@ -36,6 +36,15 @@ def _request(args: argparse.Namespace, method: str, path: str, body: Any = None)
     return json.loads(text) if text else None
 
 
+def _opens_at(value: str | None) -> str | float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return value  # ISO 8601: the API validates it
+
+
 def _show(args: argparse.Namespace, data: Any) -> None:
     if args.json:
         print(json.dumps(data, indent=2, sort_keys=True))
@@ -62,7 +71,13 @@ def main(argv: list[str] | None = None) -> None:
     rooms.add_argument("--session-seconds", type=int)
     rooms.add_argument("--pickup-seconds", type=int)
     rooms.add_argument("--origin-url")
-    rooms.add_argument("--watch", action="store_true", help="with stats: refresh every 2 s")
+    rooms.add_argument(
+        "--opens-at", help="create: a scheduled room opening then (ISO 8601 with zone, or epoch)"
+    )
+    rooms.add_argument("--shards", type=int)
+    rooms.add_argument("--watch", action="store_true", help="with stats: refresh until Ctrl-C")
+    rooms.add_argument("--interval", type=float, default=2.0, help="--watch refresh seconds")
+    rooms.add_argument("--iterations", type=int, default=0, help="--watch: stop after N (0: never)")
     drain = sub.add_parser("drain", help="ask the drainer to tick a room now")
     drain.add_argument("room")
     drain.add_argument("--once", action="store_true", help="one tick (the default)")
@@ -83,17 +98,21 @@ def main(argv: list[str] | None = None) -> None:
                 "session_seconds": args.session_seconds,
                 "pickup_seconds": args.pickup_seconds,
                 "origin_url": args.origin_url,
+                "shards": args.shards,
+                "opens_at": _opens_at(args.opens_at),
             }.items()
             if v is not None
         }
         _show(args, _request(args, "PUT", f"/admin/rooms/{args.room}", body))
     elif args.action == "stats":
+        shown = 0
         while True:
             _show(args, _request(args, "GET", f"/admin/rooms/{args.room}/stats"))
-            if not args.watch:
+            shown += 1
+            if not args.watch or (args.iterations and shown >= args.iterations):
                 break
-            time.sleep(2)
-            print()
+            time.sleep(args.interval)
+            print(flush=True)
     else:
         _show(args, _request(args, "POST", f"/admin/rooms/{args.room}/{args.action}"))
 

@@ -285,6 +285,7 @@ class PublicState:
     completed_total: int = 0
     reclaimed_total: int = 0
     expired_total: int = 0
+    last_tick_admitted: int = 0
     wait_p50: float | None = None
     wait_p90: float | None = None
     # a scheduled room's opening: how many were in the pre-queue, the draw's recorded seed

@@ -198,7 +198,7 @@ class Drainer:
 
         # 4. admit
         available = total - pub.consumed
-        if opened and cfg.status in ("open", "closed", "scheduled"):
+        if opened and cfg.status in ("open", "scheduled"):  # paused, closed: nobody more
             budget = admission_budget(
                 max_active=cfg.max_active,
                 active=acc.active,
@@ -242,6 +242,7 @@ class Drainer:
             completed_total=pub.completed_total + acc.newly_completed,
             reclaimed_total=pub.reclaimed_total + acc.newly_reclaimed,
             expired_total=pub.expired_total + acc.newly_expired,
+            last_tick_admitted=n,
             wait_p50=percentile(waits, 50),
             wait_p90=percentile(waits, 90),
             updated_at=now,

@@ -241,9 +241,14 @@ class WaitingRoom:
         cfg = self.config(room)
         st = self.state(cfg)
         prequeue = cfg.in_prequeue(ticket.slot)
+        closed = ApiError(410, "room_closed", f"room {room!r} has closed: nobody more is let in")
         if prequeue and not st.draw_seed:
+            if cfg.status == "closed":
+                raise closed
             return self._before_the_draw(cfg, st)
         if ticket.slot > st.settled_through:
+            if cfg.status == "closed":
+                raise closed
             return self._estimate(cfg, st, ticket)
         ss = self.settled_slot(room, ticket.slot)
         if ss is None or not ss.holds(ticket.k, ticket.shard):
@@ -254,6 +259,8 @@ class WaitingRoom:
         if prequeue:  # a drawn place: the recorded draw, computed from the ticket alone
             rank = draw_place(rank, st.prequeue_size, st.draw_seed)
         self.metrics.count(room, "polls")
+        if rank >= st.consumed and cfg.status == "closed":
+            raise closed
         if rank >= st.consumed:
             position = rank - st.consumed + 1
             eta = eta_seconds(position, st.admit_rate, cfg.fallback_rate())
@@ -443,6 +450,7 @@ class WaitingRoom:
             "expired_total": st.expired_total,
             "joined_total": st.settled_total,
             "admissions_per_minute": round(st.admit_rate * 60, 2),
+            "admitted_last_tick": st.last_tick_admitted,
             "estimated_seconds_to_empty": eta_all,
             "wait_seconds_p50": st.wait_p50,
             "wait_seconds_p90": st.wait_p90,

@@ -259,13 +259,25 @@ def test_a_ticket_signed_with_another_secret_is_refused(
 def test_paused_rooms_admit_nobody_and_closed_rooms_refuse_joins(
     service: WaitingRoom, drainer: Drainer, clock: FakeClock
 ) -> None:
-    service.put_room("demo", {"max_active": 5, "status": "paused"})
-    service.join("demo", None)
+    service.put_room("demo", {"max_active": 1, "status": "paused"})
+    first, second = service.join("demo", None), service.join("demo", None)
     settle(clock)
     assert drainer.tick_room("demo").admitted == 0
     service.put_room("demo", {"status": "open"})
     assert drainer.tick_room("demo").admitted == 1
+    fresh(service, clock)
+    admitted, waiting = sorted((first, second), key=lambda t: t.number)
     service.put_room("demo", {"status": "closed"})
+    clock.advance(3)  # past the config cache
     with pytest.raises(ApiError) as err:
         service.join("demo", None)
     assert err.value.status == 409
+    # the admitted session runs on; whoever still waits is told the room has closed
+    session = service.poll("demo", admitted.ticket)
+    assert isinstance(session, Admitted)
+    with pytest.raises(ApiError) as err:
+        service.poll("demo", waiting.ticket)
+    assert (err.value.status, err.value.code) == (410, "room_closed")
+    service.complete("demo", session.token)  # a place frees up, yet nobody more comes in
+    report = drainer.tick_room("demo")
+    assert (report.completed, report.admitted) == (1, 0)

@@ -1,0 +1,108 @@
+"""The operator CLI against a real HTTP server (uvicorn on 127.0.0.1) and DynamoDB Local."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+import uvicorn
+
+from tests.conftest import ADMIN_KEY, FakeClock
+from waitingroom import local
+from waitingroom.api import create_app, get_room_service
+from waitingroom.cli import main
+from waitingroom.domain import SETTLE_DELAY_SECONDS
+from waitingroom.drainer import Drainer
+from waitingroom.service import WaitingRoom
+from waitingroom.settings import ApiSettings, get_api_settings
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def server(service: WaitingRoom, api_settings: ApiSettings) -> Iterator[str]:
+    app = create_app()
+    app.dependency_overrides[get_room_service] = lambda: service
+    app.dependency_overrides[get_api_settings] = lambda: api_settings
+    port = local.free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    while not srv.started:
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+def run(capsys: pytest.CaptureFixture[str], url: str, *args: str, key: str = ADMIN_KEY) -> str:
+    main(["--url", url, "--admin-key", key, *args])
+    return capsys.readouterr().out
+
+
+def test_operators_run_an_event_from_the_cli(
+    server: str,
+    service: WaitingRoom,
+    drainer: Drainer,
+    clock: FakeClock,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = run(capsys, server, "--json", "rooms", "create", "gig", "--max-active", "2")
+    assert json.loads(out)["max_active"] == 2
+    for _ in range(10):
+        service.join("gig", None)
+    clock.advance(1 + SETTLE_DELAY_SECONDS)
+    drainer.tick_room("gig")
+    stats = json.loads(run(capsys, server, "--json", "rooms", "stats", "gig"))
+    assert (stats["active"], stats["waiting"], stats["admitted_last_tick"]) == (2, 8, 2)
+
+    # raising max_active shows in the very next tick
+    run(capsys, server, "rooms", "set", "gig", "--max-active", "5")
+    clock.advance(3)
+    drainer.tick_room("gig")
+    out = run(
+        capsys, server, "rooms", "stats", "gig", "--watch", "--iterations", "2", "--interval", "0"
+    )
+    assert len(re.findall(r"^admitted_last_tick +3$", out, re.M)) == 2
+
+    # pause: admissions stop
+    assert "paused" in run(capsys, server, "rooms", "pause", "gig")
+    run(capsys, server, "rooms", "set", "gig", "--max-active", "9")
+    clock.advance(3)
+    drainer.tick_room("gig")
+    assert (
+        json.loads(run(capsys, server, "--json", "rooms", "stats", "gig"))["admitted_last_tick"]
+        == 0
+    )
+
+    # close: joins refused with a clear message
+    assert "closed" in run(capsys, server, "rooms", "close", "gig")
+    clock.advance(3)
+    req = urllib.request.Request(f"{server}/rooms/gig/join", method="POST")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(req, timeout=5)
+    assert refused.value.code == 409
+    assert "closed to new joins" in json.loads(refused.value.read())["message"]
+    assert "drain" in run(capsys, server, "drain", "gig", "--once")
+
+
+def test_a_wrong_admin_key_or_a_bad_value_is_a_clear_error(
+    server: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--url", server, "--admin-key", "wrong", "rooms", "stats", "gig"])
+    assert "error 401" in str(exc.value) and "admin key" in str(exc.value)
+    with pytest.raises(SystemExit) as exc:
+        main(
+            ["--url", server, "--admin-key", ADMIN_KEY, "rooms", "create", "x", "--max-active", "0"]
+        )
+    assert "error 422" in str(exc.value) and "max_active" in str(exc.value)
+    with pytest.raises(SystemExit) as exc:
+        main(["--url", "http://127.0.0.1:9", "rooms", "stats", "gig"])
+    assert "cannot reach" in str(exc.value)
