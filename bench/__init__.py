@@ -1,0 +1,1 @@
+"""Benchmarks: `make bench` prints every ratio with its target (see BENCHMARKS.md)."""
