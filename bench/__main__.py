@@ -223,7 +223,7 @@ def bench_imports() -> None:
     say("\nb. cold import time (fresh interpreter, median of 7)")
     code = (
         "import sys, time; t = time.perf_counter(); import {mods}; "
-        "say(time.perf_counter() - t, int('fastapi' in sys.modules))"
+        "print(time.perf_counter() - t, int('fastapi' in sys.modules))"
     )
 
     def measure(mods: str) -> tuple[float, bool]:
