@@ -62,7 +62,15 @@ def get_room_service() -> WaitingRoom:
 
 ServiceDep = Annotated[WaitingRoom, Depends(get_room_service)]
 SettingsDep = Annotated[ApiSettings, Depends(get_api_settings)]
-RoomPath = Annotated[str, Path(max_length=63, description="room id: lowercase, digits, dashes")]
+ROOM_PATTERN = "^[a-z0-9][a-z0-9-]{0,62}$"
+RoomPath = Annotated[
+    str,
+    Path(
+        max_length=63,
+        description="room id: lowercase letters, digits, dashes",
+        json_schema_extra={"pattern": ROOM_PATTERN},  # documented; enforced as a clear 400
+    ),
+]
 
 
 def require_admin(
@@ -153,12 +161,12 @@ class RoomConfigIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_active: int | None = Field(default=None, ge=1, le=10_000_000)
-    max_admits_per_minute: int | None = Field(default=None, ge=0, le=100_000_000)
-    session_seconds: int | None = Field(default=None, ge=10, le=7 * 86_400)
-    pickup_seconds: int | None = Field(default=None, ge=5, le=86_400)
-    shards: int | None = Field(default=None, ge=1, le=256)
-    slot_seconds: int | None = Field(default=None, ge=1, le=60)
+    max_active: int | None = Field(default=None, strict=True, ge=1, le=10_000_000)
+    max_admits_per_minute: int | None = Field(default=None, strict=True, ge=0, le=100_000_000)
+    session_seconds: int | None = Field(default=None, strict=True, ge=10, le=7 * 86_400)
+    pickup_seconds: int | None = Field(default=None, strict=True, ge=5, le=86_400)
+    shards: int | None = Field(default=None, strict=True, ge=1, le=256)
+    slot_seconds: int | None = Field(default=None, strict=True, ge=1, le=60)
     status: Literal["scheduled", "open", "paused", "closed"] | None = None
     origin_url: HttpUrl | None = None
     opens_at: AwareDatetime | float | None = Field(
@@ -230,6 +238,14 @@ def _error(
 
 # -- app ------------------------------------------------------------------------------------
 
+
+def _status_route(status: str) -> Any:
+    def change(room: RoomPath, actor: AdminDep, svc: ServiceDep) -> dict[str, Any]:
+        return {"room": room, "status": svc.set_status(room, status, actor).status}
+
+    return change
+
+
 ERRORS: dict[int | str, dict[str, Any]] = {
     s: {"model": ErrorOut} for s in (400, 401, 404, 409, 410, 413, 422, 503)
 }
@@ -283,7 +299,7 @@ def create_app(max_body_bytes: int = 16_384) -> FastAPI:
         code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
             exc.status_code, "error"
         )
-        return _error(exc.status_code, code, str(exc.detail))
+        return _error(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
@@ -307,7 +323,16 @@ def create_app(max_body_bytes: int = 16_384) -> FastAPI:
         response.headers["Cache-Control"] = "public, max-age=300"
         return keys
 
-    @app.get("/rooms/{room}", response_class=HTMLResponse, tags=["queue"])
+    @app.get(
+        "/rooms/{room}",
+        tags=["queue"],
+        responses={
+            200: {
+                "description": "The waiting page",
+                "content": {"text/html": {"schema": {"type": "string"}}},
+            }
+        },
+    )
     def waiting_page(room: RoomPath, svc: ServiceDep) -> HTMLResponse:
         svc.config(room)  # 400/404 for a bad or unknown room
         return HTMLResponse(render_waiting_page(room), headers={"Cache-Control": "no-cache"})
@@ -319,7 +344,9 @@ def create_app(max_body_bytes: int = 16_384) -> FastAPI:
         settings: SettingsDep,
         response: Response,
         body: JoinIn | None = None,
-        idempotency_key: Annotated[str | None, Header()] = None,
+        idempotency_key: Annotated[
+            str | None, Header(json_schema_extra={"pattern": _IDEM_RE.pattern})
+        ] = None,
     ) -> JoinOut:
         if idempotency_key is not None and not _IDEM_RE.match(idempotency_key):
             raise ApiError(
@@ -399,7 +426,12 @@ def create_app(max_body_bytes: int = 16_384) -> FastAPI:
         svc.complete(room, _bearer(authorization) or request.cookies.get(TOKEN_COOKIE))
         return Response(status_code=204)
 
-    @app.put("/admin/rooms/{room}", response_model=RoomOut, tags=["operators"])
+    @app.put(
+        "/admin/rooms/{room}",
+        response_model=RoomOut,
+        tags=["operators"],
+        responses={201: {"model": RoomOut, "description": "Room created"}},
+    )
     def put_room(
         room: RoomPath, body: RoomConfigIn, actor: AdminDep, svc: ServiceDep, response: Response
     ) -> RoomOut:
@@ -437,20 +469,21 @@ def create_app(max_body_bytes: int = 16_384) -> FastAPI:
     ) -> dict[str, Any]:
         return {"room": room, "entries": svc.audit(room, limit)}
 
-    @app.post("/admin/rooms/{room}/{action}", tags=["operators"])
-    def room_action(
-        room: RoomPath,
-        action: Literal["pause", "resume", "close", "drain"],
-        actor: AdminDep,
-        svc: ServiceDep,
-        response: Response,
-    ) -> dict[str, Any]:
-        if action == "drain":
-            svc.request_drain(room, actor)
-            response.status_code = 202
-            return {"room": room, "drain": "requested"}
-        status = {"pause": "paused", "resume": "open", "close": "closed"}[action]
-        return {"room": room, "status": svc.set_status(room, status, actor).status}
+    @app.post("/admin/rooms/{room}/drain", status_code=202, tags=["operators"])
+    def drain(room: RoomPath, actor: AdminDep, svc: ServiceDep) -> dict[str, Any]:
+        """Ask the drainer to tick this room now (it does within a second)."""
+        svc.request_drain(room, actor)
+        return {"room": room, "drain": "requested"}
+
+    for action, new_status in (("pause", "paused"), ("resume", "open"), ("close", "closed")):
+        app.add_api_route(
+            f"/admin/rooms/{{room}}/{action}",
+            _status_route(new_status),
+            methods=["POST"],
+            tags=["operators"],
+            name=action,
+            summary=f"{action.capitalize()} a room",
+        )
 
     app.add_middleware(BodyLimit, limit=max_body_bytes)
     return app

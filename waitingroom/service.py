@@ -383,13 +383,11 @@ class WaitingRoom:
             self.store.append_audit(room, actor, "create", {"config": fields})
             return created, True
         if "slot_seconds" in changes and changes["slot_seconds"] != current.slot_seconds:
-            raise ApiError(422, "invalid_config", "slot_seconds is fixed when a room is created")
+            raise ApiError(409, "conflict", "slot_seconds is fixed when a room is created")
         if changes.get("opens_at", current.opens_at) != current.opens_at:
             self._check_opens_at_may_move(current)
         if changes.get("status") == "scheduled" and current.status != "scheduled":
-            raise ApiError(
-                422, "invalid_config", "only a new room can be scheduled; pause it instead"
-            )
+            raise ApiError(409, "conflict", "only a new room can be scheduled; pause it instead")
         updated = replace(current, **changes)
         if updated == current:
             return current, False
@@ -406,10 +404,10 @@ class WaitingRoom:
         """opens_at may move until the pre-queue has been drawn, and only on a room created
         scheduled (a room that admitted people in join order cannot start a draw)."""
         if current.opens_at is None:
-            raise ApiError(422, "invalid_config", "opens_at can only be set when a room is created")
+            raise ApiError(409, "conflict", "opens_at can only be set when a room is created")
         st = self.store.get_public_state(current.room, consistent=True)
         if st is not None and st.draw_seed:
-            raise ApiError(422, "invalid_config", "the room has opened and its pre-queue was drawn")
+            raise ApiError(409, "conflict", "the room has opened and its pre-queue was drawn")
 
     def set_status(self, room: str, status: str, actor: str) -> RoomConfig:
         if self.store.get_room_config(room, consistent=True) is None:

@@ -98,8 +98,8 @@ def test_opens_at_is_validated_and_frozen_after_the_draw(
     clock.advance(10)
     drainer.tick_room("sched")
     r = api.client.put("/admin/rooms/sched", json={"opens_at": clock() + 100}, headers=api.admin)
-    assert r.status_code == 422 and "drawn" in r.json()["message"]
+    assert r.status_code == 409 and "drawn" in r.json()["message"]
     # and a room created open cannot be scheduled later
     api.client.put("/admin/rooms/plain", json={"max_active": 5}, headers=api.admin)
     r = api.client.put("/admin/rooms/plain", json={"opens_at": clock() + 100}, headers=api.admin)
-    assert r.status_code == 422
+    assert r.status_code == 409
