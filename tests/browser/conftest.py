@@ -22,12 +22,6 @@ from tests.browser.stack import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, STARTUP_SECO
 from waitingroom import local
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "browser: drives a real chromium against the local stack (make setup)"
-    )
-
-
 def _wait_ready(stack: Stack, proc: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + STARTUP_SECONDS
     with httpx.Client(timeout=2) as client:
