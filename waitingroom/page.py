@@ -264,6 +264,13 @@ _JS = r"""
       );
       setText("eta", etaText(body.eta_seconds, exact));
     }
+    if (body.opens_at) {
+      // a scheduled room: everyone who joins before opening is drawn into a random order
+      var opens = new Date(Number(body.opens_at) * 1000);
+      setText("position-label", "people in the pre-queue so far");
+      setText("ahead", "drawn at random when the room opens");
+      setText("eta", "opens at " + opens.toLocaleTimeString());
+    }
     var pct = first > 0 ? Math.round((100 * (first - pos)) / first) : 100;
     pct = Math.max(0, Math.min(100, pct));
     var bar = el("progress");
@@ -457,6 +464,9 @@ _JS = r"""
         recovered();
         renderWaiting(r.body);
         later(poll, jitter(Number(r.body.poll_after_seconds) || 2));
+      } else if (st === 410 && code === "room_closed") {
+        recovered();
+        closed(r.body.message);
       } else if (st === 410) {
         recovered();
         ended(code, r.body.message);
