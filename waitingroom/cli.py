@@ -12,14 +12,34 @@ import urllib.request
 from typing import Any
 
 
+def _sigv4_headers(method: str, url: str, data: bytes | None, region: str | None) -> dict[str, str]:
+    """Headers of a request signed for API Gateway's IAM auth (execute-api), with the default
+    AWS credential chain (environment, profile, SSO, instance role)."""
+    import boto3
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+
+    session = boto3.Session(region_name=region)
+    credentials = session.get_credentials()
+    if credentials is None:
+        sys.exit("--sigv4: no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID)")
+    request = AWSRequest(
+        method=method, url=url, data=data or b"", headers={"Content-Type": "application/json"}
+    )
+    SigV4Auth(credentials, "execute-api", session.region_name or "us-east-1").add_auth(request)
+    return dict(request.headers.items())
+
+
 def _request(args: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:
-    key = args.admin_key or os.environ.get("WAITINGROOM_ADMIN_KEY", "")
     data = json.dumps(body).encode() if body is not None else None
+    url = args.url.rstrip("/") + path
+    if args.sigv4:
+        headers = _sigv4_headers(method, url, data, args.region)
+    else:
+        key = args.admin_key or os.environ.get("WAITINGROOM_ADMIN_KEY", "")
+        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     req = urllib.request.Request(  # noqa: S310 - the operator's own URL
-        args.url.rstrip("/") + path,
-        data=data,
-        method=method,
-        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        url, data=data, method=method, headers=headers
     )
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
@@ -61,6 +81,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--url", default=os.environ.get("WAITINGROOM_URL", "http://127.0.0.1:8080"))
     parser.add_argument("--admin-key", default=None, help="default: $WAITINGROOM_ADMIN_KEY")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument(
+        "--sigv4", action="store_true", help="sign requests with AWS credentials (deployed stack)"
+    )
+    parser.add_argument("--region", default=None, help="with --sigv4: the stack's region")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("dev", help="run the whole stack locally (what `make dev` runs)")
     rooms = sub.add_parser("rooms", help="create, tune, pause, resume, close, watch rooms")

@@ -106,3 +106,19 @@ def test_a_wrong_admin_key_or_a_bad_value_is_a_clear_error(
     with pytest.raises(SystemExit) as exc:
         main(["--url", "http://127.0.0.1:9", "rooms", "stats", "gig"])
     assert "cannot reach" in str(exc.value)
+
+
+def test_sigv4_signs_for_api_gateway_with_the_default_credentials(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from waitingroom.cli import _sigv4_headers
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+    headers = _sigv4_headers(
+        "PUT", "https://abc.execute-api.eu-west-1.amazonaws.com/admin/rooms/x", b"{}", "eu-west-1"
+    )
+    auth = headers["Authorization"]
+    assert auth.startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
+    assert "/eu-west-1/execute-api/aws4_request" in auth
+    assert "X-Amz-Date" in headers
