@@ -238,7 +238,9 @@ class JwksCache:
         return self._due(kid, self._clock())
 
     def get(self, kid: str) -> jwt.PyJWK | None:
-        if self._due(kid, self._clock()):
+        # With no keys yet, wait for a fetch another thread may have in flight rather than
+        # refuse: a burst at start-up must not turn into a burst of 503s.
+        if self._keys is None or self._due(kid, self._clock()):
             with self._lock:
                 now = self._clock()
                 if self._due(kid, now):  # another thread may have refreshed while we waited

@@ -540,3 +540,38 @@ def test_the_guard_imports_alone() -> None:
         cwd=Path(__file__).resolve().parents[2],
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_requests_arriving_during_the_first_key_fetch_wait_for_it(
+    keys: KeySet, clock: Clock
+) -> None:
+    """A burst at start-up: none of the callers is refused while the first fetch is running."""
+    import threading
+    import time as real_time
+
+    started = threading.Event()
+
+    def slow_fetch(url: str) -> Mapping[str, Any]:
+        started.set()
+        real_time.sleep(0.3)
+        return keys.jwks()
+
+    verifier = TokenVerifier(audience=ROOM, jwks_url=JWKS_URL, fetch=slow_fetch, clock=clock)
+    token = mint(keys)
+    results: list[str] = []
+
+    def verify() -> None:
+        try:
+            results.append(verifier.verify(token).ticket)
+        except TokenRejected as exc:
+            results.append(exc.reason)
+
+    first = threading.Thread(target=verify)
+    first.start()
+    started.wait(5)
+    others = [threading.Thread(target=verify) for _ in range(5)]
+    for t in others:
+        t.start()
+    for t in [first, *others]:
+        t.join(5)
+    assert results == [TICKET] * 6
