@@ -49,6 +49,9 @@ def configure_logging(level: str = "INFO") -> None:
     handler.setFormatter(JsonFormatter())
     root.handlers = [handler]
     root.setLevel(level)
+    # Mangum logs every request at INFO: one CloudWatch line per poll would cost more than
+    # everything else at scale (API Gateway access logs exist for that).
+    logging.getLogger("mangum").setLevel(logging.WARNING)
 
 
 Emit = Callable[[str, str, Mapping[str, float], Mapping[str, float]], None]
