@@ -88,6 +88,17 @@ def token_from_event(
     return cookie_value(_header(headers, "cookie"), cookie_name)
 
 
+def cookie_from_event(event: Mapping[str, Any], kind: EventKind, name: str) -> str | None:
+    """A cookie of the request (HTTP API v2 lists them in `cookies`, the others in the header)."""
+    if kind == "http_v2":
+        cookies = event.get("cookies")
+        if isinstance(cookies, list):
+            joined = "; ".join(c for c in cookies if isinstance(c, str))
+            if found := cookie_value(joined, name):
+                return found
+    return cookie_value(_header(event.get("headers"), "cookie"), name)
+
+
 def stage_arn(method_arn: str) -> str:
     """arn:aws:execute-api:region:account:api-id/stage/VERB/path -> .../api-id/stage/*"""
     prefix, _, rest = method_arn.partition("/")
@@ -117,7 +128,10 @@ class Authorizer:
     def __call__(self, event: Mapping[str, Any], context: object = None) -> dict[str, Any]:
         kind = event_kind(event)
         try:
-            claims = self.verifier.verify(token_from_event(event, kind, self.cookie_name))
+            binding = None
+            if self.verifier.require_binding:
+                binding = cookie_from_event(event, kind, self.verifier.binding_cookie)
+            claims = self.verifier.verify(token_from_event(event, kind, self.cookie_name), binding)
             return allow(event, kind, claims)
         except TokenRejected:
             pass  # already logged by the verifier, with its reason

@@ -144,9 +144,12 @@ class AdmissionGuardMiddleware:
             if context is not None:
                 return verifier.claims_from_authorizer(context)
         token = token_from_scope(scope, config.cookie_name)
+        binding = (
+            cookie_from_scope(scope, verifier.binding_cookie) if verifier.require_binding else None
+        )
         if verifier.would_fetch(token):  # keep the event loop free while the JWKS downloads
-            return await asyncio.to_thread(verifier.verify, token)
-        return verifier.verify(token)
+            return await asyncio.to_thread(verifier.verify, token, binding)
+        return verifier.verify(token, binding)
 
     async def _refuse(self, scope: Scope, send: Send, config: _Config, reason: Reason) -> None:
         if reason == "keys_unavailable":
@@ -189,6 +192,11 @@ def token_from_scope(scope: Scope, cookie_name: str) -> str | None:
         elif name == b"cookie":
             cookies.append(value.decode("latin-1"))
     return bearer_token(authorization) or cookie_value("; ".join(cookies), cookie_name)
+
+
+def cookie_from_scope(scope: Scope, name: str) -> str | None:
+    cookies = [v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"cookie"]
+    return cookie_value("; ".join(cookies), name)
 
 
 def authorizer_context(event: Any) -> Mapping[str, Any] | None:

@@ -18,6 +18,7 @@ from typing import Any
 
 from origin_guard.verify import (
     DEFAULT_ALGORITHMS,
+    DEFAULT_BINDING_COOKIE,
     DEFAULT_ISSUER,
     Fetch,
     GuardConfigError,
@@ -39,7 +40,9 @@ class GuardSettings:
     """Env vars: GUARD_JWKS_URL or GUARD_JWKS (inline JSON), GUARD_AUDIENCE (room ids,
     comma-separated), GUARD_ISSUER, GUARD_LEEWAY_SECONDS, GUARD_COOKIE_NAME,
     GUARD_WAITING_ROOM_URL (may contain {room}), GUARD_ALGORITHMS, GUARD_ALLOW_PATHS,
-    GUARD_JWKS_TTL_SECONDS."""
+    GUARD_JWKS_TTL_SECONDS; GUARD_REQUIRE_BINDING (1/true), GUARD_BINDING_KEY,
+    GUARD_BINDING_COOKIE; GUARD_REVOCATION_URL (may contain {room}),
+    GUARD_REVOCATION_TTL_SECONDS."""
 
     audience: tuple[str, ...]
     jwks_url: str | None = None
@@ -51,6 +54,11 @@ class GuardSettings:
     algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS
     allow_paths: tuple[str, ...] = DEFAULT_ALLOW_PATHS
     jwks_ttl_seconds: float = 300.0
+    require_binding: bool = False
+    binding_key: bytes | None = field(default=None, repr=False)
+    binding_cookie: str = DEFAULT_BINDING_COOKIE
+    revocation_url: str | None = None
+    revocation_ttl_seconds: float = 5.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> GuardSettings:
@@ -77,7 +85,27 @@ class GuardSettings:
             raise GuardConfigError(
                 "set GUARD_AUDIENCE to the room id(s) this origin serves, e.g. 'launch,drop-2'"
             )
+        require_binding = env.get("GUARD_REQUIRE_BINDING", "").strip().lower() in (
+            "1",
+            "true",
+            "yes",
+            "on",
+        )
+        binding_key = env.get("GUARD_BINDING_KEY", "").strip().encode() or None
+        if require_binding and binding_key is None:
+            raise GuardConfigError(
+                "GUARD_REQUIRE_BINDING needs GUARD_BINDING_KEY (the waiting room's "
+                "WAITINGROOM_BINDING_KEY)"
+            )
+        revocation_url = env.get("GUARD_REVOCATION_URL", "").strip() or None
+        if revocation_url is not None:
+            check_jwks_url(revocation_url, "GUARD_REVOCATION_URL")
         return cls(
+            require_binding=require_binding,
+            binding_key=binding_key,
+            binding_cookie=env.get("GUARD_BINDING_COOKIE", "").strip() or DEFAULT_BINDING_COOKIE,
+            revocation_url=revocation_url,
+            revocation_ttl_seconds=_number(env, "GUARD_REVOCATION_TTL_SECONDS", 5.0, 1, 300),
             audience=audience,
             jwks_url=jwks_url,
             jwks=jwks,
@@ -103,6 +131,11 @@ class GuardSettings:
             clock=clock,
             fetch=fetch,
             jwks_ttl=self.jwks_ttl_seconds,
+            require_binding=self.require_binding,
+            binding_key=self.binding_key,
+            binding_cookie=self.binding_cookie,
+            revocation_url=self.revocation_url,
+            revocation_ttl=self.revocation_ttl_seconds,
         )
 
 

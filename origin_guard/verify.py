@@ -9,6 +9,9 @@ from `jku`, `x5u` or `jwk` headers a caller could point elsewhere.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import ipaddress
 import json
 import logging
@@ -39,6 +42,8 @@ Reason = Literal[
     "wrong_audience",
     "wrong_issuer",
     "keys_unavailable",
+    "unbound",
+    "revoked",
 ]
 
 MESSAGES: Mapping[Reason, str] = {
@@ -56,6 +61,9 @@ MESSAGES: Mapping[Reason, str] = {
     "wrong_issuer": "The admission token was issued by another waiting room.",
     "keys_unavailable": "The origin cannot load the waiting room's public keys right now; "
     "retry shortly.",
+    "unbound": "The admission token belongs to another browser: it only works with the "
+    "waiting room's binding cookie of the browser that picked it up. Join the waiting room.",
+    "revoked": "The admission token's session was ended: join the waiting room again.",
 }
 
 DEFAULT_ISSUER = "waitingroom"
@@ -66,6 +74,8 @@ ASYMMETRIC_ALGORITHMS = frozenset(
 )
 MAX_TOKEN_BYTES = 8192
 MAX_JWKS_BYTES = 256 * 1024
+MAX_REVOKED_BYTES = 2 * 1024 * 1024
+DEFAULT_BINDING_COOKIE = "waitingroom_bind"
 _REQUIRED_CLAIMS = ["iss", "aud", "sub", "iat", "nbf", "exp", "jti"]
 
 
@@ -124,7 +134,7 @@ def fetch_jwks(url: str, timeout: float = 3.0) -> Mapping[str, Any]:
     return data
 
 
-def check_jwks_url(url: str) -> None:
+def check_jwks_url(url: str, setting: str = "GUARD_JWKS_URL") -> None:
     """https anywhere; plain http only to this machine (the local stack)."""
     parts = urllib.parse.urlsplit(url)
     if parts.scheme == "https" and parts.hostname:
@@ -132,8 +142,77 @@ def check_jwks_url(url: str) -> None:
     if parts.scheme == "http" and parts.hostname and _is_loopback(parts.hostname):
         return
     raise GuardConfigError(
-        f"GUARD_JWKS_URL must be an https:// URL (http:// only for localhost), got {url!r}"
+        f"{setting} must be an https:// URL (http:// only for localhost), got {url!r}"
     )
+
+
+def fetch_revoked(url: str, timeout: float = 3.0) -> Mapping[str, Any]:
+    """GET a room's revocation list (`GET /rooms/{room}/revoked` of the waiting room)."""
+    check_jwks_url(url, "GUARD_REVOCATION_URL")
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+        body = response.read(MAX_REVOKED_BYTES + 1)
+    if len(body) > MAX_REVOKED_BYTES:
+        raise ValueError(f"the revocation list at {url} is larger than {MAX_REVOKED_BYTES} bytes")
+    data = json.loads(body)
+    if not isinstance(data, dict):
+        raise ValueError(f"the revocation list at {url} is not a JSON object")
+    return data
+
+
+def binding_value(key: bytes, room: str, jti: str) -> str:
+    """The binding cookie the waiting room sets with a bound token: HMAC(key, room and jti).
+    (The same function as waitingroom.tokens.binding_value; the guard never imports it.)"""
+    mac = hmac.new(key, f"waitingroom-bind:v1:{room}:{jti}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode("ascii")
+
+
+class RevocationCache:
+    """Each room's revoked jti's, fetched from `url` (`{room}` in it is replaced) at most once
+    per `ttl` seconds: a token completed at the waiting room is refused here within `ttl`
+    (plus the list's own cache age). When a fetch fails the last list keeps being used: the
+    guard fails open on revocation (tokens still expire at their exp), never on signatures."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        ttl: float = 5.0,
+        fetch: Fetch = fetch_revoked,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.url = url
+        self.ttl = ttl
+        self._fetch = fetch
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._lists: dict[str, tuple[float, frozenset[str]]] = {}
+
+    def would_fetch(self, room: str) -> bool:
+        hit = self._lists.get(room)
+        return hit is None or self._clock() - hit[0] >= self.ttl
+
+    def revoked(self, room: str) -> frozenset[str]:
+        if self.would_fetch(room):
+            with self._lock:
+                if self.would_fetch(room):
+                    self._refresh(room)
+        hit = self._lists.get(room)
+        return hit[1] if hit else frozenset()
+
+    def _refresh(self, room: str) -> None:
+        now = self._clock()
+        old = self._lists.get(room, (now, frozenset()))[1]
+        self._lists[room] = (now, old)  # one attempt per ttl, even when it fails
+        url = self.url.replace("{room}", urllib.parse.quote(room, safe=""))
+        try:
+            data = self._fetch(url)
+            jtis = data.get("revoked")
+            if not isinstance(jtis, list):
+                raise ValueError("no 'revoked' list")
+            self._lists[room] = (now, frozenset(j for j in jtis if isinstance(j, str)))
+        except Exception as exc:  # keep the last list: revocation fails open, logged
+            logger.warning("fetching the revocation list at %s failed: %s", url, exc)
 
 
 def _is_loopback(host: str) -> bool:
@@ -282,6 +361,12 @@ class TokenVerifier:
         fetch: Fetch = fetch_jwks,
         jwks_ttl: float = 300.0,
         jwks_min_refetch_interval: float = 30.0,
+        binding_key: bytes | None = None,
+        require_binding: bool = False,
+        binding_cookie: str = DEFAULT_BINDING_COOKIE,
+        revocation_url: str | None = None,
+        revocation_ttl: float = 5.0,
+        fetch_revocations: Fetch = fetch_revoked,
     ) -> None:
         rooms = (audience,) if isinstance(audience, str) else tuple(audience)
         if not rooms or not all(isinstance(r, str) and r for r in rooms):
@@ -297,6 +382,23 @@ class TokenVerifier:
             )
         if not 0 <= leeway <= 300:
             raise GuardConfigError("leeway must be between 0 and 300 seconds")
+        if require_binding and not binding_key:
+            raise GuardConfigError(
+                "require_binding needs the binding key the waiting room uses (GUARD_BINDING_KEY "
+                "= WAITINGROOM_BINDING_KEY)"
+            )
+        if revocation_url is not None:
+            check_jwks_url(revocation_url, "GUARD_REVOCATION_URL")
+        self.binding_key = binding_key
+        self.require_binding = require_binding
+        self.binding_cookie = binding_cookie
+        self.revocations = (
+            RevocationCache(
+                revocation_url, ttl=revocation_ttl, fetch=fetch_revocations, clock=clock
+            )
+            if revocation_url is not None
+            else None
+        )
         self.rooms: tuple[str, ...] = rooms
         self.issuer = issuer
         self.algorithms = tuple(algorithms)
@@ -326,8 +428,14 @@ class TokenVerifier:
             self._keys = _StaticKeys(keys)
 
     def would_fetch(self, token: str | None) -> bool:
-        """True when verifying this token would first fetch the JWKS over the network."""
-        if isinstance(self._keys, _StaticKeys) or not token or len(token) > MAX_TOKEN_BYTES:
+        """True when verifying this token would first fetch the JWKS or a revocation list."""
+        if not token or len(token) > MAX_TOKEN_BYTES:
+            return False
+        if self.revocations is not None and any(
+            self.revocations.would_fetch(r) for r in self.rooms
+        ):
+            return True
+        if isinstance(self._keys, _StaticKeys):
             return False
         try:
             kid = jwt.get_unverified_header(token).get("kid")
@@ -335,10 +443,22 @@ class TokenVerifier:
             return False
         return isinstance(kid, str) and self._keys.would_fetch(kid)
 
-    def verify(self, token: str | None) -> AdmissionClaims:
-        """The token's claims, or TokenRejected with a reason. Logs the reason, never the token."""
+    def verify(self, token: str | None, binding: str | None = None) -> AdmissionClaims:
+        """The token's claims, or TokenRejected with a reason. Logs the reason, never the token.
+
+        `binding` is the binding cookie sent with the token; with `require_binding` a token
+        without its browser's binding is refused (`unbound`). With a revocation URL, a token
+        the waiting room has listed as ended is refused (`revoked`)."""
         try:
-            return self._verify(token)
+            claims = self._verify(token)
+            if self.require_binding:
+                assert self.binding_key is not None
+                expected = binding_value(self.binding_key, claims.room, claims.jti)
+                if not binding or not hmac.compare_digest(binding.encode(), expected.encode()):
+                    raise TokenRejected("unbound")
+            if self.revocations is not None and claims.jti in self.revocations.revoked(claims.room):
+                raise TokenRejected("revoked")
+            return claims
         except TokenRejected as exc:
             logger.info("admission token refused: %s", exc.reason)
             raise

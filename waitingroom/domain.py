@@ -252,6 +252,12 @@ class RoomConfig:
     origin_url: str = ""
     epoch_slot: int = 0
     version: int = 0
+    # abuse controls (0 / False: off): tickets per client, joins per client per minute, the
+    # proof of work a join must carry (leading zero bits), and binding tokens to the browser
+    max_tickets_per_client: int = 0
+    max_joins_per_minute_per_client: int = 0
+    challenge_bits: int = 0
+    bind_tokens: bool = False
 
     @property
     def opens_slot(self) -> int | None:

@@ -46,6 +46,21 @@ class ApiSettings(StoreSettings):
     default_session_seconds: int | None = Field(default=None, ge=10)
     default_pickup_seconds: int | None = Field(default=None, ge=5)
     default_shards: int | None = Field(default=None, ge=1, le=256)
+    # Who a client is, for the per-client join limits of rooms that set them:
+    #   source_ip     API Gateway's requestContext source IP (locally: the ASGI client address)
+    #   forwarded_for the address `trusted_proxies` hops from the right of X-Forwarded-For
+    #                 (each trusted proxy, e.g. CloudFront, appends the address it saw)
+    #   cookie        the `client_cookie` cookie, set on first join (browsers only: a bot drops it)
+    client_key: Literal["source_ip", "forwarded_for", "cookie"] = "source_ip"
+    trusted_proxies: int = Field(default=1, ge=1, le=10)
+    client_cookie: str = Field(default="waitingroom_client", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    # Failed admin key checks allowed per client and minute, per container (0: no limit).
+    admin_max_failures_per_minute: int = Field(default=0, ge=0)
+    # Shared with origin guards (GUARD_BINDING_KEY) in rooms with bind_tokens.
+    binding_key: SecretStr | None = None
+    # Complete also records the token in the room's revocation list (one more write per
+    # complete), served at GET /rooms/{room}/revoked for guards with GUARD_REVOCATION_URL.
+    revocation_list: bool = False
 
     def room_defaults(self) -> dict[str, int]:
         prefix = "default_"
@@ -63,6 +78,8 @@ class ApiSettings(StoreSettings):
             )
         if self.ticket_secret is not None and len(self.ticket_secret.get_secret_value()) < 16:
             raise ValueError("WAITINGROOM_TICKET_SECRET must be at least 16 characters")
+        if self.binding_key is not None and len(self.binding_key.get_secret_value()) < 16:
+            raise ValueError("WAITINGROOM_BINDING_KEY must be at least 16 characters")
         return self
 
 

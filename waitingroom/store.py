@@ -14,6 +14,8 @@ TTL deletes late):
   ROOM#{id}#LEDGER#{seq}#{n}/ LEDGER         pickups and completions of batch seq, shard n
   ROOM#{id}#IDEM#{key}      / IDEM           join idempotency record
   ROOM#{id}#AUDIT           / {time}#{id}    who changed what, when (operators)
+  ROOM#{id}#CLIENT#{hash}   / CLIENT         joins of one client (hashed key, never the IP)
+  ROOM#{id}#REVOKED         / E#{minute}     jti's completed early, bucketed by their exp
   KEYS                      / JWKS           public signing keys, published by the drainer
 
 Storage code raises StoreUnavailable or Conflict, never an HTTP error.
@@ -28,7 +30,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 from botocore.config import Config
@@ -64,6 +66,7 @@ _TRANSIENT_CODES = {
 }
 KEEP_SECONDS = 7 * 24 * 3600  # queue data outlives any realistic wait
 AUDIT_KEEP_SECONDS = 400 * 24 * 3600
+REVOKED_BUCKET_SECONDS = 60
 
 
 class StoreUnavailable(Exception):
@@ -71,7 +74,12 @@ class StoreUnavailable(Exception):
 
 
 class Conflict(Exception):
-    """A conditional write lost: somebody else changed the item first."""
+    """A conditional write lost: somebody else changed the item first. `item` is the item as
+    it was, when the write asked for it (ReturnValuesOnConditionCheckFailure)."""
+
+    def __init__(self, what: str, item: Item | None = None) -> None:
+        super().__init__(what)
+        self.item = item
 
 
 def make_client(settings: StoreSettings) -> DynamoDBClient:
@@ -241,7 +249,7 @@ class Store:
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code == "ConditionalCheckFailedException":
-                raise Conflict(op) from exc
+                raise Conflict(op, cast("Item | None", exc.response.get("Item"))) from exc
             if code in _TRANSIENT_CODES:
                 raise StoreUnavailable(f"{op}: {code}") from exc
             raise
@@ -310,6 +318,10 @@ class Store:
             "origin_url": _s(new.origin_url),
             "epoch_slot": _n(new.epoch_slot),
             "version": _n(new.version),
+            "max_tickets_per_client": _n(new.max_tickets_per_client),
+            "max_joins_per_minute_per_client": _n(new.max_joins_per_minute_per_client),
+            "challenge_bits": _n(new.challenge_bits),
+            "bind_tokens": {"BOOL": new.bind_tokens},
         }
         if new.opens_at is not None:
             item["opens_at"] = _n(new.opens_at)
@@ -342,6 +354,10 @@ class Store:
             origin_url=_str(item, "origin_url"),
             epoch_slot=_int(item, "epoch_slot"),
             version=_int(item, "version"),
+            max_tickets_per_client=_int(item, "max_tickets_per_client"),
+            max_joins_per_minute_per_client=_int(item, "max_joins_per_minute_per_client"),
+            challenge_bits=_int(item, "challenge_bits"),
+            bind_tokens=bool(item.get("bind_tokens", {}).get("BOOL", False)),
         )
 
     def list_rooms(self) -> list[str]:
@@ -399,6 +415,93 @@ class Store:
         except Conflict:
             existing = self.get_idempotent(room, key)
             return existing or ticket
+
+    def count_client_join(
+        self,
+        room: str,
+        client_hash: str,
+        *,
+        now: float,
+        max_total: int,
+        max_per_minute: int,
+    ) -> str | None:
+        """Count one join of a client, only while it is under its limits (0: no limit): one
+        conditional UpdateItem on the client's item, so the limits hold across every container.
+        Returns None when counted, else the limit it hit: "total" or "per_minute"."""
+        minute = int(now // 60)
+        conditions = []
+        values: dict[str, Any] = {
+            ":one": _n(1),
+            ":ttl": _n(int(now) + KEEP_SECONDS),
+        }
+        if max_total > 0:
+            conditions.append("(attribute_not_exists(t) OR t < :maxt)")
+            values[":maxt"] = _n(max_total)
+        if max_per_minute > 0:
+            conditions.append("(attribute_not_exists(#cur) OR #cur < :maxm)")
+            values[":maxm"] = _n(max_per_minute)
+        cond: dict[str, Any] = {}
+        if conditions:
+            cond = {
+                "ConditionExpression": " AND ".join(conditions),
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        try:
+            self._call(
+                "update_item",
+                Key=_key(f"ROOM#{room}#CLIENT#{client_hash}", "CLIENT"),
+                # one counter per minute, named by the minute; the two before it are dropped
+                UpdateExpression="ADD t :one, #cur :one "
+                "SET expires_at = if_not_exists(expires_at, :ttl) REMOVE #p1, #p2",
+                ExpressionAttributeNames={
+                    "#cur": f"m{minute}",
+                    "#p1": f"m{minute - 1}",
+                    "#p2": f"m{minute - 2}",
+                },
+                ExpressionAttributeValues=values,
+                **cond,
+            )
+        except Conflict as exc:
+            old = exc.item or {}
+            if max_total > 0 and _int(old, "t") >= max_total:
+                return "total"
+            return "per_minute"
+        return None
+
+    # -- revocation ------------------------------------------------------------------------
+
+    def add_revoked(self, room: str, jti: str, exp: float) -> None:
+        """Record a token ended before its exp, in the item of its exp's minute (kept until
+        then, so the list only ever holds tokens that would still be valid)."""
+        bucket = int(exp // REVOKED_BUCKET_SECONDS)
+        self._call(
+            "update_item",
+            Key=_key(f"ROOM#{room}#REVOKED", f"E#{bucket:012d}"),
+            UpdateExpression="ADD jtis :j SET expires_at = :ttl",
+            ExpressionAttributeValues={
+                ":j": {"SS": [jti]},
+                ":ttl": _n((bucket + 1) * REVOKED_BUCKET_SECONDS + 3600),
+            },
+        )
+
+    def list_revoked(self, room: str, now: float) -> list[str]:
+        """The jti's of tokens revoked and not yet expired (a query over a few small items)."""
+        first = int(now // REVOKED_BUCKET_SECONDS) - 1  # keep a minute of leeway past exp
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :p AND sk >= :a",
+            "ExpressionAttributeValues": {
+                ":p": _s(f"ROOM#{room}#REVOKED"),
+                ":a": _s(f"E#{first:012d}"),
+            },
+        }
+        out: set[str] = set()
+        while True:
+            resp = self._call("query", **kwargs)
+            for item in resp.get("Items", []):
+                out.update(item.get("jtis", {}).get("SS", []))
+            if "LastEvaluatedKey" not in resp:
+                return sorted(out)
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
     # -- settling slots (drainer) ----------------------------------------------------------
 

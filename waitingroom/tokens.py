@@ -246,3 +246,112 @@ def verify_admission_token(
     if claims["exp"] + leeway < now or claims["nbf"] - leeway > now:
         raise BadToken("the token is expired or not yet valid")
     return claims
+
+
+# -- proof of work at join ----------------------------------------------------------------------
+# A challenge is stateless: room, a random nonce, an expiry and the difficulty, HMAC-signed with a
+# key derived from the ticket secret (so a challenge is never a valid ticket, nor the reverse).
+# The client finds a counter such that sha256(challenge + ":" + counter) starts with `bits` zero
+# bits; the server checks it with one hash and one HMAC.
+
+CHALLENGE_SECONDS = 300
+MAX_CHALLENGE_BITS = 26
+MAX_CHALLENGE_LENGTH = 256
+_SOLUTION_RE = re.compile(r"^[0-9]{1,20}$")
+
+
+class BadChallenge(Exception):
+    """The challenge or its solution is not acceptable; `code` says which way."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    room: str
+    nonce: str
+    expires_at: int
+    bits: int
+
+
+def _challenge_key(secret: bytes) -> bytes:
+    return hmac.new(secret, b"waitingroom:challenge:v1", hashlib.sha256).digest()
+
+
+def sign_challenge(secret: bytes, challenge: Challenge) -> str:
+    payload = f"c1:{challenge.room}:{challenge.nonce}:{challenge.expires_at}:{challenge.bits}"
+    mac = hmac.new(_challenge_key(secret), payload.encode(), hashlib.sha256).digest()
+    return f"{_b64(payload.encode())}.{_b64(mac)}"
+
+
+def parse_challenge(secrets: Sequence[bytes], text: str) -> Challenge:
+    """Verify a challenge's signature (any accepted secret) and read it; time is not checked."""
+    if not text or len(text) > MAX_CHALLENGE_LENGTH or text.count(".") != 1:
+        raise BadChallenge("bad_challenge", "X-Challenge is not a challenge issued by this room")
+    body, sig = text.split(".")
+    try:
+        payload, mac = _unb64(body), _unb64(sig)
+    except (ValueError, TypeError) as exc:
+        raise BadChallenge("bad_challenge", "X-Challenge is not valid base64url") from exc
+    if not any(
+        hmac.compare_digest(hmac.new(_challenge_key(s), payload, hashlib.sha256).digest(), mac)
+        for s in secrets
+    ):
+        raise BadChallenge(
+            "bad_challenge", "X-Challenge's signature does not match: it was altered"
+        )
+    try:
+        tag, room, nonce, expires, bits = payload.decode().split(":")
+        if tag != "c1":
+            raise ValueError(tag)
+        return Challenge(room, nonce, int(expires), int(bits))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadChallenge("bad_challenge", "X-Challenge's payload is not understood") from exc
+
+
+def leading_zero_bits(digest: bytes) -> int:
+    bits = 0
+    for byte in digest:
+        if byte == 0:
+            bits += 8
+            continue
+        return bits + 8 - byte.bit_length()
+    return bits
+
+
+def solves(challenge_text: str, solution: str, bits: int) -> bool:
+    """One hash: does sha256(challenge ":" solution) start with `bits` zero bits?"""
+    if not _SOLUTION_RE.match(solution):
+        return False
+    digest = hashlib.sha256(f"{challenge_text}:{solution}".encode()).digest()
+    return leading_zero_bits(digest) >= bits
+
+
+def solve_challenge(challenge_text: str, bits: int) -> str:
+    """What a client does (about 2**bits hashes): the first counter that solves the challenge."""
+    counter = 0
+    while not solves(challenge_text, str(counter), bits):
+        counter += 1
+    return str(counter)
+
+
+# -- binding a token to the browser that picked it up ----------------------------------------------
+# origin_guard.verify.binding_value computes the same value (it never imports this module).
+
+BINDING_COOKIE = "waitingroom_bind"
+
+
+def binding_value(key: bytes, room: str, jti: str) -> str:
+    """The binding cookie for an admission token: HMAC(binding key, room and jti)."""
+    return _b64(
+        hmac.new(key, f"waitingroom-bind:v1:{room}:{jti}".encode(), hashlib.sha256).digest()
+    )
+
+
+def unverified_claims(token: str) -> dict[str, Any]:
+    """The claims of a token this service stored itself (no signature check: never use this on
+    a token that came from a request)."""
+    claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
+    return claims

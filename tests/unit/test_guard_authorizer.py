@@ -165,7 +165,7 @@ def test_http_api_payload_1_0_gets_a_deny_policy(keys: KeySet, authorize: Author
 
 def test_no_other_exception_escapes(keys: KeySet) -> None:
     class Broken(TokenVerifier):
-        def verify(self, token: str | None) -> AdmissionClaims:
+        def verify(self, token: str | None, binding: str | None = None) -> AdmissionClaims:
             raise RuntimeError("bug")
 
     broken = Authorizer(Broken(audience=ROOM, jwks=keys.jwks()))
