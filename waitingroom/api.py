@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import logging
 import re
+import secrets
 from datetime import datetime
 from functools import lru_cache
 from typing import Annotated, Any, Literal
@@ -23,6 +24,7 @@ from waitingroom.page import render_waiting_page
 from waitingroom.service import Admitted, ApiError, Waiting, WaitingRoom
 from waitingroom.settings import ApiSettings, get_api_settings
 from waitingroom.store import Store, StoreUnavailable, make_client
+from waitingroom.tokens import BINDING_COOKIE, MAX_CHALLENGE_BITS
 
 log = logging.getLogger("waitingroom.api")
 
@@ -31,6 +33,7 @@ TOKEN_COOKIE = "waitingroom_token"
 RETRY_AFTER_SECONDS = "5"
 _IDEM_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 NO_STORE = {"Cache-Control": "no-store"}
+REVOKED_MAX_AGE = 5
 
 
 # -- wiring: the one place real dependencies are built ---------------------------------------
@@ -57,6 +60,11 @@ def get_room_service() -> WaitingRoom:
         config_ttl=settings.config_cache_seconds,
         room_defaults=settings.room_defaults(),
         metrics=MetricsBuffer("api", emit_emf if settings.metrics_enabled() else emit_nothing),
+        binding_key=(
+            settings.binding_key.get_secret_value().encode() if settings.binding_key else None
+        ),
+        admin_max_failures_per_minute=settings.admin_max_failures_per_minute,
+        revocation_list=settings.revocation_list,
     )
 
 
@@ -73,8 +81,52 @@ RoomPath = Annotated[
 ]
 
 
+def _settings(request: Request) -> ApiSettings:
+    """The settings, for the few requests that need them (honours test overrides)."""
+    factory = request.app.dependency_overrides.get(get_api_settings, get_api_settings)
+    settings: ApiSettings = factory()
+    return settings
+
+
+def source_ip(request: Request) -> str | None:
+    """The caller's address: API Gateway's (HTTP API v2 or REST v1, through Mangum's
+    `scope["aws.event"]`), else the ASGI client's (locally)."""
+    event = request.scope.get("aws.event")
+    if isinstance(event, dict):
+        ctx = event.get("requestContext") or {}
+        ip = (ctx.get("http") or {}).get("sourceIp") or (ctx.get("identity") or {}).get("sourceIp")
+        if isinstance(ip, str) and ip:
+            return ip
+    return request.client.host if request.client else None
+
+
+def client_address(request: Request, settings: ApiSettings) -> str | None:
+    """The client's IP address, from X-Forwarded-For when proxies we trust sit in front."""
+    if settings.client_key == "forwarded_for":
+        hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",")]
+        hops = [h for h in hops if h]
+        if len(hops) >= settings.trusted_proxies:
+            return hops[-settings.trusted_proxies]
+    return source_ip(request)
+
+
+def client_key(request: Request, settings: ApiSettings) -> tuple[str | None, str | None]:
+    """(who the client is, a new client cookie to set) for the per-client join limits."""
+    if settings.client_key != "cookie":
+        ip = client_address(request, settings)
+        return (f"ip:{ip}" if ip else None), None
+    value = request.cookies.get(settings.client_cookie)
+    if value and len(value) <= 64:
+        return f"cookie:{value}", None
+    fresh = secrets.token_urlsafe(18)
+    return f"cookie:{fresh}", fresh
+
+
 def require_admin(
-    request: Request, settings: SettingsDep, authorization: Annotated[str | None, Header()] = None
+    request: Request,
+    settings: SettingsDep,
+    svc: ServiceDep,
+    authorization: Annotated[str | None, Header()] = None,
 ) -> str:
     """Who is asking, for the audit trail; 401 for anyone else, whether or not the room exists.
 
@@ -87,7 +139,18 @@ def require_admin(
         raise ApiError(401, "unauthorized", "admin routes need IAM (SigV4) authorisation")
     expected = settings.admin_key.get_secret_value() if settings.admin_key else ""
     given = _bearer(authorization) or ""
+    who = client_address(request, settings) or "-"
+    wait = svc.admin_refused(who)
+    if wait is not None:
+        raise ApiError(
+            429,
+            "too_many_failures",
+            f"more than {svc.admin_max_failures_per_minute} failed admin key checks from this "
+            f"client in a minute; retry in {wait} s",
+            {"Retry-After": str(wait)},
+        )
     if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+        svc.admin_failed(who)
         raise ApiError(
             401,
             "unauthorized",
@@ -174,6 +237,33 @@ class RoomConfigIn(BaseModel):
         description="when a scheduled room opens: ISO 8601 with a time zone, or epoch seconds; "
         "who joins before it is drawn into a random order at opening",
     )
+    max_tickets_per_client: int | None = Field(
+        default=None,
+        strict=True,
+        ge=0,
+        le=1_000_000,
+        description="tickets one client may take in this room (0: no limit)",
+    )
+    max_joins_per_minute_per_client: int | None = Field(
+        default=None,
+        strict=True,
+        ge=0,
+        le=1_000_000,
+        description="joins one client may make per minute (0: no limit)",
+    )
+    challenge_bits: int | None = Field(
+        default=None,
+        strict=True,
+        ge=0,
+        le=MAX_CHALLENGE_BITS,
+        description="proof of work at join: leading zero bits of sha256 (0: none)",
+    )
+    bind_tokens: bool | None = Field(
+        default=None,
+        strict=True,
+        description="bind admission tokens to the browser that picked them up (a cookie the "
+        "origin guard checks); needs WAITINGROOM_BINDING_KEY",
+    )
 
 
 class RoomOut(BaseModel):
@@ -188,6 +278,28 @@ class RoomOut(BaseModel):
     origin_url: str
     opens_at: float | None
     version: int
+    max_tickets_per_client: int = 0
+    max_joins_per_minute_per_client: int = 0
+    challenge_bits: int = 0
+    bind_tokens: bool = False
+
+
+class ChallengeOut(BaseModel):
+    challenge: str
+    difficulty_bits: int
+    expires_at: int
+    algorithm: Literal["sha256-leading-zero-bits"] = "sha256-leading-zero-bits"
+    how: str = (
+        "find a decimal counter such that sha256(challenge + ':' + counter) starts with "
+        "difficulty_bits zero bits; join with headers X-Challenge: <challenge> and "
+        "X-Challenge-Solution: <counter>"
+    )
+
+
+class RevokedOut(BaseModel):
+    room: str
+    revoked: list[str] = Field(description="jti's of tokens ended before their exp")
+    max_age_seconds: int
 
 
 # -- body limit -----------------------------------------------------------------------------
@@ -249,6 +361,13 @@ def _status_route(status: str) -> Any:
 ERRORS: dict[int | str, dict[str, Any]] = {
     s: {"model": ErrorOut} for s in (400, 401, 404, 409, 410, 413, 422, 503)
 }
+TOO_MANY: dict[int | str, dict[str, Any]] = {
+    429: {
+        "model": ErrorOut,
+        "description": "Over a limit (the message says which): retry after Retry-After seconds",
+        "headers": {"Retry-After": {"description": "seconds", "schema": {"type": "string"}}},
+    }
+}
 
 
 def create_app(max_body_bytes: int = 16_384) -> FastAPI:
@@ -256,7 +375,7 @@ def create_app(max_body_bytes: int = 16_384) -> FastAPI:
         title="waitingroom",
         version="0.1.0",
         description="A virtual waiting room: join, wait your turn, get an admission token.",
-        responses=ERRORS,
+        responses={**ERRORS, **TOO_MANY},
     )
 
     def count_error(request: Request, name: str) -> None:
@@ -337,15 +456,32 @@ def create_app(max_body_bytes: int = 16_384) -> FastAPI:
         svc.config(room)  # 400/404 for a bad or unknown room
         return HTMLResponse(render_waiting_page(room), headers={"Cache-Control": "no-cache"})
 
-    @app.post("/rooms/{room}/join", status_code=201, response_model=JoinOut, tags=["queue"])
+    @app.post(
+        "/rooms/{room}/join",
+        status_code=201,
+        response_model=JoinOut,
+        tags=["queue"],
+        responses=TOO_MANY,
+    )
     def join(
         room: RoomPath,
+        request: Request,
         svc: ServiceDep,
         settings: SettingsDep,
         response: Response,
         body: JoinIn | None = None,
         idempotency_key: Annotated[
             str | None, Header(json_schema_extra={"pattern": _IDEM_RE.pattern})
+        ] = None,
+        x_challenge: Annotated[
+            str | None,
+            Header(
+                description="a challenge from GET /rooms/{room}/challenge (rooms with a "
+                "proof of work)"
+            ),
+        ] = None,
+        x_challenge_solution: Annotated[
+            str | None, Header(description="the counter that solves X-Challenge")
         ] = None,
     ) -> JoinOut:
         if idempotency_key is not None and not _IDEM_RE.match(idempotency_key):
@@ -354,7 +490,27 @@ def create_app(max_body_bytes: int = 16_384) -> FastAPI:
                 "bad_idempotency_key",
                 "Idempotency-Key must be 1-128 letters, digits or . _ : -",
             )
-        joined = svc.join(room, idempotency_key)
+        cfg = svc.config(room)
+        client: str | None = None
+        if cfg.max_tickets_per_client > 0 or cfg.max_joins_per_minute_per_client > 0:
+            client, new_cookie = client_key(request, settings)
+            if new_cookie is not None:
+                response.set_cookie(
+                    settings.client_cookie,
+                    new_cookie,
+                    max_age=svc.keep_seconds(),
+                    path=f"/rooms/{room}",
+                    httponly=True,
+                    samesite="lax",
+                    secure=settings.cookie_secure,
+                )
+        joined = svc.join(
+            room,
+            idempotency_key,
+            client=client,
+            challenge=x_challenge,
+            solution=x_challenge_solution,
+        )
         response.headers.update(NO_STORE)
         response.set_cookie(
             TICKET_COOKIE,
@@ -412,9 +568,35 @@ def create_app(max_body_bytes: int = 16_384) -> FastAPI:
             samesite="lax",
             secure=settings.cookie_secure,
         )
+        if result.binding is not None:
+            response.set_cookie(
+                BINDING_COOKIE,
+                result.binding,
+                max_age=max(1, result.expires_at - now),
+                path="/",
+                httponly=True,
+                samesite="lax",
+                secure=settings.cookie_secure,
+            )
         return AdmittedOut(
             token=result.token, expires_at=result.expires_at, origin_url=result.origin_url
         )
+
+    @app.get("/rooms/{room}/challenge", response_model=ChallengeOut, tags=["queue"])
+    def challenge(room: RoomPath, svc: ServiceDep, response: Response) -> ChallengeOut:
+        """A proof-of-work challenge for joining (rooms with challenge_bits > 0)."""
+        ch = svc.challenge(room)
+        response.headers.update(NO_STORE)
+        return ChallengeOut(
+            challenge=svc.sign_challenge(ch), difficulty_bits=ch.bits, expires_at=ch.expires_at
+        )
+
+    @app.get("/rooms/{room}/revoked", response_model=RevokedOut, tags=["tokens"])
+    def revoked(room: RoomPath, svc: ServiceDep, response: Response) -> RevokedOut:
+        """jti's of the room's tokens ended before their exp (origin guards cache this)."""
+        jtis = svc.revoked(room)
+        response.headers["Cache-Control"] = f"public, max-age={REVOKED_MAX_AGE}"
+        return RevokedOut(room=room, revoked=jtis, max_age_seconds=REVOKED_MAX_AGE)
 
     @app.post("/rooms/{room}/complete", status_code=204, tags=["queue"])
     def complete(
@@ -454,6 +636,10 @@ def create_app(max_body_bytes: int = 16_384) -> FastAPI:
             origin_url=cfg.origin_url,
             opens_at=cfg.opens_at,
             version=cfg.version,
+            max_tickets_per_client=cfg.max_tickets_per_client,
+            max_joins_per_minute_per_client=cfg.max_joins_per_minute_per_client,
+            challenge_bits=cfg.challenge_bits,
+            bind_tokens=cfg.bind_tokens,
         )
 
     @app.get("/admin/rooms/{room}/stats", tags=["operators"])

@@ -403,6 +403,68 @@ _JS = r"""
   }
   function transient(status) { return status >= 500 || status === 429 || status === 408; }
 
+  // A room may ask for a proof of work before it hands out a place: find a counter such that
+  // sha256(challenge + ":" + counter) starts with the asked number of zero bits. The solved
+  // challenge is kept for retries of the same join (the server answers with the same ticket).
+  var pow = null;
+  var powTries = 0;
+  var POW_CODES = ["challenge_required", "challenge_expired", "bad_challenge", "wrong_solution"];
+  function zeroBits(buffer) {
+    var bytes = new Uint8Array(buffer);
+    var n = 0;
+    for (var i = 0; i < bytes.length; i++) {
+      if (bytes[i] === 0) { n += 8; continue; }
+      var b = bytes[i];
+      while ((b & 0x80) === 0) { n++; b = b << 1; }
+      break;
+    }
+    return n;
+  }
+  function solve(challenge, bits) {
+    var encoder = new TextEncoder();
+    var counter = 0;
+    return new Promise(function (resolve, reject) {
+      function slice() {  // hash for ~50 ms, then yield to the event loop (the page stays live)
+        var until = Date.now() + 50;
+        (function step() {
+          crypto.subtle.digest("SHA-256", encoder.encode(challenge + ":" + counter))
+            .then(function (digest) {
+              if (zeroBits(digest) >= bits) { resolve(String(counter)); return; }
+              counter++;
+              if (Date.now() < until) { step(); } else { setTimeout(slice, 0); }
+            }, reject);
+        })();
+      }
+      slice();
+    });
+  }
+  function proveThenJoin() {
+    if (!(window.crypto && crypto.subtle && window.TextEncoder)) {
+      problem("This waiting room needs a secure (https) connection to let this browser in.");
+      return;
+    }
+    busy = true;
+    request("/challenge", { method: "GET", headers: { "Accept": "application/json" } })
+      .then(function (r) {
+        if (r.res.status !== 200) {
+          busy = false;
+          if (transient(r.res.status)) { backoff(join, r.res); } else {
+            problem(r.body.message || "The waiting room could not start (" + r.res.status + ").");
+          }
+          return;
+        }
+        return solve(r.body.challenge, Number(r.body.difficulty_bits) || 0)
+          .then(function (solution) {
+            busy = false;
+            pow = { challenge: r.body.challenge, solution: solution };
+            join();
+          });
+      }).then(null, function () {
+        busy = false;
+        backoff(join, null);
+      });
+  }
+
   function join() {
     var rec = load();
     if (rec.ticket) { poll(); return; }  // another tab joined meanwhile
@@ -410,13 +472,24 @@ _JS = r"""
     if (busy) { return; }
     busy = true;
     if (view === "joining" || view === "ended") { show("joining"); }
+    var headers = { "Accept": "application/json", "Idempotency-Key": rec.idem };
+    if (pow) {
+      headers["X-Challenge"] = pow.challenge;
+      headers["X-Challenge-Solution"] = pow.solution;
+    }
     request("/join", {
       method: "POST",
-      headers: { "Accept": "application/json", "Idempotency-Key": rec.idem }
+      headers: headers
     }).then(function (r) {
       busy = false;
       var st = r.res.status;
-      if (st === 200 || st === 201) {
+      if ((st === 400 || st === 401) && POW_CODES.indexOf(r.body.error) >= 0 && powTries < 3) {
+        powTries++;
+        pow = null;
+        proveThenJoin();
+      } else if (st === 200 || st === 201) {
+        pow = null;
+        powTries = 0;
         recovered();
         var now = load();
         if (now.idem !== rec.idem && now.ticket) { poll(); return; }

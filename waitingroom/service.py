@@ -7,8 +7,12 @@ drainer has reached costs reads and writes (pickup), once.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import hmac
 import math
 import random
+import secrets
 import threading
 import time
 from collections import OrderedDict
@@ -31,11 +35,19 @@ from waitingroom.domain import (
 from waitingroom.observability import MetricsBuffer
 from waitingroom.store import KEEP_SECONDS, Conflict, Store, StoreUnavailable
 from waitingroom.tokens import (
+    CHALLENGE_SECONDS,
+    BadChallenge,
     BadTicket,
     BadToken,
+    Challenge,
     Ticket,
+    binding_value,
+    parse_challenge,
     parse_ticket,
+    sign_challenge,
     sign_ticket,
+    solves,
+    unverified_claims,
     valid_room_id,
     verify_admission_token,
 )
@@ -104,6 +116,7 @@ class Admitted:
     token: str
     expires_at: int
     origin_url: str
+    binding: str | None = None  # the binding cookie's value, when the room binds tokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +141,9 @@ class WaitingRoom:
         rng: random.Random | None = None,
         room_defaults: dict[str, Any] | None = None,
         metrics: MetricsBuffer | None = None,
+        binding_key: bytes | None = None,
+        admin_max_failures_per_minute: int = 0,
+        revocation_list: bool = False,
     ) -> None:
         if not ticket_secrets:
             raise ValueError("at least one ticket secret is needed")
@@ -143,6 +159,14 @@ class WaitingRoom:
         self._slots: TtlCache[SettledSlot | None] = TtlCache(float("inf"), clock, size=20_000)
         self._jwks: TtlCache[dict[str, Any]] = TtlCache(300.0, clock, size=1)
         self._jwks_refetched_at = 0.0
+        self.binding_key = binding_key
+        self._client_key = hmac.new(self.secrets[0], b"waitingroom:client:v1", "sha256").digest()
+        self.revocation_list = revocation_list  # complete also lists the token as revoked
+        self._revoked: TtlCache[list[str]] = TtlCache(2.0, clock, size=256)
+        # failed admin attempts per client: in memory, per container (see admin_refused)
+        self.admin_max_failures_per_minute = admin_max_failures_per_minute
+        self._admin_failures: OrderedDict[str, list[float]] = OrderedDict()
+        self._admin_lock = threading.Lock()
 
     # -- cached reads ----------------------------------------------------------------------
 
@@ -184,20 +208,148 @@ class WaitingRoom:
 
     # -- join ------------------------------------------------------------------------------
 
-    def join(self, room: str, idempotency_key: str | None) -> Joined:
+    def join(
+        self,
+        room: str,
+        idempotency_key: str | None,
+        *,
+        client: str | None = None,
+        challenge: str | None = None,
+        solution: str | None = None,
+    ) -> Joined:
         cfg = self.config(room)
         if cfg.status == "closed":
             raise ApiError(409, "room_closed", f"room {room!r} is closed to new joins")
+        solved: Challenge | None = None
+        if cfg.challenge_bits > 0:
+            solved = self._check_solution(cfg, challenge, solution)
+            # the solved challenge is the idempotency key: a replay gets the same ticket, and
+            # one solution never buys two places
+            idempotency_key = f"pow.{solved.nonce}"
         if idempotency_key is not None:
             existing = self.store.get_idempotent(room, idempotency_key)
             if existing is not None:
                 return self._joined(cfg, existing)
+        if solved is not None and solved.expires_at < self.clock():
+            raise ApiError(
+                401,
+                "challenge_expired",
+                "the challenge has expired: get a new one from GET /rooms/{room}/challenge",
+            )
+        if client is not None and (
+            cfg.max_tickets_per_client > 0 or cfg.max_joins_per_minute_per_client > 0
+        ):
+            self._count_client_join(cfg, client)
         ticket = self._take_number(cfg)
         self.metrics.count(room, "joins")
         text = sign_ticket(self.secrets[0], ticket)
         if idempotency_key is not None:
             text = self.store.put_idempotent(room, idempotency_key, text, 24 * 3600)
         return self._joined(cfg, text)
+
+    def client_hash(self, client: str) -> str:
+        """A keyed hash of the client key (an IP address is never stored, nor guessable from
+        its hash: IPv4 has only 2**32 values, so a plain hash would give it away)."""
+        return hmac.new(self._client_key, client.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def _count_client_join(self, cfg: RoomConfig, client: str) -> None:
+        now = self.clock()
+        hit = self.store.count_client_join(
+            cfg.room,
+            self.client_hash(client),
+            now=now,
+            max_total=cfg.max_tickets_per_client,
+            max_per_minute=cfg.max_joins_per_minute_per_client,
+        )
+        if hit == "total":
+            self.metrics.count(cfg.room, "client_limited")
+            raise ApiError(
+                429,
+                "too_many_tickets",
+                f"room {cfg.room!r} gives at most {cfg.max_tickets_per_client} tickets per "
+                "client, and this client has them all: keep polling the ticket you have",
+                {"Retry-After": "3600"},
+            )
+        if hit is not None:
+            self.metrics.count(cfg.room, "client_limited")
+            wait = max(1, math.ceil(60 - now % 60))
+            raise ApiError(
+                429,
+                "too_many_joins",
+                f"room {cfg.room!r} accepts at most {cfg.max_joins_per_minute_per_client} joins "
+                f"per minute per client; retry in {wait} s",
+                {"Retry-After": str(wait)},
+            )
+
+    # -- proof of work ---------------------------------------------------------------------
+
+    def challenge(self, room: str) -> Challenge:
+        """A fresh, stateless challenge at the room's difficulty (signed, nothing stored)."""
+        cfg = self.config(room)
+        nonce = secrets.token_hex(16)
+        return Challenge(room, nonce, int(self.clock()) + CHALLENGE_SECONDS, cfg.challenge_bits)
+
+    def sign_challenge(self, challenge: Challenge) -> str:
+        return sign_challenge(self.secrets[0], challenge)
+
+    def _check_solution(self, cfg: RoomConfig, text: str | None, solution: str | None) -> Challenge:
+        """One HMAC and one hash. The expiry is checked by the caller, after a replay of an
+        already used challenge has been given its ticket back."""
+        if not text or not solution:
+            raise ApiError(
+                401,
+                "challenge_required",
+                f"room {cfg.room!r} asks for a proof of work: GET /rooms/{cfg.room}/challenge, "
+                "find a counter such that sha256(challenge + ':' + counter) starts with "
+                f"{cfg.challenge_bits} zero bits, and send them as X-Challenge and "
+                "X-Challenge-Solution",
+            )
+        try:
+            ch = parse_challenge(self.secrets, text)
+        except BadChallenge as exc:
+            raise ApiError(401, exc.code, str(exc)) from exc
+        if ch.room != cfg.room:
+            raise ApiError(401, "bad_challenge", f"this challenge belongs to room {ch.room!r}")
+        if ch.bits < cfg.challenge_bits:
+            raise ApiError(
+                401,
+                "challenge_expired",
+                f"the room now asks for {cfg.challenge_bits} zero bits: get a new challenge",
+            )
+        if not solves(text, solution, ch.bits):
+            raise ApiError(
+                400,
+                "wrong_solution",
+                f"sha256(challenge + ':' + X-Challenge-Solution) does not start with {ch.bits} "
+                "zero bits (the solution is a decimal counter, at most 20 digits)",
+            )
+        return ch
+
+    # -- failed admin attempts -------------------------------------------------------------
+
+    def admin_refused(self, client: str) -> int | None:
+        """Seconds to wait when this client failed the admin check too often in the last
+        minute (None: go ahead). Counted in memory, per container: an attacker spread over
+        many containers gets up to N tries per minute from each, which still stops guessing."""
+        limit = self.admin_max_failures_per_minute
+        if limit <= 0:
+            return None
+        now = self.clock()
+        with self._admin_lock:
+            recent = [t for t in self._admin_failures.get(client, []) if t > now - 60]
+            if len(recent) < limit:
+                return None
+            return max(1, math.ceil(recent[0] + 60 - now))
+
+    def admin_failed(self, client: str) -> None:
+        if self.admin_max_failures_per_minute <= 0:
+            return
+        now = self.clock()
+        with self._admin_lock:
+            recent = [t for t in self._admin_failures.pop(client, []) if t > now - 60]
+            self._admin_failures[client] = [*recent, now][-self.admin_max_failures_per_minute :]
+            while len(self._admin_failures) > 10_000:
+                self._admin_failures.popitem(last=False)
 
     def _take_number(self, cfg: RoomConfig) -> Ticket:
         for _ in range(3):
@@ -310,12 +462,20 @@ class WaitingRoom:
                     ) from None
             else:
                 self.metrics.count(cfg.room, "pickups")
-            return Admitted(item.token, int(item.expires_at), cfg.origin_url)
+            return self._admission(cfg, item.token, item.expires_at)
         if item.state == "picked" and item.expires_at > now:
-            return Admitted(item.token, int(item.expires_at), cfg.origin_url)
+            return self._admission(cfg, item.token, item.expires_at)
         if item.state == "completed":
             raise ApiError(410, "completed", "this ticket's session was completed")
         raise ApiError(410, "expired", "this ticket's session has expired")
+
+    def _admission(self, cfg: RoomConfig, token: str, expires_at: float) -> Admitted:
+        binding = None
+        if cfg.bind_tokens and self.binding_key:
+            binding = binding_value(
+                self.binding_key, cfg.room, str(unverified_claims(token)["jti"])
+            )
+        return Admitted(token, int(expires_at), cfg.origin_url, binding)
 
     # -- complete --------------------------------------------------------------------------
 
@@ -335,15 +495,23 @@ class WaitingRoom:
         except ValueError as exc:
             raise ApiError(401, "bad_token", "the token's subject is not a ticket") from exc
         item = self.store.get_ticket(cfg.room, slot, shard, k)
-        if item is None or item.state != "picked":
-            return  # nothing holds a place: completing is a no-op (idempotent)
-        self.metrics.count(room, "completions")
-        try:
-            self.store.complete(
-                room, item, ledger_shard_of(f"{slot}.{shard}.{k}", item.ledger_shards), now
-            )
-        except Conflict:
-            return  # completed concurrently or expired meanwhile
+        if item is not None and item.state == "picked":
+            self.metrics.count(room, "completions")
+            # a Conflict: completed concurrently or expired meanwhile
+            with contextlib.suppress(Conflict):
+                self.store.complete(
+                    room, item, ledger_shard_of(f"{slot}.{shard}.{k}", item.ledger_shards), now
+                )
+        if self.revocation_list:
+            # whatever the ticket's state, the token is now useless to a guard that checks the
+            # revocation list (GET /rooms/{room}/revoked); completing again changes nothing
+            self.store.add_revoked(room, str(claims["jti"]), float(claims["exp"]))
+            self._revoked.forget(room)
+
+    def revoked(self, room: str) -> list[str]:
+        """The room's revoked, unexpired jti's (cached for 2 s per container)."""
+        self.config(room)
+        return self._revoked.get(room, lambda: self.store.list_revoked(room, self.clock()))
 
     def _verify(self, token: str, room: str, now: float) -> dict[str, Any]:
         try:
@@ -366,6 +534,13 @@ class WaitingRoom:
         if not valid_room_id(room):
             raise ApiError(
                 400, "invalid_room", "room ids are 1-63 lowercase letters, digits and dashes"
+            )
+        if changes.get("bind_tokens") and not self.binding_key:
+            raise ApiError(
+                422,
+                "invalid_config",
+                "bind_tokens needs a binding key shared with the origin guard: set "
+                "WAITINGROOM_BINDING_KEY here and GUARD_BINDING_KEY at the origin",
             )
         current = self.store.get_room_config(room, consistent=True)
         if current is None:

@@ -60,7 +60,7 @@ def test_the_page_loads_nothing_from_elsewhere() -> None:
 def test_the_script_calls_only_the_rooms_own_routes() -> None:
     page = render_waiting_page("demo")
     calls = re.findall(r'request\("([^"]+)"', page)
-    assert sorted(set(calls)) == ["/join", "/status"]
+    assert sorted(set(calls)) == ["/challenge", "/join", "/status"]
     assert "Idempotency-Key" in page
     assert '"Authorization": "Bearer "' in page
     assert "waitingroom:ticket:" in page
@@ -111,3 +111,25 @@ def test_the_page_is_accessible_and_phone_ready() -> None:
 def test_the_page_is_a_pure_function_of_the_room() -> None:
     assert render_waiting_page("demo") == render_waiting_page("demo")
     assert render_waiting_page("demo") != render_waiting_page("other")
+
+
+def test_the_script_solves_a_proof_of_work_the_server_accepts() -> None:
+    """The page's own solver (zeroBits and solve, cut out of the script) run by node."""
+    import shutil
+    import subprocess
+
+    from waitingroom.tokens import Challenge, sign_challenge, solves
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    page = render_waiting_page("demo")
+    assert 'crypto.subtle.digest("SHA-256"' in page and "setTimeout(slice, 0)" in page
+    assert '"X-Challenge-Solution"' in page and '"challenge_required"' in page
+    start = page.index("  function zeroBits(")
+    end = page.index("  function proveThenJoin(")
+    text = sign_challenge(b"k" * 16, Challenge("demo", "ab" * 16, 2_000_000_000, 10))
+    script = page[start:end] + f"solve({text!r}, 10).then(function (s) {{ console.log(s); }});"
+    out = subprocess.run([node, "-e", script], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert solves(text, out.stdout.strip(), 10)
