@@ -137,7 +137,7 @@ def bench_warm_invoke(ddb: Ddb) -> None:
     put = rest_event("PUT", "/admin/rooms/bench", {**admin, "Content-Type": "application/json"})
     put["body"] = json.dumps({"max_active": 1})
     assert call(put)["statusCode"] in (200, 201)
-    svc = api.get_room_service()
+    svc = api.build_room_service()
     store_time = [0.0]
     started: list[float] = []
 

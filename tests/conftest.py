@@ -83,7 +83,9 @@ def keyset() -> KeySet:
 
 @pytest.fixture
 def service(store: Store, clock: FakeClock) -> WaitingRoom:
-    return WaitingRoom(store, [TICKET_SECRET], issuer="waitingroom", clock=clock)
+    return WaitingRoom(
+        store, [TICKET_SECRET], issuer="waitingroom", clock=clock, cookie_secure=False
+    )
 
 
 DrainerFactory = Callable[..., Drainer]

@@ -50,7 +50,8 @@ def _ticket_secrets(settings: ApiSettings) -> list[bytes]:
 
 
 @lru_cache(maxsize=1)
-def get_room_service() -> WaitingRoom:
+def build_room_service() -> WaitingRoom:
+    """Built once per container, on the first request (never at import)."""
     settings = get_api_settings()
     return WaitingRoom(
         Store(make_client(settings), settings.table),
@@ -60,12 +61,18 @@ def get_room_service() -> WaitingRoom:
         config_ttl=settings.config_cache_seconds,
         room_defaults=settings.room_defaults(),
         metrics=MetricsBuffer("api", emit_emf if settings.metrics_enabled() else emit_nothing),
+        cookie_secure=settings.cookie_secure,
         binding_key=(
             settings.binding_key.get_secret_value().encode() if settings.binding_key else None
         ),
         admin_max_failures_per_minute=settings.admin_max_failures_per_minute,
         revocation_list=settings.revocation_list,
     )
+
+
+async def get_room_service() -> WaitingRoom:
+    # async, so FastAPI resolves it on the event loop instead of a worker-thread hop per request
+    return build_room_service()
 
 
 ServiceDep = Annotated[WaitingRoom, Depends(get_room_service)]
@@ -379,7 +386,7 @@ def create_app(max_body_bytes: int = 16_384) -> FastAPI:
     )
 
     def count_error(request: Request, name: str) -> None:
-        factory = request.app.dependency_overrides.get(get_room_service, get_room_service)
+        factory = request.app.dependency_overrides.get(get_room_service, build_room_service)
         try:
             service: WaitingRoom = factory()
         except Exception:  # not configured: nothing to count with
@@ -467,7 +474,6 @@ def create_app(max_body_bytes: int = 16_384) -> FastAPI:
         room: RoomPath,
         request: Request,
         svc: ServiceDep,
-        settings: SettingsDep,
         response: Response,
         body: JoinIn | None = None,
         idempotency_key: Annotated[
@@ -493,6 +499,7 @@ def create_app(max_body_bytes: int = 16_384) -> FastAPI:
         cfg = svc.config(room)
         client: str | None = None
         if cfg.max_tickets_per_client > 0 or cfg.max_joins_per_minute_per_client > 0:
+            settings = _settings(request)
             client, new_cookie = client_key(request, settings)
             if new_cookie is not None:
                 response.set_cookie(
@@ -502,7 +509,7 @@ def create_app(max_body_bytes: int = 16_384) -> FastAPI:
                     path=f"/rooms/{room}",
                     httponly=True,
                     samesite="lax",
-                    secure=settings.cookie_secure,
+                    secure=svc.cookie_secure,
                 )
         joined = svc.join(
             room,
@@ -519,7 +526,7 @@ def create_app(max_body_bytes: int = 16_384) -> FastAPI:
             path=f"/rooms/{room}",
             httponly=True,
             samesite="lax",
-            secure=settings.cookie_secure,
+            secure=svc.cookie_secure,
         )
         s = joined.status
         return JoinOut(
@@ -541,7 +548,6 @@ def create_app(max_body_bytes: int = 16_384) -> FastAPI:
         room: RoomPath,
         request: Request,
         svc: ServiceDep,
-        settings: SettingsDep,
         response: Response,
         authorization: Annotated[str | None, Header()] = None,
     ) -> WaitingOut | AdmittedOut:
@@ -566,7 +572,7 @@ def create_app(max_body_bytes: int = 16_384) -> FastAPI:
             path="/",
             httponly=True,
             samesite="lax",
-            secure=settings.cookie_secure,
+            secure=svc.cookie_secure,
         )
         if result.binding is not None:
             response.set_cookie(
@@ -576,7 +582,7 @@ def create_app(max_body_bytes: int = 16_384) -> FastAPI:
                 path="/",
                 httponly=True,
                 samesite="lax",
-                secure=settings.cookie_secure,
+                secure=svc.cookie_secure,
             )
         return AdmittedOut(
             token=result.token, expires_at=result.expires_at, origin_url=result.origin_url

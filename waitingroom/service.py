@@ -144,6 +144,7 @@ class WaitingRoom:
         binding_key: bytes | None = None,
         admin_max_failures_per_minute: int = 0,
         revocation_list: bool = False,
+        cookie_secure: bool = True,
     ) -> None:
         if not ticket_secrets:
             raise ValueError("at least one ticket secret is needed")
@@ -154,6 +155,7 @@ class WaitingRoom:
         self.rng = rng or random.SystemRandom()
         self.room_defaults = dict(room_defaults or {})  # for fields a new room leaves out
         self.metrics = metrics or MetricsBuffer("api", clock=clock)
+        self.cookie_secure = cookie_secure  # cookies only over HTTPS (off for plain-HTTP dev)
         self._configs: TtlCache[RoomConfig | None] = TtlCache(config_ttl, clock)
         self._states: TtlCache[PublicState] = TtlCache(state_ttl, clock)
         self._slots: TtlCache[SettledSlot | None] = TtlCache(float("inf"), clock, size=20_000)

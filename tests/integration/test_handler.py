@@ -27,7 +27,7 @@ def _clear_caches() -> None:
         asyncio.set_event_loop(None)
     get_api_settings.cache_clear()
     get_drainer_settings.cache_clear()
-    api.get_room_service.cache_clear()
+    api.build_room_service.cache_clear()
     handler._adapter.cache_clear()
     drainer.get_drainer.cache_clear()
 
@@ -122,7 +122,7 @@ def test_warm_invocations_share_nothing_about_the_previous_request(lambda_env: N
     status, _, second = call(http_v2_event("POST", "/rooms/demo/join", {"idempotency-key": "xyz"}))
     assert second["ticket"] != first["ticket"]
     # one service (clients, caches) per container: built once, reused warm
-    assert api.get_room_service.cache_info().currsize == 1
+    assert api.build_room_service.cache_info().currsize == 1
 
 
 def test_health_answers_without_touching_the_store(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -169,7 +169,7 @@ def test_importing_the_handlers_reads_no_environment_and_opens_no_connection() -
         "    raise AssertionError('network at import time')\n"
         "socket.socket.connect = refuse\n"
         "import waitingroom.handler, waitingroom.drainer, waitingroom.api\n"
-        "assert waitingroom.api.get_room_service.cache_info().currsize == 0\n"
+        "assert waitingroom.api.build_room_service.cache_info().currsize == 0\n"
         "print('clean')\n"
     )
     out = subprocess.run(
