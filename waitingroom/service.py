@@ -246,8 +246,18 @@ class WaitingRoom:
         self.metrics.count(room, "joins")
         text = sign_ticket(self.secrets[0], ticket)
         if idempotency_key is not None:
-            text = self.store.put_idempotent(room, idempotency_key, text, 24 * 3600)
-        return self._joined(cfg, text)
+            stored = self.store.put_idempotent(room, idempotency_key, text, 24 * 3600)
+            if stored != text:  # a concurrent retry with the same key won: theirs is the ticket
+                return self._joined(cfg, stored)
+        # A new number is in a slot that has not settled yet: answer from the cached state,
+        # without re-reading the ticket we just signed.
+        st = self.state(cfg)
+        if cfg.in_prequeue(ticket.slot) and not st.draw_seed:
+            status = self._before_the_draw(cfg, st)
+        else:
+            status = self._estimate(cfg, st, ticket)
+        number = queue_number(ticket.slot, ticket.k, ticket.shard, cfg.epoch_slot)
+        return Joined(text, number, status)
 
     def client_hash(self, client: str) -> str:
         """A keyed hash of the client key (an IP address is never stored, nor guessable from
