@@ -202,6 +202,9 @@ class WaitingOut(BaseModel):
     position_is_exact: bool
     waiting: int
     opens_at: float | None = None
+    state_version: int = Field(
+        default=0, description="send it back as ?v= on the next poll: positions never go up"
+    )
 
 
 class JoinOut(BaseModel):
@@ -551,9 +554,12 @@ def create_app(max_body_bytes: int = 16_384) -> FastAPI:
         request: Request,
         svc: ServiceDep,
         authorization: Annotated[str | None, Header()] = None,
+        v: Annotated[
+            int, Query(ge=0, le=2**53, description="state_version of the previous answer")
+        ] = 0,
     ) -> Response:
         text = _bearer(authorization) or request.cookies.get(TICKET_COOKIE)
-        result = svc.poll(room, text)
+        result = svc.poll(room, text, min_version=v)
         if isinstance(result, Waiting):
             return _json(
                 WaitingOut(
@@ -563,6 +569,7 @@ def create_app(max_body_bytes: int = 16_384) -> FastAPI:
                     position_is_exact=result.exact,
                     waiting=result.waiting,
                     opens_at=result.opens_at,
+                    state_version=result.state_version,
                 )
             )
         assert isinstance(result, Admitted)

@@ -522,7 +522,9 @@ _JS = r"""
     if (!rec.ticket) { join(); return; }
     if (busy) { return; }
     busy = true;
-    request("/status", {
+    // send back the state version we were last answered from: another server never answers
+    // from an older one, so the place shown never goes back up
+    request("/status" + (rec.v ? "?v=" + rec.v : ""), {
       method: "GET",
       headers: { "Accept": "application/json", "Authorization": "Bearer " + rec.ticket }
     }).then(function (r) {
@@ -535,6 +537,11 @@ _JS = r"""
         arrive(r.body);
       } else if (st === 200) {
         recovered();
+        if (Number(r.body.state_version) > (Number(load().v) || 0)) {
+          var kept = load();
+          kept.v = Number(r.body.state_version);
+          save(kept);
+        }
         renderWaiting(r.body);
         later(poll, jitter(Number(r.body.poll_after_seconds) || 2));
       } else if (st === 410 && code === "room_closed") {

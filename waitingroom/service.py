@@ -109,6 +109,7 @@ class Waiting:
     exact: bool
     waiting: int
     opens_at: float | None = None  # set while a scheduled room's pre-queue awaits its draw
+    state_version: int = 0  # of the room state the answer came from (see `poll`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,14 +183,19 @@ class WaitingRoom:
             raise unknown_room(room)
         return cfg
 
-    def state(self, cfg: RoomConfig) -> PublicState:
-        return self._states.get(
-            cfg.room,
-            lambda: (
-                self.store.get_public_state(cfg.room)
-                or PublicState(settled_through=cfg.epoch_slot - 1)
-            ),
-        )
+    def state(self, cfg: RoomConfig, min_version: int = 0) -> PublicState:
+        def fetch() -> PublicState:
+            return self.store.get_public_state(cfg.room) or PublicState(
+                settled_through=cfg.epoch_slot - 1
+            )
+
+        st = self._states.get(cfg.room, fetch)
+        if st.version < min_version:
+            # the client has seen a newer state from another container: read it again once,
+            # so a position it was shown never goes back up
+            self._states.forget(cfg.room)
+            st = self._states.get(cfg.room, fetch)
+        return st
 
     def settled_slot(self, room: str, slot: int) -> SettledSlot | None:
         key = f"{room}#{slot}"
@@ -400,10 +406,20 @@ class WaitingRoom:
             raise ApiError(401, "bad_ticket", f"this ticket belongs to room {ticket.room!r}")
         return ticket
 
-    def poll(self, room: str, text: str | None) -> Waiting | Admitted:
+    def poll(self, room: str, text: str | None, min_version: int = 0) -> Waiting | Admitted:
+        """Where the ticket stands. `min_version` is the newest room-state version the client
+        has been answered from (any container): the answer is never from an older one."""
         ticket = self.read_ticket(room, text)
         cfg = self.config(room)
-        st = self.state(cfg)
+        st = self.state(cfg, min_version)
+        result = self._poll(room, ticket, cfg, st)
+        if isinstance(result, Waiting):
+            result = replace(result, state_version=st.version)
+        return result
+
+    def _poll(
+        self, room: str, ticket: Ticket, cfg: RoomConfig, st: PublicState
+    ) -> Waiting | Admitted:
         prequeue = cfg.in_prequeue(ticket.slot)
         closed = ApiError(410, "room_closed", f"room {room!r} has closed: nobody more is let in")
         if prequeue and not st.draw_seed:

@@ -281,3 +281,28 @@ def test_paused_rooms_admit_nobody_and_closed_rooms_refuse_joins(
     service.complete("demo", session.token)  # a place frees up, yet nobody more comes in
     report = drainer.tick_room("demo")
     assert (report.completed, report.admitted) == (1, 0)
+
+
+def test_a_position_never_goes_back_up_across_containers(
+    service: WaitingRoom, drainer: Drainer, store: Store, clock: FakeClock
+) -> None:
+    """Two API containers with state caches of different ages: the client's state_version keeps
+    the older one from answering with a larger position."""
+    other = WaitingRoom(store, [TICKET_SECRET], issuer="waitingroom", clock=clock)
+    service.put_room("demo", {"max_active": 5})
+    tickets = [service.join("demo", None) for _ in range(20)]
+    settle(clock)
+    drainer.tick_room("demo")
+    fresh(service, clock)
+    last = max(tickets, key=lambda t: t.number)
+    before = other.poll("demo", last.ticket)  # container B caches this state
+    assert isinstance(before, Waiting) and before.position == 15
+    service.put_room("demo", {"max_active": 10})
+    drainer.tick_room("demo")
+    clock.advance(0.5)  # B's cache is still fresh; A has none yet
+    newer = service.poll("demo", last.ticket)
+    assert isinstance(newer, Waiting) and newer.position == 10
+    stale = other.poll("demo", last.ticket)
+    assert isinstance(stale, Waiting) and stale.position == 15  # what B alone would say
+    again = other.poll("demo", last.ticket, min_version=newer.state_version)
+    assert isinstance(again, Waiting) and again.position == 10

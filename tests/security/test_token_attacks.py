@@ -308,7 +308,9 @@ ATTACKS: list[Attack] = [
         "bad_signature",
     ),
     # broken shapes
-    Attack("truncated-by-8", truncated_by(8), "malformed"),
+    # 8 characters off the signature: refused as malformed, or (for ~5% of signatures, whose
+    # shortened base64 still decodes) as a bad signature; both are refusals
+    Attack("truncated-by-8", truncated_by(8), "malformed|bad_signature"),
     Attack("truncated-to-header", lambda c: genuine(c).split(".")[0], "malformed"),
     Attack("truncated-half", lambda c: genuine(c)[: len(genuine(c)) // 2], "malformed"),
     Attack("four-segments", lambda c: genuine(c) + ".AAAA", "malformed"),
@@ -508,7 +510,7 @@ def test_the_attack_is_refused(
     verdict = check(attack.build(ctx))
     assert not verdict.allowed, f"{attack.name} got through {surface}"
     if verdict.reason is not None:
-        assert verdict.reason == attack.reason
+        assert verdict.reason in attack.reason.split("|")
 
 
 def test_key_headers_never_make_the_verifier_fetch_anything_else(ctx: Ctx) -> None:
