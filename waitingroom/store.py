@@ -275,27 +275,31 @@ class Store:
         except BotoCoreError as exc:
             raise StoreUnavailable(f"transaction: {type(exc).__name__}") from exc
 
+    def _batch(self, op: str, request: dict[str, Any], leftover: str) -> list[Item]:
+        """One BatchGetItem/BatchWriteItem, retrying what DynamoDB left unprocessed with
+        backoff; returns the items read (none for writes)."""
+        out: list[Item] = []
+        pending = request
+        for attempt in range(8):
+            try:
+                resp = getattr(self.client, op)(RequestItems=pending)
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                raise StoreUnavailable(f"{op}: {code}") from exc
+            except BotoCoreError as exc:
+                raise StoreUnavailable(f"{op}: {type(exc).__name__}") from exc
+            out.extend(resp.get("Responses", {}).get(self.table, []))
+            pending = dict(resp.get(leftover) or {})
+            if not pending:
+                return out
+            time.sleep(min(1.0, 0.05 * 2**attempt))
+        raise StoreUnavailable(f"{op}: requests left unprocessed")
+
     def _batch_get(self, keys: list[dict[str, Any]], consistent: bool) -> list[Item]:
         out: list[Item] = []
         for i in range(0, len(keys), 100):
-            pending: dict[str, Any] = {
-                self.table: {"Keys": keys[i : i + 100], "ConsistentRead": consistent}
-            }
-            for attempt in range(8):
-                try:
-                    resp = self.client.batch_get_item(RequestItems=pending)
-                except ClientError as exc:
-                    code = exc.response.get("Error", {}).get("Code", "")
-                    raise StoreUnavailable(f"batch_get_item: {code}") from exc
-                except BotoCoreError as exc:
-                    raise StoreUnavailable(f"batch_get_item: {type(exc).__name__}") from exc
-                out.extend(resp.get("Responses", {}).get(self.table, []))
-                pending = dict(resp.get("UnprocessedKeys") or {})
-                if not pending:
-                    break
-                time.sleep(min(1.0, 0.05 * 2**attempt))
-            else:
-                raise StoreUnavailable("batch_get_item: keys left unprocessed")
+            request = {self.table: {"Keys": keys[i : i + 100], "ConsistentRead": consistent}}
+            out.extend(self._batch("batch_get_item", request, "UnprocessedKeys"))
         return out
 
     def ping(self) -> None:
@@ -532,21 +536,7 @@ class Store:
             for s in slots
         ]
         for i in range(0, len(reqs), 25):
-            pending: dict[str, Any] = {self.table: reqs[i : i + 25]}
-            for attempt in range(8):
-                try:
-                    resp = self.client.batch_write_item(RequestItems=pending)
-                except ClientError as exc:
-                    code = exc.response.get("Error", {}).get("Code", "")
-                    raise StoreUnavailable(f"batch_write_item: {code}") from exc
-                except BotoCoreError as exc:
-                    raise StoreUnavailable(f"batch_write_item: {type(exc).__name__}") from exc
-                pending = dict(resp.get("UnprocessedItems") or {})
-                if not pending:
-                    break
-                time.sleep(min(1.0, 0.05 * 2**attempt))
-            else:
-                raise StoreUnavailable("batch_write_item: items left unprocessed")
+            self._batch("batch_write_item", {self.table: reqs[i : i + 25]}, "UnprocessedItems")
 
     @staticmethod
     def _settled(item: Item) -> SettledSlot:
