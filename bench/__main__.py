@@ -27,6 +27,8 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
+from bench.opcount import OpCounter, reads, writes
+
 ROWS: list[tuple[str, str, str, bool | None]] = []
 
 
@@ -305,31 +307,6 @@ def bench_tokens() -> None:
 
 # -- d. DynamoDB operations per visitor -----------------------------------------------------
 
-READS = {"GetItem", "BatchGetItem", "Query", "Scan"}
-WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
-
-
-class Ops:
-    def __init__(self) -> None:
-        self.ops: Counter[str] = Counter()
-
-    def __call__(self, model: Any, params: dict[str, Any], **_: Any) -> None:
-        self.ops[model.name] += 1
-        if model.name == "PutItem" and params["Item"]["sk"]["S"].startswith("T#"):
-            self.ops["ticket puts"] += 1
-
-    def take(self) -> Counter[str]:
-        ops, self.ops = self.ops, Counter()
-        return ops
-
-
-def _r(ops: Counter[str]) -> int:
-    return sum(n for k, n in ops.items() if k in READS)
-
-
-def _w(ops: Counter[str]) -> int:
-    return sum(n for k, n in ops.items() if k in WRITES)
-
 
 def bench_ops(ddb: Ddb) -> dict[str, float]:
     say("\nd. DynamoDB operations per visitor by phase (botocore hooks, 1,200 visitors)")
@@ -342,7 +319,7 @@ def bench_ops(ddb: Ddb) -> dict[str, float]:
 
     clock = Clock()
     client = make_client(StoreSettings(dynamodb_endpoint=ddb.endpoint))
-    ops = Ops()
+    ops = OpCounter()
     client.meta.events.register("provide-client-params.dynamodb", ops)
     store = Store(client, ddb.table(), clock=clock)
     svc = WaitingRoom(store, [b"bench-ticket-secret-0123456789"], issuer="waitingroom", clock=clock)
@@ -379,15 +356,15 @@ def bench_ops(ddb: Ddb) -> dict[str, float]:
     complete_ops = ops.take()
     n = len(admitted)
     f = {
-        "join writes": _w(join_ops) / users,
-        "join reads": _r(join_ops) / users,
-        "poll reads": _r(poll_ops) / polls,
+        "join writes": writes(join_ops) / users,
+        "join reads": reads(join_ops) / users,
+        "poll reads": reads(poll_ops) / polls,
         "admission ticket puts": admit_ops["ticket puts"] / n,
-        "admission writes": _w(admit_ops) / n,
-        "pickup reads": _r(pickup_ops) / n,
-        "pickup writes": _w(pickup_ops) / n,
-        "complete reads": _r(complete_ops) / n,
-        "complete writes": _w(complete_ops) / n,
+        "admission writes": writes(admit_ops) / n,
+        "pickup reads": reads(pickup_ops) / n,
+        "pickup writes": writes(pickup_ops) / n,
+        "complete reads": reads(complete_ops) / n,
+        "complete writes": writes(complete_ops) / n,
     }
     row("join: writes per visitor", f"{f['join writes']:.3f}", "<= 2", f["join writes"] <= 2)
     row("join: reads per visitor (cached config/state)", f"{f['join reads']:.3f}")

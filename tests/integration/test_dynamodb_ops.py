@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
+from bench.opcount import OpCounter, reads, writes
 from tests.conftest import TICKET_SECRET, FakeClock
 from waitingroom.domain import SETTLE_DELAY_SECONDS
 from waitingroom.drainer import Drainer
@@ -17,31 +16,6 @@ from waitingroom.store import Store, make_client
 from waitingroom.tokens import KeySet
 
 pytestmark = pytest.mark.integration
-
-READS = {"GetItem", "BatchGetItem", "Query", "Scan"}
-WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
-
-
-class OpCounter:
-    def __init__(self) -> None:
-        self.ops: Counter[str] = Counter()
-
-    def __call__(self, model: Any, params: dict[str, Any], **_: Any) -> None:
-        self.ops[model.name] += 1
-        if model.name == "PutItem" and params["Item"]["sk"]["S"].startswith("T#"):
-            self.ops["ticket puts"] += 1
-
-    def take(self) -> Counter[str]:
-        ops, self.ops = self.ops, Counter()
-        return ops
-
-
-def reads(ops: Counter[str]) -> int:
-    return sum(n for op, n in ops.items() if op in READS)
-
-
-def writes(ops: Counter[str]) -> int:
-    return sum(n for op, n in ops.items() if op in WRITES)
 
 
 @pytest.fixture
