@@ -28,6 +28,7 @@ from dataclasses import asdict
 from typing import Any
 
 from bench.opcount import OpCounter, reads, writes
+from tests.eventload import rest_event
 
 ROWS: list[tuple[str, str, str, bool | None]] = []
 
@@ -94,18 +95,6 @@ class Clock:
 
 
 # -- a. warm invokes ------------------------------------------------------------------------
-
-
-def rest_event(method: str, path: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
-    from tests.eventload import load_event
-
-    e = load_event("apigw-rest-proxy")
-    e.update(httpMethod=method, path=path, resource="/{proxy+}", body=None, isBase64Encoded=False)
-    e["queryStringParameters"] = e["multiValueQueryStringParameters"] = None
-    e["requestContext"].update(httpMethod=method, path=f"/prod{path}")
-    e["headers"] = {**e["headers"], **(headers or {})}
-    e["multiValueHeaders"] = {k: [v] for k, v in e["headers"].items()}
-    return e
 
 
 def bench_warm_invoke(ddb: Ddb) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ADMIN_KEY, TICKET_SECRET
-from tests.eventload import load_event
+from tests.eventload import load_event, rest_event
 from waitingroom import api, drainer, handler
 from waitingroom.settings import get_api_settings, get_drainer_settings
 
@@ -43,22 +43,6 @@ def lambda_env(
     _clear_caches()
     yield
     _clear_caches()
-
-
-def rest_event(
-    method: str, path: str, headers: dict[str, str] | None = None, body: Any = None
-) -> dict[str, Any]:
-    e = load_event("apigw-rest-proxy")
-    e.update(httpMethod=method, path=path, resource="/{proxy+}", body=None, isBase64Encoded=False)
-    e["queryStringParameters"] = e["multiValueQueryStringParameters"] = None
-    e["requestContext"].update(httpMethod=method, path=f"/prod{path}")
-    e["headers"] = {**e["headers"], **(headers or {})}
-    e["multiValueHeaders"] = {k: [v] for k, v in e["headers"].items()}
-    if body is not None:
-        e["body"] = json.dumps(body)
-        e["headers"]["Content-Type"] = "application/json"
-        e["multiValueHeaders"]["Content-Type"] = ["application/json"]
-    return e
 
 
 def http_v2_event(
