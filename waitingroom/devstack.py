@@ -148,7 +148,7 @@ def run(
 waitingroom is up (Ctrl-C stops everything)
 
   API               {api_url}          (OpenAPI: {api_url}/docs)
-  demo room         {api_url}/rooms/{DEMO_ROOM}   (max_active {max_active})
+  waiting page      {api_url}/rooms/{DEMO_ROOM}   (room "{DEMO_ROOM}", max_active {max_active})
   demo origin       {origin_url}          (behind the guard: needs an admission token)
   DynamoDB Local    http://127.0.0.1:{db_port}
   admin key         {admin_key}
