@@ -143,7 +143,7 @@ def run(
             )
         )
         _wait_http(f"{origin_url}/health")
-        print(
+        sys.stdout.write(
             f"""
 waitingroom is up (Ctrl-C stops everything)
 
@@ -157,16 +157,16 @@ Try it:
   T=$(curl -s -X POST {api_url}/rooms/{DEMO_ROOM}/join | python3 -c 'import json,sys; print(json.load(sys.stdin)["ticket"])')
   curl -s -H "Authorization: Bearer $T" {api_url}/rooms/{DEMO_ROOM}/status
   curl -s -H "Authorization: Bearer $ADMIN" {api_url}/admin/rooms/{DEMO_ROOM}/stats   # ADMIN=the admin key
-""",  # noqa: E501
-            flush=True,
+"""  # noqa: E501
         )
+        sys.stdout.flush()
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)
         failed = [p.args for p in procs if p.poll() is not None]
-        print(f"a process stopped unexpectedly: {failed}", file=sys.stderr)
+        sys.stderr.write(f"a process stopped unexpectedly: {failed}\n")
         return 1
     except KeyboardInterrupt:
-        print("\nstopping…", flush=True)
+        sys.stdout.write("\nstopping…\n")
         return 0
     finally:
         stop_all()
