@@ -292,6 +292,7 @@ class PublicState:
     reclaimed_total: int = 0
     expired_total: int = 0
     last_tick_admitted: int = 0
+    closed_slot: int | None = None  # a closed room: the last slot a join could still reach
     wait_p50: float | None = None
     wait_p90: float | None = None
     # a scheduled room's opening: how many were in the pre-queue, the draw's recorded seed

@@ -40,6 +40,7 @@ from waitingroom.domain import (
     last_settleable_slot,
     ledger_shards_for,
     percentile,
+    slot_of,
     take_tickets,
     ticket_at,
 )
@@ -58,6 +59,24 @@ from waitingroom.tokens import KeySet, TokenSigner
 log = logging.getLogger("waitingroom.drainer")
 
 MAX_SETTLE_SLOTS_PER_TICK = 600
+# After a room closes, joins may still land for as long as API containers cache its config
+# (WAITINGROOM_CONFIG_CACHE_SECONDS, at most 60) plus the settle delay: settle that long more.
+CLOSE_MARGIN_SECONDS = 65.0
+DORMANT = "closed and settled: nothing to do"
+# how often a dormant (closed, settled, empty) room is looked at again, in case it reopens
+DORMANT_RECHECK_SECONDS = 60.0
+
+
+def is_dormant(cfg: RoomConfig, pub: PublicState, dst: DrainerState) -> bool:
+    """A closed room whose last joins are settled and whose sessions have all run out: no
+    tick can change anything until an operator reopens it, so the drainer reads nothing more."""
+    return (
+        cfg.status == "closed"
+        and pub.closed_slot is not None
+        and pub.settled_through >= pub.closed_slot
+        and not dst.batches
+        and dst.pending is None
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,14 +142,19 @@ class Drainer:
         cfg = self.store.get_room_config(room, consistent=True)
         if cfg is None:
             return TickReport(room, False, "no such room")
-        if not self.store.acquire_lease(room, self.owner, self.lease_seconds):
-            return TickReport(room, False, "another drainer holds the lease")
         pub = self.store.get_public_state(room, consistent=True) or PublicState(
             settled_through=cfg.epoch_slot - 1
         )
         dst = self.store.get_drainer_state(room) or DrainerState(
             cursor_slot=cfg.epoch_slot, max_shards=cfg.shards
         )
+        if is_dormant(cfg, pub, dst):
+            return TickReport(room, False, DORMANT, active=0, waiting=pub.waiting_settled)
+        if not self.store.acquire_lease(room, self.owner, self.lease_seconds):
+            return TickReport(room, False, "another drainer holds the lease")
+        # read again under the lease: another drainer may have committed meanwhile
+        pub = self.store.get_public_state(room, consistent=True) or pub
+        dst = self.store.get_drainer_state(room) or dst
         try:
             if dst.pending is not None:
                 pub, dst = self._materialise(cfg, pub, dst)
@@ -146,11 +170,18 @@ class Drainer:
         now = self.clock()
         max_shards = max(dst.max_shards, cfg.shards)
 
-        # 1. settle closed slots
+        # 1. settle closed slots (a closed room's, up to the last slot a join could reach)
+        closed_slot = pub.closed_slot
+        if cfg.status != "closed":
+            closed_slot = None
+        elif closed_slot is None:
+            closed_slot = slot_of(now + CLOSE_MARGIN_SECONDS, cfg.slot_seconds)
         first = pub.settled_through + 1
         last = min(
             last_settleable_slot(now, cfg.slot_seconds), first + MAX_SETTLE_SLOTS_PER_TICK - 1
         )
+        if closed_slot is not None:
+            last = min(last, closed_slot)
         settled: list[SettledSlot] = []
         total = pub.settled_total
         if last >= first:
@@ -243,6 +274,7 @@ class Drainer:
             reclaimed_total=pub.reclaimed_total + acc.newly_reclaimed,
             expired_total=pub.expired_total + acc.newly_expired,
             last_tick_admitted=n,
+            closed_slot=closed_slot,
             wait_p50=percentile(waits, 50),
             wait_p90=percentile(waits, 90),
             updated_at=now,
@@ -386,31 +418,48 @@ class Drainer:
         tick_seconds: float,
         sleep: Callable[[float], None] = time.sleep,
         should_stop: Callable[[], bool] = lambda: False,
+        stop_when_idle: bool = False,
     ) -> int:
-        """Tick every `tick_seconds` for `seconds`; an operator's nudge ticks a room at once."""
+        """Tick every `tick_seconds` for `seconds`; an operator's nudge ticks a room at once.
+        With `stop_when_idle`, return as soon as no room has anything to do (in Lambda: an idle
+        deployment costs one short invocation a minute, not a minute of compute)."""
         start = self.clock()
         ticks = 0
         backoff = 0.0
         last_tick: dict[str, float] = {}
+        dormant: dict[str, float] = {}  # room -> when it was last found dormant
         while not should_stop() and self.clock() - start < seconds:
             try:
-                for room in self.store.list_rooms():
+                rooms = self.store.list_rooms()
+                for room in rooms:
                     now = self.clock()
-                    due = now - last_tick.get(room, 0.0) >= tick_seconds
-                    nudged = self.store.get_nudge(room) > last_tick.get(room, 0.0)
+                    if room in dormant:
+                        if now - dormant[room] < DORMANT_RECHECK_SECONDS:
+                            continue
+                        due, nudged = True, False
+                    else:
+                        due = now - last_tick.get(room, 0.0) >= tick_seconds
+                        nudged = self.store.get_nudge(room) > last_tick.get(room, 0.0)
                     if due or nudged:
                         last_tick[room] = self.clock()
-                        self._safe_tick(room)
+                        report = self._safe_tick(room)
                         ticks += 1
+                        if report.reason == DORMANT:
+                            dormant[room] = now
+                        else:
+                            dormant.pop(room, None)
                 backoff = 0.0
             except StoreUnavailable as exc:
                 # the store is down or throttling: wait longer each time, up to 30 s
                 backoff = min(30.0, max(1.0, backoff * 2))
                 log.warning(
-                    "store unavailable; backing off", extra={"reason": str(exc), "seconds": backoff}
+                    "store unavailable; backing off",
+                    extra={"reason": str(exc), "seconds": backoff},
                 )
                 sleep(backoff)
                 continue
+            if stop_when_idle and all(room in dormant for room in rooms):
+                break  # nothing open anywhere: the next scheduled run looks again
             sleep(min(0.5, tick_seconds))
         return ticks
 
@@ -471,7 +520,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     seconds = settings.run_seconds
     if context is not None and hasattr(context, "get_remaining_time_in_millis"):
         seconds = min(seconds, context.get_remaining_time_in_millis() / 1000 - 10)
-    ticks = drainer.run(seconds=max(0.0, seconds), tick_seconds=settings.tick_seconds)
+    ticks = drainer.run(
+        seconds=max(0.0, seconds), tick_seconds=settings.tick_seconds, stop_when_idle=True
+    )
     return {"ticks": ticks}
 
 

@@ -306,3 +306,24 @@ def test_a_position_never_goes_back_up_across_containers(
     assert isinstance(stale, Waiting) and stale.position == 15  # what B alone would say
     again = other.poll("demo", last.ticket, min_version=newer.state_version)
     assert isinstance(again, Waiting) and again.position == 10
+
+
+def test_a_closed_room_goes_dormant_once_settled_and_wakes_when_reopened(
+    service: WaitingRoom, drainer: Drainer, clock: FakeClock
+) -> None:
+    from waitingroom.drainer import CLOSE_MARGIN_SECONDS, DORMANT
+
+    service.put_room("demo", {"max_active": 2, "session_seconds": 30, "pickup_seconds": 10})
+    for _ in range(3):
+        service.join("demo", None)
+    settle(clock)
+    assert drainer.tick_room("demo").admitted == 2
+    service.put_room("demo", {"status": "closed"})
+    assert drainer.tick_room("demo").ran  # still settling joins that may be in flight
+    clock.advance(CLOSE_MARGIN_SECONDS + 45)  # past the margin, and every session ran out
+    assert drainer.tick_room("demo").ran
+    report = drainer.tick_room("demo")
+    assert (report.ran, report.reason) == (False, DORMANT)
+    service.put_room("demo", {"status": "open"})
+    report = drainer.tick_room("demo")
+    assert report.ran and report.admitted == 1  # the one who waited is let in after reopening

@@ -87,3 +87,21 @@ def test_one_rooms_failure_does_not_stop_the_loop() -> None:
     d.tick_room = boom  # type: ignore[method-assign]
     assert d.run(seconds=11, tick_seconds=5, sleep=clock.sleep) == 3
     assert len(calls) == 3
+
+
+def test_an_idle_deployment_stops_at_once_and_dormant_rooms_are_seldom_looked_at() -> None:
+    from waitingroom.drainer import DORMANT
+
+    clock = Clock()
+    d, ticked = make(FlakyStore(fail_times=0), clock)
+
+    def dormant(room: str) -> TickReport:
+        ticked.append(room)
+        return TickReport(room, False, DORMANT)
+
+    d.tick_room = dormant  # type: ignore[method-assign]
+    assert d.run(seconds=55, tick_seconds=5, sleep=clock.sleep, stop_when_idle=True) == 1
+    assert clock.now == 1000.0  # returned without sleeping: one short invocation
+    ticked.clear()
+    d.run(seconds=130, tick_seconds=5, sleep=clock.sleep)  # the local loop keeps running
+    assert len(ticked) == 3  # at 0, 60 and 120 s, not every 5 s
