@@ -236,8 +236,10 @@ class RoomConfigIn(BaseModel):
 
     max_active: int | None = Field(default=None, strict=True, ge=1, le=10_000_000)
     max_admits_per_minute: int | None = Field(default=None, strict=True, ge=0, le=100_000_000)
-    session_seconds: int | None = Field(default=None, strict=True, ge=10, le=7 * 86_400)
-    pickup_seconds: int | None = Field(default=None, strict=True, ge=5, le=86_400)
+    # bounded so the drainer's live batches (one per 30 s of admissions, kept until their
+    # tokens expire) stay a small item and a bounded number of ledger reads per tick
+    session_seconds: int | None = Field(default=None, strict=True, ge=10, le=6 * 3600)
+    pickup_seconds: int | None = Field(default=None, strict=True, ge=5, le=3600)
     shards: int | None = Field(default=None, strict=True, ge=1, le=256)
     slot_seconds: int | None = Field(default=None, strict=True, ge=1, le=60)
     status: Literal["scheduled", "open", "paused", "closed"] | None = None

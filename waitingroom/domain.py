@@ -149,6 +149,50 @@ ADMISSIONS_PER_LEDGER_SHARD = 250
 MAX_LEDGER_SHARDS = 32
 
 
+# Admissions within this many seconds share one batch (one ledger, one entry in the drainer's
+# state): the state and the ledger reads per tick stay bounded by (pickup + session) / 30 s.
+COALESCE_SECONDS = 30.0
+
+
+def add_admissions(
+    batches: Sequence[Batch],
+    next_seq: int,
+    *,
+    start: int,
+    count: int,
+    now: float,
+    pickup_seconds: int,
+    session_seconds: int,
+) -> tuple[tuple[Batch, ...], Batch, int]:
+    """Record `count` admissions from rank `start`: (live batches, the admitted range as a
+    batch of its own for writing the tickets, next sequence number).
+
+    They join the newest batch when it is recent, still in its pickup window and has ledger
+    shards enough; its deadline and expiry then stretch to cover them (holding places a little
+    longer, never shorter), while each ticket keeps its own deadline and expiry."""
+    own_deadline = now + pickup_seconds
+    own_expiry = own_deadline + session_seconds
+    last = batches[-1] if batches else None
+    if (
+        last is not None
+        and not last.final
+        and now - last.admitted_at < COALESCE_SECONDS
+        and last.start + last.count == start
+        and ledger_shards_for(last.count + count) <= last.ledger_shards
+    ):
+        merged = replace(
+            last,
+            count=last.count + count,
+            pickup_deadline=max(last.pickup_deadline, own_deadline),
+            expires_at=max(last.expires_at, own_expiry),
+        )
+        admitted = Batch(last.seq, start, count, now, own_deadline, own_expiry, last.ledger_shards)
+        return (*batches[:-1], merged), admitted, next_seq
+    shards = ledger_shards_for(count)
+    batch = Batch(next_seq, start, count, now, own_deadline, own_expiry, shards)
+    return (*batches, batch), batch, next_seq + 1
+
+
 def ledger_shards_for(count: int) -> int:
     return max(1, min(MAX_LEDGER_SHARDS, math.ceil(count / ADMISSIONS_PER_LEDGER_SHARD)))
 

@@ -28,17 +28,16 @@ from typing import Any
 
 from waitingroom.domain import (
     RECENT_WAITS,
-    Batch,
     DrainerState,
     Pending,
     PublicState,
     RoomConfig,
     SettledSlot,
     account,
+    add_admissions,
     admission_budget,
     draw_place,
     last_settleable_slot,
-    ledger_shards_for,
     percentile,
     slot_of,
     take_tickets,
@@ -242,21 +241,21 @@ class Drainer:
         batches = acc.batches
         waits = dst.waits
         pending: Pending | None = None
+        next_seq = dst.next_seq
         if n > 0:
-            batch = Batch(
-                seq=dst.next_seq,
+            batches, batch, next_seq = add_admissions(
+                batches,
+                dst.next_seq,
                 start=pub.consumed,
                 count=n,
-                admitted_at=now,
-                pickup_deadline=now + cfg.pickup_seconds,
-                expires_at=now + cfg.pickup_seconds + cfg.session_seconds,
-                ledger_shards=ledger_shards_for(n),
+                now=now,
+                pickup_seconds=cfg.pickup_seconds,
+                session_seconds=cfg.session_seconds,
             )
             pending = Pending(batch, cursor_slot, cursor_offset)
             admitted, cursor_slot, cursor_offset = self._tickets_for(
                 cfg, pub, settled_through, pending
             )
-            batches = (*batches, batch)
             # time in queue, from the start of each ticket's join slot
             waits = (*waits, *(int(now - slot * cfg.slot_seconds) for slot, _, _ in admitted))
             waits = waits[-RECENT_WAITS:]
@@ -283,7 +282,7 @@ class Drainer:
             dst,
             cursor_slot=cursor_slot,
             cursor_offset=cursor_offset,
-            next_seq=dst.next_seq + (1 if n else 0),
+            next_seq=next_seq,
             batches=batches,
             pending=pending,
             rates=rates,

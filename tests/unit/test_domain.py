@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from dataclasses import replace
 
 import pytest
 
@@ -14,6 +15,7 @@ from waitingroom.domain import (
     RateWindow,
     SettledSlot,
     account,
+    add_admissions,
     admission_budget,
     draw_place,
     eta_seconds,
@@ -226,3 +228,37 @@ def test_the_draw_depends_on_the_seed_and_is_not_the_join_order() -> None:
     # fair: early joiners are not favoured (mean drawn place of the first tenth ~ the middle)
     early = sum(a[:100]) / 100
     assert 350 < early < 650
+
+
+def test_admissions_within_half_a_minute_share_a_batch_that_covers_them_all() -> None:
+    batches, first, seq = add_admissions(
+        (), 1, start=0, count=10, now=1000, pickup_seconds=60, session_seconds=300
+    )
+    assert (len(batches), first.seq, seq) == (1, 1, 2)
+    batches, second, seq = add_admissions(
+        batches, seq, start=10, count=5, now=1020, pickup_seconds=60, session_seconds=300
+    )
+    [merged] = batches
+    assert (merged.seq, merged.start, merged.count, seq) == (1, 0, 15, 2)
+    # the batch holds places until the last of its tickets could be picked up / expire ...
+    assert (merged.pickup_deadline, merged.expires_at) == (1080, 1380)
+    # ... while the newly admitted tickets keep their own times, under the shared ledger
+    assert (second.seq, second.start, second.count) == (1, 10, 5)
+    assert (second.pickup_deadline, second.expires_at) == (1080, 1380)
+    assert merged.holds(1079) == 15 and merged.holds(1380) == 0
+
+
+@pytest.mark.parametrize(
+    ("now", "final", "count"),
+    [(1031.0, False, 5), (1010.0, True, 5), (1010.0, False, 300)],
+    ids=["half a minute later", "pickup window closed", "needs more ledger shards"],
+)
+def test_a_new_batch_starts_when_the_last_cannot_take_more(
+    now: float, final: bool, count: int
+) -> None:
+    first = batch(count=10, at=1000.0)
+    batches: tuple[Batch, ...] = (replace(first, final=final),)
+    batches, new, seq = add_admissions(
+        batches, 2, start=10, count=count, now=now, pickup_seconds=60, session_seconds=300
+    )
+    assert len(batches) == 2 and new.seq == 2 and seq == 3
