@@ -43,8 +43,8 @@ class ApiSettings(StoreSettings):
     # Room defaults for fields a new room leaves out (WAITINGROOM_DEFAULT_*; infra parameters).
     default_max_active: int | None = Field(default=None, ge=1)
     default_max_admits_per_minute: int | None = Field(default=None, ge=0)
-    default_session_seconds: int | None = Field(default=None, ge=10)
-    default_pickup_seconds: int | None = Field(default=None, ge=5)
+    default_session_seconds: int | None = Field(default=None, ge=10, le=6 * 3600)
+    default_pickup_seconds: int | None = Field(default=None, ge=5, le=3600)
     default_shards: int | None = Field(default=None, ge=1, le=256)
     # Who a client is, for the per-client join limits of rooms that set them:
     #   source_ip     API Gateway's requestContext source IP (locally: the ASGI client address)
