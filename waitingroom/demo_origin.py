@@ -21,8 +21,8 @@ _PAGE = """<!doctype html>
 <html lang="en">
 <head><meta charset="utf-8"><title>You're in</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<style>body{font:1.1rem/1.5 system-ui,sans-serif;max-width:36rem;margin:2rem auto;padding:0 1rem}
-code{font-size:.9em}</style></head>
+<style>body{{font:1.1rem/1.5 system-ui,sans-serif;max-width:36rem;margin:2rem auto;
+padding:0 1rem}} code{{font-size:.9em}}</style></head>
 <body>
 <h1>You're in</h1>
 <p>Room <strong>{room}</strong>, ticket <code>{ticket}</code>.</p>
