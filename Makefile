@@ -13,7 +13,7 @@ setup: $(STAMP) $(DDB) java chromium
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,load]'
 	touch $@
 
 $(DDB):

@@ -1,0 +1,40 @@
+"""A small rehearsal, end to end: Locust visitors against a local stack, judged by the verdict.
+
+The full rehearsal (`make rehearsal`, 2,200 visitors) is too long for every run; this one keeps
+the whole path honest: the stack, the locustfile, the drainer's ticks as visitors see them and
+every promise the verdict checks (no over-admission, no lost ticket, no 5xx)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_a_small_burst_passes_the_verdict(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "loadtests.rehearsal",
+            *("--visitors", "200", "--burst-seconds", "2", "--tail", "20"),
+            *("--tail-seconds", "5", "--max-active", "40", "--max-active-changes", "8:60"),
+            *("--session-seconds", "10", "--pickup-seconds", "5", "--max-seconds", "60"),
+            *("--out", str(tmp_path)),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    report = run.stdout + run.stderr
+    assert run.returncode == 0, report
+    assert "VERDICT: PASS" in report, report
+    assert (tmp_path / "verdict.txt").is_file() and (tmp_path / "chart.html").is_file()
