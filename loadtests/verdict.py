@@ -4,7 +4,7 @@ Input is the JSON-lines record the Locust visitors and the operator write (see l
 
   {"e": "run",    "t", "room", "host"}                        once, at the start
   {"e": "join",   "v", "t0", "t", "number", "ticket", "plan"} a 201 from join
-  {"e": "admit",  "v", "t", "exp", "seq"}                     status said admitted (token seen)
+  {"e": "admit",  "v", "t", "exp", "seq"}                     status said admitted (seq: the tick, from iat)
   {"e": "end",    "v", "t", "outcome"}                        the visitor's journey is over
   {"e": "error",  "t", "name", "status", "kind"}              a failed request
   {"e": "config", "t", "max_active"}                          max_active in effect from t
@@ -361,7 +361,7 @@ def analyse(
     if bad:
         v.worst_over_admission = max(bad, key=lambda o: o.open_sessions - o.allowed)
 
-    # admissions per tick: the visitors' tokens carry their batch (tick) number
+    # admissions per tick: the visitors' tokens carry their tick (iat)
     batch_sizes = Counter(int(a["seq"]) for a in admits.values() if a.get("seq") is not None)
     batch_time = {int(a["seq"]): float(a["t"]) for a in admits.values() if a.get("seq")}
     v.batches = len(batch_sizes)
