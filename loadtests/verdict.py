@@ -4,7 +4,7 @@ Input is the JSON-lines record the Locust visitors and the operator write (see l
 
   {"e": "run",    "t", "room", "host"}                        once, at the start
   {"e": "join",   "v", "t0", "t", "number", "ticket", "plan"} a 201 from join
-  {"e": "admit",  "v", "t", "exp", "seq"}                     status said admitted (seq: the tick, from iat)
+  {"e": "admit",  "v", "t", "exp", "seq"}                     admitted (seq: the tick, its iat)
   {"e": "end",    "v", "t", "outcome"}                        the visitor's journey is over
   {"e": "error",  "t", "name", "status", "kind"}              a failed request
   {"e": "config", "t", "max_active"}                          max_active in effect from t
