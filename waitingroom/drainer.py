@@ -64,6 +64,8 @@ CLOSE_MARGIN_SECONDS = 65.0
 DORMANT = "closed and settled: nothing to do"
 # how often a dormant (closed, settled, empty) room is looked at again, in case it reopens
 DORMANT_RECHECK_SECONDS = 60.0
+# how often the loop lists the rooms again (a new room waits at most this long for its first tick)
+ROOM_LIST_SECONDS = 10.0
 
 
 def is_dormant(cfg: RoomConfig, pub: PublicState, dst: DrainerState) -> bool:
@@ -427,9 +429,13 @@ class Drainer:
         backoff = 0.0
         last_tick: dict[str, float] = {}
         dormant: dict[str, float] = {}  # room -> when it was last found dormant
+        rooms: list[str] = []
+        rooms_at = float("-inf")
         while not should_stop() and self.clock() - start < seconds:
             try:
-                rooms = self.store.list_rooms()
+                if self.clock() - rooms_at >= ROOM_LIST_SECONDS:
+                    rooms, rooms_at = self.store.list_rooms(), self.clock()
+                nudges = self.store.get_nudges()
                 for room in rooms:
                     now = self.clock()
                     if room in dormant:
@@ -438,7 +444,7 @@ class Drainer:
                         due, nudged = True, False
                     else:
                         due = now - last_tick.get(room, 0.0) >= tick_seconds
-                        nudged = self.store.get_nudge(room) > last_tick.get(room, 0.0)
+                        nudged = nudges.get(room, 0.0) > last_tick.get(room, 0.0)
                     if due or nudged:
                         last_tick[room] = self.clock()
                         report = self._safe_tick(room)

@@ -7,7 +7,7 @@ TTL deletes late):
   ROOM#{id}                 / STATE          public state, cached by API containers (small)
   ROOM#{id}                 / DRAINER        the drainer's own state (cursor, live batches)
   ROOM#{id}                 / LEASE          one drainer per room
-  ROOM#{id}                 / NUDGE          "drain now" requests from operators
+  NUDGES                    / ALL            "drain now" requests from operators, per room
   ROOM#{id}#Q#{slot}#{s}    / COUNTER        tickets issued in (slot, shard)
   ROOM#{id}#Q#{slot}#{s}    / T#{k:09d}      an admitted ticket (written at admission, not join)
   ROOM#{id}#SLOTS           / S#{slot:012d}  a settled slot: final counters, tickets before it
@@ -657,14 +657,21 @@ class Store:
             )
 
     def put_nudge(self, room: str) -> None:
+        """Ask the drainer to tick `room` now. One item holds every room's latest request, so
+        the drainer's twice-a-second look costs one read however many rooms there are."""
         self._call(
-            "put_item",
-            Item={**_key(room_pk(room), "NUDGE"), "at": _n(self.clock())},
+            "update_item",
+            Key=_key("NUDGES", "ALL"),
+            UpdateExpression="SET #r = :now",
+            ExpressionAttributeNames={"#r": f"r_{room}"},
+            ExpressionAttributeValues={":now": _n(self.clock())},
         )
 
-    def get_nudge(self, room: str) -> float:
-        resp = self._call("get_item", Key=_key(room_pk(room), "NUDGE"), ConsistentRead=True)
-        return _num(resp.get("Item") or {}, "at")
+    def get_nudges(self) -> dict[str, float]:
+        """When each room last asked for a tick (rooms that never did are absent)."""
+        resp = self._call("get_item", Key=_key("NUDGES", "ALL"), ConsistentRead=True)
+        item = resp.get("Item") or {}
+        return {k[2:]: float(v["N"]) for k, v in item.items() if k.startswith("r_")}
 
     # -- tickets ---------------------------------------------------------------------------
 
