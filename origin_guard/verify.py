@@ -123,14 +123,19 @@ Fetch = Callable[[str], Mapping[str, Any]]
 def fetch_jwks(url: str, timeout: float = 3.0) -> Mapping[str, Any]:
     """GET a JWKS document with the standard library (origins install PyJWT and nothing else)."""
     check_jwks_url(url)
+    return _get_json_object(url, "the JWKS", MAX_JWKS_BYTES, timeout)
+
+
+def _get_json_object(url: str, what: str, limit: int, timeout: float) -> Mapping[str, Any]:
+    """GET a JSON object of at most `limit` bytes; ValueError when it is larger or not one."""
     request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310
     with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-        body = response.read(MAX_JWKS_BYTES + 1)
-    if len(body) > MAX_JWKS_BYTES:
-        raise ValueError(f"the JWKS at {url} is larger than {MAX_JWKS_BYTES} bytes")
+        body = response.read(limit + 1)
+    if len(body) > limit:
+        raise ValueError(f"{what} at {url} is larger than {limit} bytes")
     data = json.loads(body)
     if not isinstance(data, dict):
-        raise ValueError(f"the JWKS at {url} is not a JSON object")
+        raise ValueError(f"{what} at {url} is not a JSON object")
     return data
 
 
@@ -149,15 +154,7 @@ def check_jwks_url(url: str, setting: str = "GUARD_JWKS_URL") -> None:
 def fetch_revoked(url: str, timeout: float = 3.0) -> Mapping[str, Any]:
     """GET a room's revocation list (`GET /rooms/{room}/revoked` of the waiting room)."""
     check_jwks_url(url, "GUARD_REVOCATION_URL")
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310
-    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-        body = response.read(MAX_REVOKED_BYTES + 1)
-    if len(body) > MAX_REVOKED_BYTES:
-        raise ValueError(f"the revocation list at {url} is larger than {MAX_REVOKED_BYTES} bytes")
-    data = json.loads(body)
-    if not isinstance(data, dict):
-        raise ValueError(f"the revocation list at {url} is not a JSON object")
-    return data
+    return _get_json_object(url, "the revocation list", MAX_REVOKED_BYTES, timeout)
 
 
 def binding_value(key: bytes, room: str, jti: str) -> str:

@@ -575,3 +575,43 @@ def test_requests_arriving_during_the_first_key_fetch_wait_for_it(
     for t in [first, *others]:
         t.join(5)
     assert results == [TICKET] * 6
+
+
+def test_the_real_fetchers_read_a_bounded_json_object_over_http() -> None:
+    """fetch_jwks / fetch_revoked against a tiny server on 127.0.0.1."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from origin_guard.verify import MAX_JWKS_BYTES, fetch_jwks, fetch_revoked
+
+    bodies = {
+        "/jwks": b'{"keys": []}',
+        "/revoked": b'{"room": "demo", "revoked": ["j1"]}',
+        "/list": b"[1, 2]",
+        "/huge": b'{"k": "' + b"x" * MAX_JWKS_BYTES + b'"}',
+    }
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = bodies[self.path]
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        assert fetch_jwks(f"{base}/jwks") == {"keys": []}
+        assert fetch_revoked(f"{base}/revoked")["revoked"] == ["j1"]
+        with pytest.raises(ValueError, match="not a JSON object"):
+            fetch_jwks(f"{base}/list")
+        with pytest.raises(ValueError, match="larger than"):
+            fetch_jwks(f"{base}/huge")
+    finally:
+        server.shutdown()
+        server.server_close()
