@@ -125,11 +125,17 @@ def api_settings(dynamodb_endpoint: str, table: str) -> ApiSettings:
     )
 
 
-@pytest.fixture
-def api(service: WaitingRoom, api_settings: ApiSettings) -> Iterator[Api]:
+def wired_app(service: WaitingRoom, settings: ApiSettings) -> FastAPI:
+    """The real app, with this service and these settings instead of the environment's."""
     app = create_app()
     app.dependency_overrides[get_room_service] = lambda: service
-    app.dependency_overrides[get_api_settings] = lambda: api_settings
+    app.dependency_overrides[get_api_settings] = lambda: settings
+    return app
+
+
+@pytest.fixture
+def api(service: WaitingRoom, api_settings: ApiSettings) -> Iterator[Api]:
+    app = wired_app(service, api_settings)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield Api(client, app, service, {"Authorization": f"Bearer {ADMIN_KEY}"})
 

@@ -23,13 +23,12 @@ from fastapi.testclient import TestClient
 from mypy_boto3_dynamodb.client import DynamoDBClient
 from pydantic import SecretStr
 
-from tests.conftest import TICKET_SECRET, FakeClock
+from tests.conftest import TICKET_SECRET, FakeClock, wired_app
 from waitingroom import local
-from waitingroom.api import create_app, get_room_service
 from waitingroom.domain import SETTLE_DELAY_SECONDS, DrainerState, PublicState
 from waitingroom.drainer import Drainer
 from waitingroom.service import Admitted, Waiting, WaitingRoom
-from waitingroom.settings import ApiSettings, StoreSettings, get_api_settings
+from waitingroom.settings import ApiSettings, StoreSettings
 from waitingroom.store import Store, StoreUnavailable, make_client
 from waitingroom.table import ensure_table
 from waitingroom.tokens import KeySet, parse_ticket, verify_admission_token
@@ -48,10 +47,7 @@ def wire_api(service: WaitingRoom, endpoint: str, table: str) -> TestClient:
         admin_key=SecretStr("admin"),
         cookie_secure=False,
     )
-    app = create_app()
-    app.dependency_overrides[get_room_service] = lambda: service
-    app.dependency_overrides[get_api_settings] = lambda: settings
-    return TestClient(app, raise_server_exceptions=False)
+    return TestClient(wired_app(service, settings), raise_server_exceptions=False)
 
 
 def settle(clock: FakeClock) -> None:

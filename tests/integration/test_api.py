@@ -8,12 +8,11 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from tests.conftest import TICKET_SECRET, Api, FakeClock
-from waitingroom.api import create_app, get_room_service
+from tests.conftest import TICKET_SECRET, Api, FakeClock, wired_app
 from waitingroom.domain import SETTLE_DELAY_SECONDS
 from waitingroom.drainer import Drainer
 from waitingroom.service import WaitingRoom
-from waitingroom.settings import ApiSettings, StoreSettings, get_api_settings
+from waitingroom.settings import ApiSettings, StoreSettings
 from waitingroom.store import Store, make_client
 
 pytestmark = pytest.mark.integration
@@ -217,10 +216,7 @@ def api_without_store(clock: FakeClock) -> Iterator[TestClient]:
         ticket_secret=SecretStr(TICKET_SECRET.decode()),
         admin_key=SecretStr("k"),
     )
-    app = create_app()
-    app.dependency_overrides[get_room_service] = lambda: service
-    app.dependency_overrides[get_api_settings] = lambda: settings
-    with TestClient(app, raise_server_exceptions=False) as client:
+    with TestClient(wired_app(service, settings), raise_server_exceptions=False) as client:
         yield client
 
 

@@ -13,23 +13,20 @@ from collections.abc import Iterator
 import pytest
 import uvicorn
 
-from tests.conftest import ADMIN_KEY, FakeClock
+from tests.conftest import ADMIN_KEY, FakeClock, wired_app
 from waitingroom import local
-from waitingroom.api import create_app, get_room_service
 from waitingroom.cli import main
 from waitingroom.domain import SETTLE_DELAY_SECONDS
 from waitingroom.drainer import Drainer
 from waitingroom.service import WaitingRoom
-from waitingroom.settings import ApiSettings, get_api_settings
+from waitingroom.settings import ApiSettings
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def server(service: WaitingRoom, api_settings: ApiSettings) -> Iterator[str]:
-    app = create_app()
-    app.dependency_overrides[get_room_service] = lambda: service
-    app.dependency_overrides[get_api_settings] = lambda: api_settings
+    app = wired_app(service, api_settings)
     port = local.free_port()
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)

@@ -7,13 +7,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import Api, FakeClock
-from waitingroom.api import create_app, get_room_service
+from tests.conftest import Api, FakeClock, wired_app
 from waitingroom.domain import SETTLE_DELAY_SECONDS
 from waitingroom.drainer import Drainer
 from waitingroom.observability import MetricsBuffer
 from waitingroom.service import WaitingRoom
-from waitingroom.settings import ApiSettings, get_api_settings
+from waitingroom.settings import ApiSettings
 from waitingroom.store import Store
 
 pytestmark = pytest.mark.integration
@@ -55,9 +54,7 @@ def test_in_aws_admin_routes_need_the_iam_identity_api_gateway_passes_on(
     service: WaitingRoom, api_settings: ApiSettings
 ) -> None:
     settings = api_settings.model_copy(update={"admin_auth": "iam", "admin_key": None})
-    app = create_app()
-    app.dependency_overrides[get_room_service] = lambda: service
-    app.dependency_overrides[get_api_settings] = lambda: settings
+    app = wired_app(service, settings)
     with TestClient(app, raise_server_exceptions=False) as plain:
         r = plain.put("/admin/rooms/iam", json={"max_active": 3})
         assert r.status_code == 401  # no IAM identity: refused even with IAM mode on

@@ -32,12 +32,11 @@ from pydantic import SecretStr
 from origin_guard.authorizer import Authorizer
 from origin_guard.middleware import AdmissionGuardMiddleware, Receive, Scope, Send
 from origin_guard.verify import MAX_TOKEN_BYTES, TokenRejected, TokenVerifier
-from tests.conftest import TICKET_SECRET
+from tests.conftest import TICKET_SECRET, wired_app
 from tests.eventload import load_event
-from waitingroom.api import create_app, get_room_service
 from waitingroom.drainer import Drainer
 from waitingroom.service import WaitingRoom
-from waitingroom.settings import ApiSettings, get_api_settings
+from waitingroom.settings import ApiSettings
 from waitingroom.store import Store
 from waitingroom.table import ensure_table
 from waitingroom.tokens import KeySet, Ticket, sign_ticket
@@ -449,10 +448,7 @@ def api_under_attack(dynamodb_client: DynamoDBClient, ctx: Ctx) -> Iterator[ApiU
         admin_key=SecretStr("admin"),
         cookie_secure=False,
     )
-    app = create_app()
-    app.dependency_overrides[get_room_service] = lambda: service
-    app.dependency_overrides[get_api_settings] = lambda: settings
-    with TestClient(app, raise_server_exceptions=False) as client:
+    with TestClient(wired_app(service, settings), raise_server_exceptions=False) as client:
         yield ApiUnderAttack(client, service)
 
 
