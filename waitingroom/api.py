@@ -14,13 +14,13 @@ from typing import Annotated, Any, Literal
 import boto3
 from fastapi import Depends, FastAPI, Header, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from waitingroom import page
 from waitingroom.observability import MetricsBuffer, emit_emf, emit_nothing
-from waitingroom.page import render_waiting_page
 from waitingroom.service import Admitted, ApiError, Waiting, WaitingRoom
 from waitingroom.settings import ApiSettings, get_api_settings
 from waitingroom.store import Store, StoreUnavailable, make_client
@@ -449,6 +449,8 @@ def create_app(max_body_bytes: int = 16_384) -> FastAPI:
         log.exception("unexpected error")
         return _error(500, "internal", "something went wrong on our side; retry shortly")
 
+    app.include_router(page.router)  # the page's own files, before /rooms/{room}
+
     @app.get("/health", tags=["ops"])
     def health() -> dict[str, str]:
         return {"status": "ok"}
@@ -476,9 +478,9 @@ def create_app(max_body_bytes: int = 16_384) -> FastAPI:
             }
         },
     )
-    def waiting_page(room: RoomPath, svc: ServiceDep) -> HTMLResponse:
+    def waiting_page(room: RoomPath, request: Request, svc: ServiceDep) -> Response:
         svc.config(room)  # 400/404 for a bad or unknown room
-        return HTMLResponse(render_waiting_page(room), headers={"Cache-Control": "no-cache"})
+        return page.waiting_page_response(room, request.headers.get("if-none-match"))
 
     @app.post(
         "/rooms/{room}/join",

@@ -11,6 +11,12 @@ from __future__ import annotations
 
 import html
 
+from fastapi import APIRouter, Response
+from fastapi.responses import HTMLResponse
+
+# routes for the page's own files (none yet)
+router = APIRouter()
+
 _ROOM = "__WAITINGROOM_ROOM__"
 
 _CSS = """
@@ -691,3 +697,8 @@ def render_waiting_page(room: str) -> str:
     script reads), never inside the script, so no name can break out of its context.
     """
     return _TEMPLATE.replace(_ROOM, html.escape(room, quote=True))
+
+
+def waiting_page_response(room: str, if_none_match: str | None) -> Response:
+    """The waiting page of a room the caller has checked exists."""
+    return HTMLResponse(render_waiting_page(room), headers={"Cache-Control": "no-cache"})
