@@ -33,7 +33,7 @@ chromium:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 dev: setup
-	$(BIN)/waitingroom dev
+	$(BIN)/python -m devtools.devstack
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -58,12 +58,12 @@ def median_us(fn: Callable[[], Any], n: int) -> float:
 
 class Ddb:
     def __init__(self) -> None:
-        from waitingroom import local
+        from devtools import dynamodb_local
 
         os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
-        self.port = local.free_port()
-        self.proc = local.start(self.port)
+        self.port = dynamodb_local.free_port()
+        self.proc = dynamodb_local.start(self.port)
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.n = 0
 
@@ -78,9 +78,9 @@ class Ddb:
         return name
 
     def stop(self) -> None:
-        from waitingroom import local
+        from devtools import dynamodb_local
 
-        local.stop(self.proc)
+        dynamodb_local.stop(self.proc)
 
 
 class Clock:

@@ -15,19 +15,19 @@ import time
 from types import FrameType
 from typing import Any
 
-from waitingroom import local
+from devtools import dynamodb_local
 from waitingroom.settings import StoreSettings
 from waitingroom.store import Store, make_client
 from waitingroom.table import ensure_table
 from waitingroom.tokens import KeySet
 
-DEV_DIR = local.PROJECT_ROOT / ".dev"
+DEV_DIR = dynamodb_local.PROJECT_ROOT / ".dev"
 DEMO_ROOM = "demo"
 
 
 def origin_app() -> Any:
     """uvicorn --factory target for the demo origin (configured by DEMO_* variables)."""
-    from waitingroom.demo_origin import create_app
+    from devtools.demo_origin import create_app
 
     return create_app(
         jwks_url=os.environ["DEMO_JWKS_URL"],
@@ -54,7 +54,7 @@ def run(
     port: int = 8080, origin_port: int = 8081, db_port: int | None = None, max_active: int = 50
 ) -> int:
     DEV_DIR.mkdir(exist_ok=True)
-    db_port = db_port or local.free_port()
+    db_port = db_port or dynamodb_local.free_port()
     admin_key = os.environ.get("WAITINGROOM_ADMIN_KEY") or secrets.token_urlsafe(24)
     keys_file = DEV_DIR / "signing-keys.json"
     keys_file.write_text(KeySet.generate(kid=f"dev-{int(time.time())}").to_json())
@@ -86,7 +86,7 @@ def run(
 
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        procs.append(local.start(db_port))
+        procs.append(dynamodb_local.start(db_port))
         settings = StoreSettings(
             dynamodb_endpoint=env["WAITINGROOM_DYNAMODB_ENDPOINT"], table=env["WAITINGROOM_TABLE"]
         )
@@ -133,7 +133,7 @@ def run(
             subprocess.Popen(
                 [
                     *uvicorn,
-                    "waitingroom.devstack:origin_app",
+                    "devtools.devstack:origin_app",
                     "--host",
                     "127.0.0.1",
                     "--port",

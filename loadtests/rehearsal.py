@@ -2,7 +2,7 @@
 
   make rehearsal            # or: .venv/bin/python -m loadtests.rehearsal [--visitors 2000]
 
-Starts `waitingroom.devstack.run(...)` in a subprocess (DynamoDB Local, API, drainer ticking
+Starts `devtools.devstack.run(...)` in a subprocess (DynamoDB Local, API, drainer ticking
 every second, guarded demo origin), creates a room sized to drain in a couple of minutes, runs
 Locust headless with the burst shape (loadtests/locustfile.py), waits until the room is empty,
 asks the API about every ticket whose visitor left without an answer (reclaimed, or lost?), then
@@ -25,8 +25,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from devtools import dynamodb_local
 from loadtests import verdict
-from waitingroom import local
 
 ROOT = Path(__file__).resolve().parent.parent
 ROOM = "rehearsal"
@@ -34,7 +34,7 @@ ROOM = "rehearsal"
 _STACK = """
 import sys
 from pathlib import Path
-from waitingroom import devstack
+from devtools import devstack
 devstack.DEV_DIR = Path(sys.argv[1])
 sys.exit(devstack.run(port=int(sys.argv[2]), origin_port=int(sys.argv[3]),
                       db_port=int(sys.argv[4])))
@@ -158,7 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     records_path = out / "records.jsonl"
-    api_port, origin_port, db_port = local.free_port(), local.free_port(), local.free_port()
+    api_port, origin_port, db_port = (
+        dynamodb_local.free_port(),
+        dynamodb_local.free_port(),
+        dynamodb_local.free_port(),
+    )
     api, origin = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{origin_port}"
     key = secrets.token_urlsafe(24)
     env = {

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from mypy_boto3_dynamodb.client import DynamoDBClient
 from pydantic import SecretStr
 
-from waitingroom import local
+from devtools import dynamodb_local
 from waitingroom.api import create_app, get_room_service
 from waitingroom.drainer import Drainer
 from waitingroom.service import WaitingRoom
@@ -46,12 +46,12 @@ class FakeClock:
 def dynamodb_endpoint() -> Iterator[str]:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
-    port = local.free_port()
-    proc = local.start(port)
+    port = dynamodb_local.free_port()
+    proc = dynamodb_local.start(port)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        local.stop(proc)
+        dynamodb_local.stop(proc)
 
 
 @pytest.fixture(scope="session")
@@ -141,4 +141,4 @@ def api(service: WaitingRoom, api_settings: ApiSettings) -> Iterator[Api]:
 
 
 def stop_process(proc: subprocess.Popen[bytes]) -> None:
-    local.stop(proc)
+    dynamodb_local.stop(proc)

@@ -1,4 +1,7 @@
-"""The `waitingroom` command: run the local stack, and operate rooms over the admin API."""
+"""The `waitingroom` command: operate rooms over the admin API (locally or a deployed stack).
+
+The local stack is not here: `make dev` runs `python -m devtools.devstack` from the repository.
+"""
 
 from __future__ import annotations
 
@@ -86,7 +89,6 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--region", default=None, help="with --sigv4: the stack's region")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("dev", help="run the whole stack locally (what `make dev` runs)")
     rooms = sub.add_parser("rooms", help="create, tune, pause, resume, close, watch rooms")
     rooms.add_argument("action", choices=["create", "set", "pause", "resume", "close", "stats"])
     rooms.add_argument("room")
@@ -107,11 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     drain.add_argument("--once", action="store_true", help="one tick (the default)")
     args = parser.parse_args(argv)
 
-    if args.command == "dev":
-        from waitingroom.devstack import main as dev
-
-        dev()
-    elif args.command == "drain":
+    if args.command == "drain":
         _show(args, _request(args, "POST", f"/admin/rooms/{args.room}/drain"))
     elif args.action in ("create", "set"):
         body = {

@@ -1,4 +1,4 @@
-"""The local stack (`python -m waitingroom.devstack`) on free ports, and Debian's chromium.
+"""The local stack (`python -m devtools.devstack`) on free ports, and Debian's chromium.
 
 Started once per module; stopped with SIGTERM (devstack stops its own children). Nothing here
 downloads a browser: `make setup` installs chromium through apt.
@@ -18,8 +18,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
+from devtools import dynamodb_local
 from tests.browser.stack import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, STARTUP_SECONDS, Stack
-from waitingroom import local
 
 
 def _wait_ready(stack: Stack, proc: subprocess.Popen[bytes]) -> None:
@@ -61,7 +61,11 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    port, origin_port, db_port = local.free_port(), local.free_port(), local.free_port()
+    port, origin_port, db_port = (
+        dynamodb_local.free_port(),
+        dynamodb_local.free_port(),
+        dynamodb_local.free_port(),
+    )
     admin_key = secrets.token_urlsafe(24)
     stack = Stack(
         api_url=f"http://127.0.0.1:{port}",
@@ -80,8 +84,8 @@ def stack() -> Iterator[Stack]:
     }
     with stack.log.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "waitingroom.devstack"],
-            cwd=local.PROJECT_ROOT,
+            [sys.executable, "-m", "devtools.devstack"],
+            cwd=dynamodb_local.PROJECT_ROOT,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from waitingroom import local
+from devtools import dynamodb_local
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -17,7 +17,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
-ARTIFACTS = local.PROJECT_ROOT / "artifacts" / "browser"
+ARTIFACTS = dynamodb_local.PROJECT_ROOT / "artifacts" / "browser"
 STARTUP_SECONDS = 60
 
 

@@ -23,8 +23,8 @@ from fastapi.testclient import TestClient
 from mypy_boto3_dynamodb.client import DynamoDBClient
 from pydantic import SecretStr
 
+from devtools import dynamodb_local
 from tests.conftest import TICKET_SECRET, FakeClock, wired_app
-from waitingroom import local
 from waitingroom.domain import SETTLE_DELAY_SECONDS, DrainerState, PublicState
 from waitingroom.drainer import Drainer
 from waitingroom.service import Admitted, Waiting, WaitingRoom
@@ -62,18 +62,20 @@ class PersistentStore:
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        self.port = local.free_port()
+        self.port = dynamodb_local.free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = local.start(self.port, data_dir=data_dir)
+        self.proc: subprocess.Popen[bytes] | None = dynamodb_local.start(
+            self.port, data_dir=data_dir
+        )
 
     def stop(self) -> None:
         if self.proc is not None:
-            local.stop(self.proc)
+            dynamodb_local.stop(self.proc)
             self.proc = None
 
     def restart(self) -> None:
         self.stop()
-        self.proc = local.start(self.port, data_dir=self.data_dir)
+        self.proc = dynamodb_local.start(self.port, data_dir=self.data_dir)
 
 
 @pytest.fixture

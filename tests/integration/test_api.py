@@ -206,9 +206,9 @@ def test_openapi_docs_are_served(api: Api) -> None:
 @pytest.fixture
 def api_without_store(clock: FakeClock) -> Iterator[TestClient]:
     """The API pointed at a port where nothing listens: DynamoDB is unreachable."""
-    from waitingroom import local
+    from devtools import dynamodb_local
 
-    endpoint = f"http://127.0.0.1:{local.free_port()}"
+    endpoint = f"http://127.0.0.1:{dynamodb_local.free_port()}"
     store = Store(make_client(StoreSettings(dynamodb_endpoint=endpoint)), "waitingroom", clock)
     service = WaitingRoom(store, [TICKET_SECRET], issuer="waitingroom", clock=clock)
     settings = ApiSettings(

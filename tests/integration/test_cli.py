@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import pytest
 import uvicorn
 
+from devtools import dynamodb_local
 from tests.conftest import ADMIN_KEY, FakeClock, wired_app
-from waitingroom import local
 from waitingroom.cli import main
 from waitingroom.domain import SETTLE_DELAY_SECONDS
 from waitingroom.drainer import Drainer
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def server(service: WaitingRoom, api_settings: ApiSettings) -> Iterator[str]:
     app = wired_app(service, api_settings)
-    port = local.free_port()
+    port = dynamodb_local.free_port()
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from waitingroom.demo_origin import create_app
+from devtools.demo_origin import create_app
 from waitingroom.tokens import KeySet
 
 NOW = 1_700_000_000.0
