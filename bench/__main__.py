@@ -28,7 +28,7 @@ from dataclasses import asdict
 from typing import Any
 
 from bench.opcount import OpCounter, reads, writes
-from tests.eventload import rest_event
+from devtools.events import rest_event
 
 ROWS: list[tuple[str, str, str, bool | None]] = []
 

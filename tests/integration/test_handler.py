@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from devtools.events import load_event, rest_event
 from tests.conftest import ADMIN_KEY, TICKET_SECRET
-from tests.eventload import load_event, rest_event
 from waitingroom import api, drainer, handler
 from waitingroom.settings import get_api_settings, get_drainer_settings
 

@@ -29,11 +29,11 @@ from fastapi.testclient import TestClient
 from mypy_boto3_dynamodb.client import DynamoDBClient
 from pydantic import SecretStr
 
+from devtools.events import load_event
 from origin_guard.authorizer import Authorizer
 from origin_guard.middleware import AdmissionGuardMiddleware, Receive, Scope, Send
 from origin_guard.verify import MAX_TOKEN_BYTES, TokenRejected, TokenVerifier
 from tests.conftest import TICKET_SECRET, wired_app
-from tests.eventload import load_event
 from waitingroom.drainer import Drainer
 from waitingroom.service import WaitingRoom
 from waitingroom.settings import ApiSettings

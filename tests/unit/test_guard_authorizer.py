@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
+from devtools.events import load_event
 from origin_guard import authorizer as authorizer_module
 from origin_guard.authorizer import Authorizer, event_kind, handler, stage_arn, token_from_event
 from origin_guard.settings import get_settings, get_verifier
 from origin_guard.verify import AdmissionClaims, TokenVerifier
-from tests.eventload import load_event
 from waitingroom.tokens import KeySet
 
 NOW = 1_700_000_000.0

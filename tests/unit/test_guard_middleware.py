@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from devtools.events import load_event
 from origin_guard.middleware import (
     AdmissionGuardMiddleware,
     ASGIApp,
@@ -27,7 +28,6 @@ from origin_guard.middleware import (
 )
 from origin_guard.settings import get_settings, get_verifier
 from origin_guard.verify import TokenVerifier
-from tests.eventload import load_event
 from waitingroom.tokens import KeySet
 
 NOW = 1_700_000_000.0

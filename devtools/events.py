@@ -1,4 +1,5 @@
-"""Load the real API Gateway / EventBridge payloads kept under tests/events/."""
+"""Load the real API Gateway / EventBridge payloads kept under tests/events/ (by path: the files
+stay with the tests), for the tests and the benchmarks alike."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-EVENTS = Path(__file__).parent / "events"
+EVENTS = Path(__file__).resolve().parent.parent / "tests" / "events"
 
 
 def load_event(name: str) -> dict[str, Any]:
