@@ -4,10 +4,25 @@ from __future__ import annotations
 
 import re
 from html.parser import HTMLParser
+from importlib import resources
 
 import pytest
 
 from waitingroom.page import render_waiting_page
+
+
+def _static(name: str) -> str:
+    return (resources.files("waitingroom") / "static" / name).read_text(encoding="utf-8")
+
+
+def _script() -> str:
+    """The page's script: the DOM side and the logic it imports."""
+    return _static("waiting.js") + _static("waiting-logic.mjs")
+
+
+def _everything(room: str = "demo") -> str:
+    """The page as the browser gets it: the HTML and the files it loads."""
+    return render_waiting_page(room) + _static("waiting.css") + _script()
 
 
 class _Collect(HTMLParser):
@@ -42,7 +57,7 @@ def _parse(room: str) -> _Collect:
 
 
 def test_the_page_loads_nothing_from_elsewhere() -> None:
-    page = render_waiting_page("demo")
+    page = _everything()
     parsed = _parse("demo")
     for tag, attrs in parsed.tags:
         for name in ("src", "href", "action", "srcset", "poster", "data"):
@@ -50,15 +65,23 @@ def test_the_page_loads_nothing_from_elsewhere() -> None:
             if value is not None and value != "data:,":  # the empty icon: no request at all
                 assert "//" not in value and ":" not in value, f"<{tag} {name}={value!r}>"
     links = [a for t, a in parsed.tags if t == "link"]
-    assert links == [{"rel": "icon", "href": "data:,"}], "no stylesheets, icon files or fonts"
-    assert not [t for t, a in parsed.tags if t == "script" and "src" in a]
+    assert links[0] == {"rel": "icon", "href": "data:,"}, "no icon file"
+    # its own stylesheet and script module, relative to the page: no fonts, nothing else
+    assert [a["rel"] for a in links[1:]] == ["stylesheet", "modulepreload"]
+    assert all((a["href"] or "").startswith("_assets/") for a in links[1:])
+    scripts = [a for t, a in parsed.tags if t == "script"]
+    assert scripts == [{"type": "module", "src": scripts[0]["src"]}]
+    assert (scripts[0]["src"] or "").startswith("_assets/")
+    assert re.findall(r'^import .*? from "([^"]+)";', _static("waiting.js"), re.M | re.S) == [
+        "./waiting-logic.mjs"
+    ]
     assert re.search(r"https?://", page) is None
     assert "@import" not in page and "@font-face" not in page
     assert re.search(r"url\(", page) is None
 
 
 def test_the_script_calls_only_the_rooms_own_routes() -> None:
-    page = render_waiting_page("demo")
+    page = _script()
     calls = re.findall(r'request\("([^"]+)"', page)
     assert sorted(set(calls)) == ["/challenge", "/join", "/status"]
     assert "Idempotency-Key" in page
@@ -91,7 +114,7 @@ def test_a_hostile_room_name_stays_text(room: str) -> None:
 
 
 def test_the_page_is_accessible_and_phone_ready() -> None:
-    page = render_waiting_page("demo")
+    page = _everything()
     parsed = _parse("demo")
     html_tag = next(a for t, a in parsed.tags if t == "html")
     assert html_tag.get("lang") == "en"
@@ -114,7 +137,8 @@ def test_the_page_is_a_pure_function_of_the_room() -> None:
 
 
 def test_the_script_solves_a_proof_of_work_the_server_accepts() -> None:
-    """The page's own solver (zeroBits and solve, cut out of the script) run by node."""
+    """The page's own solver (solve, imported from the page's logic module) run by node."""
+    import json
     import shutil
     import subprocess
 
@@ -123,13 +147,17 @@ def test_the_script_solves_a_proof_of_work_the_server_accepts() -> None:
     node = shutil.which("node")
     if node is None:
         pytest.skip("node is not installed")
-    page = render_waiting_page("demo")
+    page = _script()
     assert 'crypto.subtle.digest("SHA-256"' in page and "setTimeout(slice, 0)" in page
     assert '"X-Challenge-Solution"' in page and '"challenge_required"' in page
-    start = page.index("  function zeroBits(")
-    end = page.index("  function proveThenJoin(")
     text = sign_challenge(b"k" * 16, Challenge("demo", "ab" * 16, 2_000_000_000, 10))
-    script = page[start:end] + f"solve({text!r}, 10).then(function (s) {{ console.log(s); }});"
-    out = subprocess.run([node, "-e", script], capture_output=True, text=True, timeout=30)
+    with resources.as_file(resources.files("waitingroom") / "static" / "waiting-logic.mjs") as f:
+        script = (
+            f"import {{ solve }} from {json.dumps(f.as_uri())};\n"
+            f"solve({json.dumps(text)}, 10).then(function (s) {{ console.log(s); }});"
+        )
+        out = subprocess.run(
+            [node, "--input-type=module", "-e", script], capture_output=True, text=True, timeout=30
+        )
     assert out.returncode == 0, out.stderr
     assert solves(text, out.stdout.strip(), 10)

@@ -1,0 +1,350 @@
+// The waiting page's script: joins the room, polls the visitor's place and sends them on when
+// admitted. Every URL it calls is relative to the page's own path, so the page works behind any
+// prefix (an API Gateway stage, a CDN path). The decisions live in waiting-logic.mjs.
+import {
+  POW_CODES, backoffSeconds, clock, delayMs, newKey, newStart, placeOf, pollSeconds,
+  retryAfterSeconds, safeUrl, solve, ticketStore, transient, usableStorage, waitingTexts,
+} from "./waiting-logic.mjs";
+
+const ROOM = document.body.getAttribute("data-room") || "";
+const BASE = location.pathname.replace(/\/+$/, "");
+const REDIRECT_KEY = "waitingroom:redirected:" + ROOM;
+const REQUEST_TIMEOUT_MS = 10000;
+const ANNOUNCE_EVERY_MS = 15000;
+const TITLE = document.title;
+
+const place = ticketStore(ROOM, function () { return window.localStorage; });
+const load = place.load;
+const save = place.save;
+const forget = place.forget;
+
+let timer = null;
+let busy = false;
+let failures = 0;
+let rejoined = false;
+let view = "joining";
+let lastAnnounced = "";
+let lastAnnouncedAt = 0;
+
+function el(id) { return document.getElementById(id); }
+
+// -- rendering ----------------------------------------------------------------------------------
+function show(name) {
+  view = name;
+  document.body.setAttribute("data-state", name);
+  const views = document.querySelectorAll("[data-view]");
+  let shown = null;
+  for (let i = 0; i < views.length; i++) {
+    const on = views[i].getAttribute("data-view") === name;
+    views[i].hidden = !on;
+    if (on) { shown = views[i]; }
+  }
+  return shown;
+}
+function focusHeading(section) {
+  const h = section && section.querySelector("h1");
+  if (h) { h.focus(); }
+}
+function setText(id, text) {
+  const node = el(id);
+  if (node && node.textContent !== text) { node.textContent = text; }
+}
+function announce(text, force) {
+  const now = Date.now();
+  if (text === lastAnnounced) { return; }
+  if (!force && now - lastAnnouncedAt < ANNOUNCE_EVERY_MS) { return; }
+  lastAnnounced = text;
+  lastAnnouncedAt = now;
+  setText("status", text);
+}
+function note(text) { setText("note", text); }
+function touched() {
+  const now = new Date();
+  const t = el("updated");
+  t.setAttribute("datetime", now.toISOString());
+  t.textContent = clock(now);
+}
+
+function renderWaiting(body) {
+  const rec = load();
+  const at = placeOf(body);
+  const start = newStart(rec, at.pos, at.exact);
+  if (start) {
+    rec.first = start.first;
+    rec.first_exact = start.first_exact;
+    save(rec);
+  }
+  const texts = waitingTexts(body, rec.first);
+  const exact = texts.exact;
+  const section = show("waiting");
+  section.setAttribute("data-exact", exact ? "true" : "false");
+  const posNode = el("position");
+  posNode.setAttribute("data-position", String(texts.pos));
+  posNode.setAttribute("data-exact", exact ? "true" : "false");
+  setText("position", texts.position);
+  setText("position-label", texts.label);
+  setText("ahead", texts.ahead);
+  setText("eta", texts.eta);
+  const bar = el("progress");
+  bar.setAttribute("aria-valuenow", String(texts.pct));
+  bar.setAttribute("aria-valuetext", texts.valuetext);
+  el("progress-fill").style.width = texts.pct + "%";
+  setText("progress-caption", texts.caption);
+  document.title = texts.titlePrefix + TITLE;
+  announce(texts.summary, lastAnnounced === "" || texts.pos <= 1);
+  touched();
+}
+
+function arrive(body) {
+  const url = safeUrl(body.origin_url, location.href);
+  const expires = new Date(Number(body.expires_at) * 1000);
+  const until = el("expires");
+  until.setAttribute("datetime", isNaN(expires.getTime()) ? "" : expires.toISOString());
+  until.textContent = isNaN(expires.getTime()) ? "for a while" : clock(expires);
+  const go = el("go");
+  let recent = false;
+  const s = usableStorage(function () { return window.sessionStorage; }, REDIRECT_KEY);
+  try {
+    const last = s ? Number(s.getItem(REDIRECT_KEY) || 0) : 0;
+    recent = Date.now() - last < 15000;  // sent back here at once: do not loop, offer a link
+    if (s && url && !recent) { s.setItem(REDIRECT_KEY, String(Date.now())); }
+  } catch (e) { recent = false; }
+  if (url) { go.href = url; go.hidden = false; } else { go.hidden = true; }
+  const section = show("admitted");
+  document.title = "You're in \u00b7 " + TITLE;
+  announce(url && !recent ? "You're in. Taking you there now." : "You're in.", true);
+  touched();
+  if (url && !recent) {
+    setText("admitted-text", "Taking you there now\u2026");
+    location.replace(url);
+  } else {
+    setText("admitted-text", url ? "Continue when you are ready." : "You have been admitted.");
+    focusHeading(section);
+  }
+}
+
+function ended(code, message) {
+  stop();
+  const section = show("ended");
+  setText(
+    "ended-text",
+    code === "completed"
+      ? "Your visit is complete. Thanks for waiting!"
+      : "Your place has expired: your turn came and went, or your session has ended."
+  );
+  setText("ended-detail", message || "");
+  document.title = "Place ended \u00b7 " + TITLE;
+  announce("Your place has ended. You can join the line again.", true);
+  focusHeading(section);
+}
+
+function closed(message) {
+  stop();
+  const section = show("closed");
+  setText("closed-detail", message || "");
+  document.title = "Closed \u00b7 " + TITLE;
+  announce("This room is closed.", true);
+  focusHeading(section);
+}
+
+function problem(message) {
+  stop();
+  const section = show("problem");
+  setText("problem-text", message || "Something went wrong.");
+  announce("Something went wrong: " + (message || ""), true);
+  focusHeading(section);
+}
+
+// -- network ------------------------------------------------------------------------------------
+function stop() { if (timer !== null) { clearTimeout(timer); timer = null; } }
+function later(fn, seconds) {
+  stop();
+  timer = setTimeout(function () { timer = null; fn(); }, delayMs(seconds));
+}
+function backoff(fn, res) {
+  failures += 1;
+  const retryAfter = retryAfterSeconds(res ? res.headers.get("Retry-After") : null);
+  note("Reconnecting\u2026 your place in line is kept.");
+  document.body.setAttribute("data-connection", "reconnecting");
+  later(fn, backoffSeconds(failures, retryAfter));
+}
+function recovered() {
+  failures = 0;
+  note("");
+  document.body.setAttribute("data-connection", "ok");
+}
+function request(path, options) {
+  const ctrl = typeof AbortController === "function" ? new AbortController() : null;
+  const t = ctrl ? setTimeout(function () { ctrl.abort(); }, REQUEST_TIMEOUT_MS) : null;
+  options.cache = "no-store";
+  options.credentials = "same-origin";
+  if (ctrl) { options.signal = ctrl.signal; }
+  return fetch(BASE + path, options).then(function (res) {
+    return res.text().then(function (text) {
+      if (t) { clearTimeout(t); }
+      let body = null;
+      try { body = text ? JSON.parse(text) : null; } catch (e) { body = null; }
+      return { res: res, body: body || {} };
+    });
+  }, function (err) { if (t) { clearTimeout(t); } throw err; });
+}
+
+// The solved challenge is kept for retries of the same join (the server answers with the same
+// ticket).
+let pow = null;
+let powTries = 0;
+function proveThenJoin() {
+  if (!(window.crypto && crypto.subtle && window.TextEncoder)) {
+    problem("This waiting room needs a secure (https) connection to let this browser in.");
+    return;
+  }
+  busy = true;
+  request("/challenge", { method: "GET", headers: { "Accept": "application/json" } })
+    .then(function (r) {
+      if (r.res.status !== 200) {
+        busy = false;
+        if (transient(r.res.status)) { backoff(join, r.res); } else {
+          problem(r.body.message || "The waiting room could not start (" + r.res.status + ").");
+        }
+        return;
+      }
+      return solve(r.body.challenge, Number(r.body.difficulty_bits) || 0)
+        .then(function (solution) {
+          busy = false;
+          pow = { challenge: r.body.challenge, solution: solution };
+          join();
+        });
+    }).then(null, function () {
+      busy = false;
+      backoff(join, null);
+    });
+}
+
+function join() {
+  const rec = load();
+  if (rec.ticket) { poll(); return; }  // another tab joined meanwhile
+  if (!rec.idem) {
+    rec.idem = newKey(function (bytes) { return window.crypto.getRandomValues(bytes); });
+    save(rec);
+  }
+  if (busy) { return; }
+  busy = true;
+  if (view === "joining" || view === "ended") { show("joining"); }
+  const headers = { "Accept": "application/json", "Idempotency-Key": rec.idem };
+  if (pow) {
+    headers["X-Challenge"] = pow.challenge;
+    headers["X-Challenge-Solution"] = pow.solution;
+  }
+  request("/join", {
+    method: "POST",
+    headers: headers
+  }).then(function (r) {
+    busy = false;
+    const st = r.res.status;
+    if ((st === 400 || st === 401) && POW_CODES.indexOf(r.body.error) >= 0 && powTries < 3) {
+      powTries++;
+      pow = null;
+      proveThenJoin();
+    } else if (st === 200 || st === 201) {
+      pow = null;
+      powTries = 0;
+      recovered();
+      const now = load();
+      if (now.idem !== rec.idem && now.ticket) { poll(); return; }
+      now.idem = rec.idem;
+      now.ticket = r.body.ticket;
+      now.number = r.body.number;
+      now.joined_at = Date.now();
+      delete now.first;
+      delete now.first_exact;
+      save(now);
+      renderWaiting(r.body);
+      later(poll, pollSeconds(r.body));
+    } else if (st === 409 && r.body.error === "room_closed") {
+      closed(r.body.message);
+    } else if (st === 404) {
+      problem("There is no waiting room here. Check the address.");
+    } else if (transient(st)) {
+      backoff(join, r.res);
+    } else {
+      problem(r.body.message || "The waiting room refused to add you (" + st + ").");
+    }
+  }, function () {
+    busy = false;
+    backoff(join, null);
+  });
+}
+
+function poll() {
+  const rec = load();
+  if (!rec.ticket) { join(); return; }
+  if (busy) { return; }
+  busy = true;
+  // send back the state version we were last answered from: another server never answers
+  // from an older one, so the place shown never goes back up
+  request("/status" + (rec.v ? "?v=" + rec.v : ""), {
+    method: "GET",
+    headers: { "Accept": "application/json", "Authorization": "Bearer " + rec.ticket }
+  }).then(function (r) {
+    busy = false;
+    const st = r.res.status;
+    const code = r.body.error;
+    if (st === 200 && r.body.state === "admitted") {
+      recovered();
+      stop();
+      arrive(r.body);
+    } else if (st === 200) {
+      recovered();
+      if (Number(r.body.state_version) > (Number(load().v) || 0)) {
+        const kept = load();
+        kept.v = Number(r.body.state_version);
+        save(kept);
+      }
+      renderWaiting(r.body);
+      later(poll, pollSeconds(r.body));
+    } else if (st === 410 && code === "room_closed") {
+      recovered();
+      closed(r.body.message);
+    } else if (st === 410) {
+      recovered();
+      ended(code, r.body.message);
+    } else if (st === 401 && !rejoined) {
+      rejoined = true;  // a ticket this room no longer accepts: take a new place, once
+      forget();
+      join();
+    } else if (st === 409 && code === "room_closed") {
+      closed(r.body.message);
+    } else if (st === 404) {
+      problem("There is no waiting room here. Check the address.");
+    } else if (transient(st)) {
+      backoff(poll, r.res);
+    } else {
+      problem(r.body.message || "The waiting room could not check your place (" + st + ").");
+    }
+  }, function () {
+    busy = false;
+    backoff(poll, null);
+  });
+}
+
+el("rejoin").addEventListener("click", function () {
+  forget();
+  rejoined = false;
+  lastAnnounced = "";
+  show("joining");
+  join();
+});
+document.addEventListener("visibilitychange", function () {
+  if (document.visibilityState === "visible" && view === "waiting" && failures === 0) {
+    poll();
+  }
+});
+window.addEventListener("storage", function (e) {
+  // another tab took a new place after this one ended: follow it
+  if (e.key === place.key && (view === "ended" || view === "problem") && load().ticket) {
+    rejoined = false;
+    poll();
+  }
+});
+window.addEventListener("online", function () { if (failures > 0) { poll(); } });
+poll();
