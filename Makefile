@@ -48,7 +48,17 @@ infra-check: $(STAMP)
 
 check: lint typecheck infra-check
 
-test: setup check
+# the waiting page's own logic (waitingroom/static/waiting-logic.mjs), with node's test runner
+.PHONY: jstest node
+jstest: node
+	node --test tests/js/
+
+node:
+	@command -v node >/dev/null 2>&1 || { \
+	  echo "node not found: installing Debian's nodejs (waiting page tests)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs; }
+
+test: setup check jstest
 	$(BIN)/pytest
 
 clean:
