@@ -33,7 +33,8 @@ REQUIREMENTS = INFRA / "requirements"
 API_HANDLER = "waitingroom.handler.handler"
 DRAINER_HANDLER = "waitingroom.drainer.handler"
 GUARD_HANDLER = "origin_guard.authorizer.handler"
-FIRST_PARTY = ("waitingroom", "origin_guard")
+# The repository's own top-level packages: a bundle sees only those its Makefile target copies.
+FIRST_PARTY = ("waitingroom", "origin_guard", "devtools", "bench", "loadtests", "tests")
 # What the Lambda Python runtime provides, per bundle that may rely on it (see requirements/*.txt).
 RUNTIME_PROVIDED = {"api": ("boto3",), "drainer": ("boto3",), "authorizer": ()}
 
@@ -152,14 +153,51 @@ def _as_list(value: Any) -> list[Any]:
 class Bundle:
     requirements: str
     packages: tuple[str, ...]
+    # modules of those packages left out (infra/Makefile's NOT_RUNTIME), e.g. "waitingroom.cli"
+    left_out: tuple[str, ...] = ()
 
 
 def makefile_bundles(text: str) -> dict[str, Bundle]:
-    """`build-<LogicalId>:` targets of infra/Makefile and their `$(call bundle,req,pkgs)` line."""
-    pattern = re.compile(r"^build-(\w+):[^\n]*\n\t\$\(call bundle,([\w-]+),([^)]*)\)", re.M)
+    """infra/Makefile's bundles: `build-<LogicalId>: copy-<LogicalId>` with its
+    `$(call requirements,req)` line, `copy-<LogicalId>:` with its `$(call copy,pkgs)` line."""
+    text = text.replace("\r", "")
+    build = re.compile(
+        r"^build-(\w+):[ \t]*copy-\1[ \t]*\n\t\$\(call requirements,([\w-]+)\)", re.M
+    )
+    copy = re.compile(r"^copy-(\w+):[^\n]*\n\t\$\(call copy,([^)]*)\)", re.M)
+    not_runtime = re.search(r"^NOT_RUNTIME :?= *(.*)$", text, re.M)
+    left_out = tuple(
+        path.removesuffix(".py").replace("/", ".")
+        for path in (not_runtime[1].split() if not_runtime else [])
+    )
+    packages = {m[1]: tuple(m[2].split()) for m in copy.finditer(text)}
     return {
-        m[1]: Bundle(m[2], tuple(m[3].split())) for m in pattern.finditer(text.replace("\r", ""))
+        m[1]: Bundle(
+            m[2],
+            packages[m[1]],
+            tuple(x for x in left_out if x.partition(".")[0] in packages[m[1]]),
+        )
+        for m in build.finditer(text)
+        if m[1] in packages
     }
+
+
+def copy_bundle(logical_id: str, artifacts_dir: Path) -> subprocess.CompletedProcess[str]:
+    """`make -f infra/Makefile copy-<LogicalId>`: the bundle's own packages, no requirements."""
+    return subprocess.run(
+        [
+            "make",
+            "--no-print-directory",
+            "-f",
+            str(MAKEFILE),
+            f"copy-{logical_id}",
+            f"ARTIFACTS_DIR={artifacts_dir}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def _takes_event_and_context(obj: Any) -> bool:
@@ -248,7 +286,7 @@ def blocked_modules(bundle: Bundle) -> set[str]:
     allowed = _closure(
         requirement_lines(bundle.requirements) + list(RUNTIME_PROVIDED.get(bundle.requirements, ()))
     )
-    blocked = {p for p in FIRST_PARTY if p not in bundle.packages}
+    blocked = {p for p in FIRST_PARTY if p not in bundle.packages} | set(bundle.left_out)
     for module, dists in importlib.metadata.packages_distributions().items():
         if module in bundle.packages or module in sys.stdlib_module_names:
             continue
@@ -262,7 +300,7 @@ import importlib, importlib.abc, inspect, sys
 blocked = set(sys.argv[2].split(","))
 class Block(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
-        if name.partition(".")[0] in blocked:
+        if any(name == b or name.startswith(b + ".") for b in blocked):
             raise ModuleNotFoundError(f"{name} is not in this bundle", name=name)
         return None
 sys.meta_path.insert(0, Block())

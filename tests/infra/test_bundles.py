@@ -1,0 +1,108 @@
+"""What each Lambda bundle copies from the repository: its runtime packages, no dev tooling.
+
+Runs `make -f infra/Makefile copy-<LogicalId>` (the packages alone: nothing is downloaded) into a
+scratch directory and looks at the files, then imports each handler from that copy.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.infra.checks import (
+    API_HANDLER,
+    DRAINER_HANDLER,
+    GUARD_HANDLER,
+    MAKEFILE,
+    ROOT,
+    copy_bundle,
+    function_by_handler,
+    load_template,
+    makefile_bundles,
+)
+
+SAM = load_template()
+BUNDLES = makefile_bundles(MAKEFILE.read_text())
+WAITINGROOM_BUNDLES = [
+    function_by_handler(SAM, h).logical_id for h in (API_HANDLER, DRAINER_HANDLER)
+]
+GUARD_BUNDLE = function_by_handler(SAM, GUARD_HANDLER).logical_id
+DEV_TOOLING = ("devstack", "demo_origin", "dynamodb_local", "local", "cli")
+
+
+def copied(logical_id: str, tmp_path: Path) -> Path:
+    out = tmp_path / logical_id
+    done = copy_bundle(logical_id, out)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return out
+
+
+def files(directory: Path) -> set[str]:
+    return {p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file()}
+
+
+def package_files(package: str) -> set[str]:
+    return {
+        f"{package}/{name}"
+        for name in files(ROOT / package)
+        if "__pycache__" not in name and not name.endswith(".pyc")
+    }
+
+
+@pytest.mark.parametrize("logical_id", WAITINGROOM_BUNDLES)
+def test_the_api_and_drainer_bundles_hold_waitingroom_without_the_cli(
+    logical_id: str, tmp_path: Path
+) -> None:
+    bundle = copied(logical_id, tmp_path)
+    found = files(bundle)
+    assert {p.name for p in bundle.iterdir()} == {"waitingroom"}
+    for module in ("__init__.py", "handler.py", "drainer.py", "domain.py", "store.py"):
+        assert f"waitingroom/{module}" in found
+    assert (bundle / "waitingroom" / "api.py").is_file() or (
+        bundle / "waitingroom" / "api" / "__init__.py"
+    ).is_file()
+    assert found == package_files("waitingroom") - {"waitingroom/cli.py"}
+    assert not [f for f in found if Path(f).stem in DEV_TOOLING or "__pycache__" in f]
+
+
+def test_the_authorizer_bundle_holds_only_origin_guard(tmp_path: Path) -> None:
+    bundle = copied(GUARD_BUNDLE, tmp_path)
+    assert {p.name for p in bundle.iterdir()} == {"origin_guard"}
+    assert files(bundle) == package_files("origin_guard")
+    assert "origin_guard/authorizer.py" in files(bundle)
+
+
+@pytest.mark.parametrize("handler", [API_HANDLER, DRAINER_HANDLER, GUARD_HANDLER])
+def test_each_handler_imports_from_its_copied_bundle(handler: str, tmp_path: Path) -> None:
+    """The copy is enough on its own (with its requirements): no import of the CLI, devtools,
+    tests or the other bundle's package."""
+    logical_id = function_by_handler(SAM, handler).logical_id
+    bundle = copied(logical_id, tmp_path)
+    module, _, attribute = handler.rpartition(".")
+    code = (
+        "import importlib, sys\n"
+        f"m = importlib.import_module({module!r})\n"
+        f"assert callable(getattr(m, {attribute!r}))\n"
+        "print('\\n'.join(sorted(\n"
+        "    getattr(v, '__file__', None) or '' for k, v in list(sys.modules.items())\n"
+        f"    if k.partition('.')[0] in {('waitingroom', 'origin_guard')!r})))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=bundle,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    loaded = [Path(f) for f in done.stdout.split()]
+    assert loaded, "no first-party module was loaded"
+    assert all(f.is_relative_to(bundle) for f in loaded), loaded
+    assert {f.relative_to(bundle).parts[0] for f in loaded} == set(BUNDLES[logical_id].packages)
