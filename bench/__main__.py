@@ -102,7 +102,7 @@ def bench_warm_invoke(ddb: Ddb) -> None:
     from fastapi import FastAPI
     from mangum import Mangum
 
-    from waitingroom import api, handler
+    from waitingroom import bootstrap, handler
     from waitingroom.drainer import Drainer
     from waitingroom.tokens import KeySet
 
@@ -128,7 +128,7 @@ def bench_warm_invoke(ddb: Ddb) -> None:
     put = rest_event("PUT", "/admin/rooms/bench", {**admin, "Content-Type": "application/json"})
     put["body"] = json.dumps({"max_active": 1})
     assert call(put)["statusCode"] in (200, 201)
-    svc = api.build_room_service()
+    svc = bootstrap.lambda_api().app.state.service
     store_time = [0.0]
     started: list[float] = []
 

@@ -16,10 +16,10 @@ from mypy_boto3_dynamodb.client import DynamoDBClient
 from pydantic import SecretStr
 
 from devtools import dynamodb_local
-from waitingroom.api import create_app, get_room_service
+from waitingroom.api import create_app
 from waitingroom.drainer import Drainer
 from waitingroom.service import WaitingRoom
-from waitingroom.settings import ApiSettings, StoreSettings, get_api_settings
+from waitingroom.settings import ApiSettings, StoreSettings
 from waitingroom.store import Store, make_client
 from waitingroom.table import ensure_table
 from waitingroom.tokens import KeySet
@@ -83,9 +83,7 @@ def keyset() -> KeySet:
 
 @pytest.fixture
 def service(store: Store, clock: FakeClock) -> WaitingRoom:
-    return WaitingRoom(
-        store, [TICKET_SECRET], issuer="waitingroom", clock=clock, cookie_secure=False
-    )
+    return WaitingRoom(store, [TICKET_SECRET], issuer="waitingroom", clock=clock)
 
 
 DrainerFactory = Callable[..., Drainer]
@@ -127,10 +125,7 @@ def api_settings(dynamodb_endpoint: str, table: str) -> ApiSettings:
 
 def wired_app(service: WaitingRoom, settings: ApiSettings) -> FastAPI:
     """The real app, with this service and these settings instead of the environment's."""
-    app = create_app()
-    app.dependency_overrides[get_room_service] = lambda: service
-    app.dependency_overrides[get_api_settings] = lambda: settings
-    return app
+    return create_app(service, settings)
 
 
 @pytest.fixture

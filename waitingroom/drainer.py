@@ -13,7 +13,6 @@ ticket twice, and no committed admission is lost.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import secrets
@@ -22,8 +21,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from waitingroom.domain import (
@@ -43,15 +40,14 @@ from waitingroom.domain import (
     take_tickets,
     ticket_at,
 )
-from waitingroom.observability import MetricsBuffer, configure_logging, emit_emf, emit_nothing
-from waitingroom.settings import DrainerSettings, get_drainer_settings
+from waitingroom.observability import MetricsBuffer, configure_logging
+from waitingroom.settings import DrainerSettings
 from waitingroom.store import (
     KEEP_SECONDS,
     AdmittedTicket,
     Conflict,
     Store,
     StoreUnavailable,
-    make_client,
 )
 from waitingroom.tokens import KeySet, TokenSigner
 
@@ -477,50 +473,12 @@ def _as_dict(report: TickReport) -> dict[str, Any]:
     return {f: getattr(report, f) for f in report.__dataclass_fields__}
 
 
-def load_keyset(settings: DrainerSettings, secrets_client: Any | None = None) -> KeySet:
-    """The signing keys from the environment, a file, or Secrets Manager (generated on first use
-    when the secret is empty, so a fresh deployment needs no manual key step)."""
-    if settings.signing_keys is not None:
-        return KeySet.from_json(settings.signing_keys.get_secret_value())
-    if settings.signing_keys_file:
-        return KeySet.from_json(Path(settings.signing_keys_file).read_text())
-    assert settings.signing_keys_secret_id
-    if secrets_client is None:
-        import boto3
-
-        secrets_client = boto3.client("secretsmanager", region_name=settings.region)
-    value = secrets_client.get_secret_value(SecretId=settings.signing_keys_secret_id)
-    text = value.get("SecretString") or "{}"
-    if json.loads(text).get("keys"):
-        return KeySet.from_json(text)
-    keyset = KeySet.generate(kid=time.strftime("k%Y%m%d%H%M%S", time.gmtime()))
-    secrets_client.put_secret_value(
-        SecretId=settings.signing_keys_secret_id, SecretString=keyset.to_json()
-    )
-    log.info("generated a new signing key set", extra={"kid": keyset.active_kid})
-    return keyset
-
-
-@lru_cache(maxsize=1)
-def get_drainer() -> Drainer:
-    """Built once per container, on first use (never at import)."""
-    settings = get_drainer_settings()
-    store = Store(make_client(settings), settings.table)
-    emit = emit_emf if settings.metrics_enabled() else emit_nothing
-    return Drainer(
-        store,
-        lambda: load_keyset(settings),
-        issuer=settings.issuer,
-        lease_seconds=settings.lease_seconds,
-        metrics=MetricsBuffer("drainer", emit, flush_seconds=0),
-    )
-
-
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """EventBridge, every minute: tick every few seconds until just before the next run."""
+    from waitingroom import bootstrap  # the composition root imports this module
+
     configure_logging()
-    settings = get_drainer_settings()
-    drainer = get_drainer()
+    settings, drainer = bootstrap.lambda_drainer()
     drainer.refresh_keys()  # picks up a rotated key once a minute
     seconds = settings.run_seconds
     if context is not None and hasattr(context, "get_remaining_time_in_millis"):
@@ -532,9 +490,11 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 def main() -> None:  # pragma: no cover - the local loop, `python -m waitingroom.drainer`
+    from waitingroom import bootstrap
+
     configure_logging(os.environ.get("WAITINGROOM_LOG_LEVEL", "INFO"))
-    settings = get_drainer_settings()
-    drainer = get_drainer()
+    settings = DrainerSettings()
+    drainer = bootstrap.build_drainer(settings)
     drainer.refresh_keys()
     drainer.run(seconds=float("inf"), tick_seconds=settings.tick_seconds)
 

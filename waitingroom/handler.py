@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 from fastapi import FastAPI
-from mangum import Mangum
 
-from waitingroom.api import create_app
+from waitingroom import bootstrap
 from waitingroom.observability import configure_logging
-
-
-@lru_cache(maxsize=1)
-def _adapter() -> Mangum:
-    # Built on the first invocation, reused by warm ones: the app holds no per-request state.
-    configure_logging()
-    return Mangum(create_app(), lifespan="off")
 
 
 def local_app() -> FastAPI:
     """The same app for uvicorn (`uvicorn --factory waitingroom.handler:local_app`)."""
     configure_logging()
-    return create_app()
+    return bootstrap.build_app()
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    response: dict[str, Any] = _adapter()(event, context)
+    # one app per container, built on the first invocation and reused by warm ones
+    response: dict[str, Any] = bootstrap.lambda_api()(event, context)
     return response

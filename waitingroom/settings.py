@@ -1,9 +1,9 @@
-"""Settings, one class per deployable, read from WAITINGROOM_* variables when first needed."""
+"""Settings, one class per deployable, read from WAITINGROOM_* variables by the composition
+root (`waitingroom.bootstrap`) when it first builds what needs them."""
 
 from __future__ import annotations
 
 import os
-from functools import lru_cache
 from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
@@ -101,13 +101,3 @@ class DrainerSettings(StoreSettings):
                 "WAITINGROOM_SIGNING_KEYS_SECRET_ID"
             )
         return self
-
-
-@lru_cache(maxsize=1)
-def get_api_settings() -> ApiSettings:
-    return ApiSettings()
-
-
-@lru_cache(maxsize=1)
-def get_drainer_settings() -> DrainerSettings:
-    return DrainerSettings()

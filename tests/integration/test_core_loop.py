@@ -8,9 +8,11 @@ import threading
 import pytest
 
 from tests.conftest import TICKET_SECRET, DrainerFactory, FakeClock
+from waitingroom.api.errors import status_of
 from waitingroom.domain import PICKUP_GRACE_SECONDS, SETTLE_DELAY_SECONDS
 from waitingroom.drainer import Drainer
-from waitingroom.service import Admitted, ApiError, Joined, Waiting, WaitingRoom
+from waitingroom.errors import WaitingRoomError
+from waitingroom.service import Admitted, Joined, Waiting, WaitingRoom
 from waitingroom.store import Store
 from waitingroom.tokens import KeySet, parse_ticket, verify_admission_token
 
@@ -78,8 +80,8 @@ def test_positions_never_go_up_while_waiting(
         for t in tickets:
             try:
                 r = service.poll("demo", t.ticket)
-            except ApiError as exc:
-                assert exc.status == 410  # reclaimed no-shows are told so
+            except WaitingRoomError as exc:
+                assert status_of(exc) == 410  # reclaimed no-shows are told so
                 last[t.ticket] = 0
                 continue
             if isinstance(r, Waiting) and r.exact:
@@ -95,7 +97,7 @@ def admitted_tickets(service: WaitingRoom, tickets: list[Joined]) -> list[tuple[
     for t in tickets:
         try:
             r = service.poll("demo", t.ticket)
-        except ApiError:
+        except WaitingRoomError:
             continue
         if isinstance(r, Admitted):
             out.append((t, r))
@@ -145,9 +147,9 @@ def test_a_no_show_is_reclaimed_and_its_ticket_gets_410(
     assert report.reclaimed == 1
     assert report.admitted == 1
     fresh(service, clock)
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(WaitingRoomError) as err:
         service.poll("demo", first.ticket)
-    assert err.value.status == 410
+    assert status_of(err.value) == 410
     assert isinstance(service.poll("demo", second.ticket), Admitted)
 
 
@@ -251,9 +253,9 @@ def test_a_ticket_signed_with_another_secret_is_refused(
     service.put_room("demo", {"max_active": 5})
     other = WaitingRoom(store, [b"not-the-servers-secret-at-all!!!"], issuer="w", clock=clock)
     forged = other.join("demo", None)
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(WaitingRoomError) as err:
         service.poll("demo", forged.ticket)
-    assert err.value.status == 401 and err.value.code == "bad_ticket"
+    assert status_of(err.value) == 401 and err.value.code == "bad_ticket"
 
 
 def test_paused_rooms_admit_nobody_and_closed_rooms_refuse_joins(
@@ -269,15 +271,15 @@ def test_paused_rooms_admit_nobody_and_closed_rooms_refuse_joins(
     admitted, waiting = sorted((first, second), key=lambda t: t.number)
     service.put_room("demo", {"status": "closed"})
     clock.advance(3)  # past the config cache
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(WaitingRoomError) as err:
         service.join("demo", None)
-    assert err.value.status == 409
+    assert status_of(err.value) == 409
     # the admitted session runs on; whoever still waits is told the room has closed
     session = service.poll("demo", admitted.ticket)
     assert isinstance(session, Admitted)
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(WaitingRoomError) as err:
         service.poll("demo", waiting.ticket)
-    assert (err.value.status, err.value.code) == (410, "room_closed")
+    assert (status_of(err.value), err.value.code) == (410, "room_closed")
     service.complete("demo", session.token)  # a place frees up, yet nobody more comes in
     report = drainer.tick_room("demo")
     assert (report.completed, report.admitted) == (1, 0)

@@ -13,23 +13,18 @@ import pytest
 
 from devtools.events import load_event, rest_event
 from tests.conftest import ADMIN_KEY, TICKET_SECRET
-from waitingroom import api, drainer, handler
-from waitingroom.settings import get_api_settings, get_drainer_settings
+from waitingroom import bootstrap, drainer, handler
 
 pytestmark = pytest.mark.integration
 
 
 def _clear_caches() -> None:
     """Forget the container's built objects, and close the event loop Mangum made for it."""
-    if handler._adapter.cache_info().currsize:
+    if bootstrap.built()["api"]:
         loop = asyncio.get_event_loop_policy().get_event_loop()
         loop.close()
         asyncio.set_event_loop(None)
-    get_api_settings.cache_clear()
-    get_drainer_settings.cache_clear()
-    api.build_room_service.cache_clear()
-    handler._adapter.cache_clear()
-    drainer.get_drainer.cache_clear()
+    bootstrap.forget_built()
 
 
 @pytest.fixture
@@ -106,7 +101,7 @@ def test_warm_invocations_share_nothing_about_the_previous_request(lambda_env: N
     status, _, second = call(http_v2_event("POST", "/rooms/demo/join", {"idempotency-key": "xyz"}))
     assert second["ticket"] != first["ticket"]
     # one service (clients, caches) per container: built once, reused warm
-    assert api.build_room_service.cache_info().currsize == 1
+    assert bootstrap.built()["api"] == 1
 
 
 def test_health_answers_without_touching_the_store(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -152,8 +147,8 @@ def test_importing_the_handlers_reads_no_environment_and_opens_no_connection() -
         "def refuse(*a, **k):\n"
         "    raise AssertionError('network at import time')\n"
         "socket.socket.connect = refuse\n"
-        "import waitingroom.handler, waitingroom.drainer, waitingroom.api\n"
-        "assert waitingroom.api.build_room_service.cache_info().currsize == 0\n"
+        "import waitingroom.handler, waitingroom.drainer, waitingroom.api, waitingroom.bootstrap\n"
+        "assert waitingroom.bootstrap.built() == {'api': 0, 'drainer': 0}\n"
         "print('clean')\n"
     )
     out = subprocess.run(

@@ -14,9 +14,9 @@ from pydantic import SecretStr
 from starlette.requests import Request
 
 from tests.conftest import TICKET_SECRET, Api, FakeClock
-from waitingroom.api import client_address, client_key, source_ip
+from waitingroom.api.deps import client_address, client_key, source_ip
 from waitingroom.service import WaitingRoom
-from waitingroom.settings import ApiSettings, get_api_settings
+from waitingroom.settings import ApiSettings
 from waitingroom.store import Store
 from waitingroom.tokens import Challenge, sign_challenge, solve_challenge, solves
 
@@ -31,10 +31,8 @@ def _room(api: Api, **fields: Any) -> None:
 
 
 def _use(api: Api, **changes: Any) -> ApiSettings:
-    settings: ApiSettings = api.app.dependency_overrides[get_api_settings]().model_copy(
-        update=changes
-    )
-    api.app.dependency_overrides[get_api_settings] = lambda: settings
+    settings: ApiSettings = api.app.state.settings.model_copy(update=changes)
+    api.app.state.settings = settings
     return settings
 
 
@@ -229,7 +227,7 @@ def test_a_challenge_is_not_a_ticket(api: Api) -> None:
 
 
 def test_failed_admin_attempts_are_rate_limited(api: Api, clock: FakeClock) -> None:
-    api.service.admin_max_failures_per_minute = 3
+    _use(api, admin_max_failures_per_minute=3)
     wrong = {"Authorization": "Bearer guess"}
     codes = [api.client.get("/admin/rooms/x/stats", headers=wrong).status_code for _ in range(3)]
     assert codes == [401, 401, 401]

@@ -27,10 +27,10 @@ from schemathesis.core.transport import Response
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from tests.conftest import TICKET_SECRET
-from waitingroom.api import create_app, get_room_service
+from waitingroom.api import create_app
 from waitingroom.drainer import Drainer
 from waitingroom.service import WaitingRoom
-from waitingroom.settings import ApiSettings, get_api_settings
+from waitingroom.settings import ApiSettings
 from waitingroom.store import Store
 from waitingroom.table import ensure_table
 from waitingroom.tokens import KeySet
@@ -41,7 +41,7 @@ ADMIN_KEY = "fuzz-admin-key"
 ROOM = "fuzz"
 MAX_EXAMPLES = int(os.environ.get("WAITINGROOM_FUZZ_EXAMPLES", "30"))
 
-app = create_app()
+app = create_app(None, None)  # wired to DynamoDB Local by the `wired` fixture
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 # unknown query parameters are ignored by design, not an error to report
 schema.config.generation.update(allow_extra_parameters=False)
@@ -76,12 +76,11 @@ def wired(dynamodb_client: DynamoDBClient) -> Iterator[WaitingRoom]:
         admin_key=SecretStr(ADMIN_KEY),
         cookie_secure=False,
     )
-    app.dependency_overrides[get_room_service] = lambda: service
-    app.dependency_overrides[get_api_settings] = lambda: api_settings
+    app.state.service, app.state.settings = service, api_settings
     try:
         yield service
     finally:
-        app.dependency_overrides.clear()
+        app.state.service = app.state.settings = None
 
 
 # Checks excluded per operation ("*": everywhere).

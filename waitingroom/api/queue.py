@@ -1,0 +1,163 @@
+"""Routes for visitors: the waiting page, join, status (and pickup), challenge, complete."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from waitingroom import page
+from waitingroom.api.deps import RoomPath, ServiceDep, SettingsDep, bearer, client_key
+from waitingroom.api.errors import NO_STORE
+from waitingroom.api.models import AdmittedOut, ChallengeOut, JoinIn, JoinOut, WaitingOut
+from waitingroom.errors import InvalidRequest
+from waitingroom.service import Admitted, Waiting
+from waitingroom.store import KEEP_SECONDS
+from waitingroom.tokens import BINDING_COOKIE
+
+TICKET_COOKIE = "waitingroom_ticket"
+TOKEN_COOKIE = "waitingroom_token"
+IDEM_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+router = APIRouter(tags=["queue"])
+
+
+def _json(model: BaseModel, status: int = 200) -> JSONResponse:
+    # the hot routes answer with a JSONResponse (the model documents it; nothing to
+    # re-validate), which saves FastAPI's second pass over the result
+    return JSONResponse(model.model_dump(), status, headers=dict(NO_STORE))
+
+
+def _cookie(
+    response: Response, name: str, value: str, max_age: int, path: str, secure: bool
+) -> None:
+    response.set_cookie(
+        name, value, max_age=max_age, path=path, httponly=True, samesite="lax", secure=secure
+    )
+
+
+@router.get(
+    "/rooms/{room}",
+    responses={
+        200: {
+            "description": "The waiting page",
+            "content": {"text/html": {"schema": {"type": "string"}}},
+        },
+        304: {"description": "Not modified (If-None-Match matched the page's ETag)"},
+    },
+)
+def waiting_page(room: RoomPath, request: Request, svc: ServiceDep) -> Response:
+    svc.config(room)  # 400/404 for a bad or unknown room
+    return page.waiting_page_response(room, request.headers.get("if-none-match"))
+
+
+@router.post("/rooms/{room}/join", status_code=201, response_model=JoinOut)
+def join(
+    room: RoomPath,
+    request: Request,
+    svc: ServiceDep,
+    settings: SettingsDep,
+    body: JoinIn | None = None,
+    idempotency_key: Annotated[
+        str | None, Header(json_schema_extra={"pattern": IDEM_RE.pattern})
+    ] = None,
+    x_challenge: Annotated[
+        str | None,
+        Header(
+            description="a challenge from GET /rooms/{room}/challenge (rooms with a proof of work)"
+        ),
+    ] = None,
+    x_challenge_solution: Annotated[
+        str | None, Header(description="the counter that solves X-Challenge")
+    ] = None,
+) -> Response:
+    if idempotency_key is not None and not IDEM_RE.match(idempotency_key):
+        raise InvalidRequest(
+            "Idempotency-Key must be 1-128 letters, digits or . _ : -", code="bad_idempotency_key"
+        )
+    cfg = svc.config(room)
+    client: str | None = None
+    cookies: list[tuple[str, str, str]] = []
+    if cfg.max_tickets_per_client > 0 or cfg.max_joins_per_minute_per_client > 0:
+        client, new_cookie = client_key(request, settings)
+        if new_cookie is not None:
+            cookies.append((settings.client_cookie, new_cookie, f"/rooms/{room}"))
+    joined = svc.join(
+        room, idempotency_key, client=client, challenge=x_challenge, solution=x_challenge_solution
+    )
+    s = joined.status
+    out = _json(
+        JoinOut(
+            ticket=joined.ticket,
+            number=joined.number,
+            position=s.position,
+            eta_seconds=s.eta_seconds,
+            poll_after_seconds=s.poll_after_seconds,
+            position_is_exact=s.exact,
+            opens_at=s.opens_at,
+        ),
+        201,
+    )
+    for name, value, path in [*cookies, (TICKET_COOKIE, joined.ticket, f"/rooms/{room}")]:
+        _cookie(out, name, value, KEEP_SECONDS, path, settings.cookie_secure)
+    return out
+
+
+@router.get("/rooms/{room}/status", response_model=WaitingOut | AdmittedOut)
+def status(
+    room: RoomPath,
+    request: Request,
+    svc: ServiceDep,
+    settings: SettingsDep,
+    authorization: Annotated[str | None, Header()] = None,
+    v: Annotated[
+        int, Query(ge=0, le=2**53, description="state_version of the previous answer")
+    ] = 0,
+) -> Response:
+    text = bearer(authorization) or request.cookies.get(TICKET_COOKIE)
+    result = svc.poll(room, text, min_version=v)
+    if isinstance(result, Waiting):
+        return _json(
+            WaitingOut(
+                position=result.position,
+                eta_seconds=result.eta_seconds,
+                poll_after_seconds=result.poll_after_seconds,
+                position_is_exact=result.exact,
+                waiting=result.waiting,
+                opens_at=result.opens_at,
+                state_version=result.state_version,
+            )
+        )
+    assert isinstance(result, Admitted)
+    out = _json(
+        AdmittedOut(token=result.token, expires_at=result.expires_at, origin_url=result.origin_url)
+    )
+    max_age = max(1, result.expires_at - int(svc.clock()))
+    _cookie(out, TOKEN_COOKIE, result.token, max_age, "/", settings.cookie_secure)
+    if result.binding is not None:
+        _cookie(out, BINDING_COOKIE, result.binding, max_age, "/", settings.cookie_secure)
+    return out
+
+
+@router.get("/rooms/{room}/challenge", response_model=ChallengeOut)
+def challenge(room: RoomPath, svc: ServiceDep, response: Response) -> ChallengeOut:
+    """A proof-of-work challenge for joining (rooms with challenge_bits > 0)."""
+    ch = svc.challenge(room)
+    response.headers.update(NO_STORE)
+    return ChallengeOut(
+        challenge=svc.sign_challenge(ch), difficulty_bits=ch.bits, expires_at=ch.expires_at
+    )
+
+
+@router.post("/rooms/{room}/complete", status_code=204)
+def complete(
+    room: RoomPath,
+    request: Request,
+    svc: ServiceDep,
+    authorization: Annotated[str | None, Header()] = None,
+) -> Response:
+    """End an admitted session (the origin calls this): its place frees up at the next tick."""
+    svc.complete(room, bearer(authorization) or request.cookies.get(TOKEN_COOKIE))
+    return Response(status_code=204)

@@ -1,0 +1,186 @@
+"""Joining a room: a signed ticket for one counter bump, with the room's abuse controls
+(proof of work, per-client limits) and idempotent retries."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import secrets
+
+from waitingroom.domain import RoomConfig, join_was_late, queue_number, slot_of
+from waitingroom.errors import InvalidRequest, NotAuthenticated, RoomClosedToJoins, TooManyRequests
+from waitingroom.service.context import Context
+from waitingroom.service.poll import Polls
+from waitingroom.service.results import Joined, Waiting
+from waitingroom.store import StoreUnavailable
+from waitingroom.tokens import (
+    CHALLENGE_SECONDS,
+    BadChallenge,
+    Challenge,
+    Ticket,
+    parse_challenge,
+    parse_ticket,
+    sign_challenge,
+    sign_ticket,
+    solves,
+)
+
+IDEMPOTENCY_SECONDS = 24 * 3600
+
+
+class Joins:
+    def __init__(self, ctx: Context, polls: Polls) -> None:
+        self.ctx = ctx
+        self.polls = polls
+        self._client_key = hmac.new(ctx.secrets[0], b"waitingroom:client:v1", "sha256").digest()
+
+    def join(
+        self,
+        room: str,
+        idempotency_key: str | None,
+        *,
+        client: str | None = None,
+        challenge: str | None = None,
+        solution: str | None = None,
+    ) -> Joined:
+        cfg = self.ctx.reads.config(room)
+        if cfg.status == "closed":
+            raise RoomClosedToJoins(room)
+        solved: Challenge | None = None
+        if cfg.challenge_bits > 0:
+            solved = self._check_solution(cfg, challenge, solution)
+            # the solved challenge is the idempotency key: a replay gets the same ticket, and
+            # one solution never buys two places
+            idempotency_key = f"pow.{solved.nonce}"
+        if idempotency_key is not None:
+            existing = self.ctx.store.get_idempotent(room, idempotency_key)
+            if existing is not None:
+                return self._joined(cfg, existing)
+        if solved is not None and solved.expires_at < self.ctx.clock():
+            raise NotAuthenticated(
+                "the challenge has expired: get a new one from GET /rooms/{room}/challenge",
+                code="challenge_expired",
+            )
+        if client is not None and (
+            cfg.max_tickets_per_client > 0 or cfg.max_joins_per_minute_per_client > 0
+        ):
+            self._count_client_join(cfg, client)
+        return self._new_ticket(cfg, idempotency_key)
+
+    def _new_ticket(self, cfg: RoomConfig, idempotency_key: str | None) -> Joined:
+        ticket = self._take_number(cfg)
+        self.ctx.metrics.count(cfg.room, "joins")
+        text = sign_ticket(self.ctx.secrets[0], ticket)
+        if idempotency_key is not None:
+            stored = self.ctx.store.put_idempotent(
+                cfg.room, idempotency_key, text, IDEMPOTENCY_SECONDS
+            )
+            if stored != text:  # a concurrent retry with the same key won: theirs is the ticket
+                return self._joined(cfg, stored)
+        # A new number is in a slot that has not settled yet: answer from the cached state,
+        # without re-reading the ticket we just signed.
+        st = self.ctx.reads.state(cfg)
+        if cfg.in_prequeue(ticket.slot) and not st.draw_seed:
+            status = self.polls.before_the_draw(cfg, st)
+        else:
+            status = self.polls.estimate(cfg, st, ticket)
+        number = queue_number(ticket.slot, ticket.k, ticket.shard, cfg.epoch_slot)
+        return Joined(text, number, status)
+
+    def _take_number(self, cfg: RoomConfig) -> Ticket:
+        for _ in range(3):
+            now = self.ctx.clock()
+            slot = slot_of(now, cfg.slot_seconds)
+            shard = self.ctx.rng.randrange(cfg.shards)
+            k = self.ctx.store.bump_counter(cfg.room, slot, shard, cfg.slot_seconds)
+            # A bump that came back too late might be missed by the drainer's settle: leave
+            # it as an unissued number and take a fresh one.
+            if not join_was_late(slot, cfg.slot_seconds, self.ctx.clock()):
+                return Ticket(cfg.room, slot, shard, k, int(now * 1000))
+        raise StoreUnavailable("the store is answering too slowly to hand out a place")
+
+    def _joined(self, cfg: RoomConfig, text: str) -> Joined:
+        ticket = parse_ticket(self.ctx.secrets, text)
+        status = self.polls.poll(cfg.room, text)
+        if not isinstance(status, Waiting):  # a retried join after admission: still waiting-ish
+            status = Waiting(0, 0, 1, True, 0)
+        number = queue_number(ticket.slot, ticket.k, ticket.shard, cfg.epoch_slot)
+        return Joined(text, number, status)
+
+    # -- per-client limits -----------------------------------------------------------------
+
+    def client_hash(self, client: str) -> str:
+        """A keyed hash of the client key (an IP address is never stored, nor guessable from
+        its hash: IPv4 has only 2**32 values, so a plain hash would give it away)."""
+        return hmac.new(self._client_key, client.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def _count_client_join(self, cfg: RoomConfig, client: str) -> None:
+        now = self.ctx.clock()
+        hit = self.ctx.store.count_client_join(
+            cfg.room,
+            self.client_hash(client),
+            now=now,
+            max_total=cfg.max_tickets_per_client,
+            max_per_minute=cfg.max_joins_per_minute_per_client,
+        )
+        if hit is None:
+            return
+        self.ctx.metrics.count(cfg.room, "client_limited")
+        if hit == "total":
+            raise TooManyRequests(
+                f"room {cfg.room!r} gives at most {cfg.max_tickets_per_client} tickets per "
+                "client, and this client has them all: keep polling the ticket you have",
+                code="too_many_tickets",
+                retry_after=3600,
+            )
+        wait = max(1, math.ceil(60 - now % 60))
+        raise TooManyRequests(
+            f"room {cfg.room!r} accepts at most {cfg.max_joins_per_minute_per_client} joins "
+            f"per minute per client; retry in {wait} s",
+            code="too_many_joins",
+            retry_after=wait,
+        )
+
+    # -- proof of work ---------------------------------------------------------------------
+
+    def challenge(self, room: str) -> Challenge:
+        """A fresh, stateless challenge at the room's difficulty (signed, nothing stored)."""
+        cfg = self.ctx.reads.config(room)
+        nonce = secrets.token_hex(16)
+        return Challenge(room, nonce, int(self.ctx.clock()) + CHALLENGE_SECONDS, cfg.challenge_bits)
+
+    def sign_challenge(self, challenge: Challenge) -> str:
+        return sign_challenge(self.ctx.secrets[0], challenge)
+
+    def _check_solution(self, cfg: RoomConfig, text: str | None, solution: str | None) -> Challenge:
+        """One HMAC and one hash. The expiry is checked by the caller, after a replay of an
+        already used challenge has been given its ticket back."""
+        if not text or not solution:
+            raise NotAuthenticated(
+                f"room {cfg.room!r} asks for a proof of work: GET /rooms/{cfg.room}/challenge, "
+                "find a counter such that sha256(challenge + ':' + counter) starts with "
+                f"{cfg.challenge_bits} zero bits, and send them as X-Challenge and "
+                "X-Challenge-Solution",
+                code="challenge_required",
+            )
+        try:
+            ch = parse_challenge(self.ctx.secrets, text)
+        except BadChallenge as exc:
+            raise NotAuthenticated(str(exc), code=exc.code) from exc
+        if ch.room != cfg.room:
+            raise NotAuthenticated(
+                f"this challenge belongs to room {ch.room!r}", code="bad_challenge"
+            )
+        if ch.bits < cfg.challenge_bits:
+            raise NotAuthenticated(
+                f"the room now asks for {cfg.challenge_bits} zero bits: get a new challenge",
+                code="challenge_expired",
+            )
+        if not solves(text, solution, ch.bits):
+            raise InvalidRequest(
+                f"sha256(challenge + ':' + X-Challenge-Solution) does not start with {ch.bits} "
+                "zero bits (the solution is a decimal counter, at most 20 digits)",
+                code="wrong_solution",
+            )
+        return ch

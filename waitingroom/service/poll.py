@@ -1,0 +1,142 @@
+"""Where a ticket stands: its place while waiting, its token once the drainer has reached it.
+
+A waiting poll is answered from caches (see `reads`); only a ticket the drainer has reached
+costs reads and writes (the pickup), once.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+from waitingroom.domain import (
+    PublicState,
+    RoomConfig,
+    draw_place,
+    eta_seconds,
+    ledger_shard_of,
+    poll_after_seconds,
+)
+from waitingroom.errors import Gone, NotAuthenticated
+from waitingroom.service.context import Context
+from waitingroom.service.results import Admitted, Waiting
+from waitingroom.store import Conflict
+from waitingroom.tokens import BadTicket, Ticket, binding_value, parse_ticket, unverified_claims
+
+NOT_PICKED_UP = "this ticket was admitted but not picked up in time"
+
+
+def room_has_closed(room: str) -> Gone:
+    return Gone(f"room {room!r} has closed: nobody more is let in", code="room_closed")
+
+
+class Polls:
+    def __init__(self, ctx: Context, binding_key: bytes | None = None) -> None:
+        self.ctx = ctx
+        self.binding_key = binding_key
+
+    def read_ticket(self, room: str, text: str | None) -> Ticket:
+        if not text:
+            raise NotAuthenticated(
+                "send the ticket from join as 'Authorization: Bearer <ticket>' or its cookie",
+                code="missing_ticket",
+            )
+        try:
+            ticket = parse_ticket(self.ctx.secrets, text)
+        except BadTicket as exc:
+            raise NotAuthenticated(str(exc), code="bad_ticket") from exc
+        if ticket.room != room:
+            raise NotAuthenticated(
+                f"this ticket belongs to room {ticket.room!r}", code="bad_ticket"
+            )
+        return ticket
+
+    def poll(self, room: str, text: str | None, min_version: int = 0) -> Waiting | Admitted:
+        """Where the ticket stands. `min_version` is the newest room-state version the client
+        has been answered from (any container): the answer is never from an older one."""
+        ticket = self.read_ticket(room, text)
+        cfg = self.ctx.reads.config(room)
+        st = self.ctx.reads.state(cfg, min_version)
+        result = self._poll(ticket, cfg, st)
+        if isinstance(result, Waiting):
+            result = replace(result, state_version=st.version)
+        return result
+
+    def _poll(self, ticket: Ticket, cfg: RoomConfig, st: PublicState) -> Waiting | Admitted:
+        prequeue = cfg.in_prequeue(ticket.slot)
+        unsettled = (prequeue and not st.draw_seed) or ticket.slot > st.settled_through
+        if unsettled and cfg.status == "closed":
+            raise room_has_closed(cfg.room)
+        if prequeue and not st.draw_seed:
+            return self.before_the_draw(cfg, st)
+        if ticket.slot > st.settled_through:
+            return self.estimate(cfg, st, ticket)
+        ss = self.ctx.reads.settled_slot(cfg.room, ticket.slot)
+        if ss is None or not ss.holds(ticket.k, ticket.shard):
+            # Signed by us but absent from its settled slot: the state we hold is older than
+            # the slot (another container settled it): poll again shortly.
+            return self.estimate(cfg, st, ticket)
+        rank = ss.rank_of(ticket.k, ticket.shard)
+        if prequeue:  # a drawn place: the recorded draw, computed from the ticket alone
+            rank = draw_place(rank, st.prequeue_size, st.draw_seed)
+        self.ctx.metrics.count(cfg.room, "polls")
+        if rank < st.consumed:
+            return self._admitted(cfg, st, ticket, rank)
+        if cfg.status == "closed":
+            raise room_has_closed(cfg.room)
+        position = rank - st.consumed + 1
+        eta = eta_seconds(position, st.admit_rate, cfg.fallback_rate())
+        return Waiting(position, eta, poll_after_seconds(position, eta), True, st.waiting_settled)
+
+    def before_the_draw(self, cfg: RoomConfig, st: PublicState) -> Waiting:
+        """In the pre-queue: everyone here is drawn into a random order at opening."""
+        assert cfg.opens_at is not None
+        in_line = max(1, st.settled_total)
+        until_open = max(0, math.ceil(cfg.opens_at - self.ctx.clock()))
+        rate = cfg.fallback_rate()
+        eta = until_open + (math.ceil(in_line / 2 / rate) if rate > 0 else 0)
+        poll = max(2, min(15, until_open // 10)) if until_open else 2
+        return Waiting(in_line, eta, poll, False, st.settled_total, opens_at=cfg.opens_at)
+
+    def estimate(self, cfg: RoomConfig, st: PublicState, t: Ticket) -> Waiting:
+        """A place before the ticket's slot has settled (exact a few seconds later)."""
+        unsettled_before = max(0, t.slot - st.settled_through - 1) * st.join_rate_per_slot
+        position = st.waiting_settled + int(unsettled_before) + t.k
+        eta = eta_seconds(position, st.admit_rate, cfg.fallback_rate())
+        poll = max(1, min(poll_after_seconds(position, eta), 3))  # exact soon: slot settles
+        return Waiting(position, eta, poll, False, st.waiting_settled)
+
+    def _admitted(
+        self, cfg: RoomConfig, st: PublicState, t: Ticket, rank: int
+    ) -> Waiting | Admitted:
+        store = self.ctx.store
+        item = store.get_ticket(cfg.room, t.slot, t.shard, t.k)
+        now = self.ctx.clock()
+        if item is None:
+            if rank >= st.materialized:
+                return Waiting(0, 0, 1, True, st.waiting_settled)  # being admitted this second
+            raise Gone("this ticket's admission has ended")
+        if item.state == "admitted":
+            if item.pickup_deadline <= now:
+                raise Gone(NOT_PICKED_UP)
+            try:
+                store.pick_up(cfg.room, item, ledger_shard_of(t.ticket_id, item.ledger_shards), now)
+            except Conflict:
+                again = store.get_ticket(cfg.room, t.slot, t.shard, t.k)
+                if again is None or again.state != "picked":
+                    raise Gone(NOT_PICKED_UP) from None
+            else:
+                self.ctx.metrics.count(cfg.room, "pickups")
+            return self._admission(cfg, item.token, item.expires_at)
+        if item.state == "picked" and item.expires_at > now:
+            return self._admission(cfg, item.token, item.expires_at)
+        if item.state == "completed":
+            raise Gone("this ticket's session was completed", code="completed")
+        raise Gone("this ticket's session has expired")
+
+    def _admission(self, cfg: RoomConfig, token: str, expires_at: float) -> Admitted:
+        binding = None
+        if cfg.bind_tokens and self.binding_key:
+            jti = str(unverified_claims(token)["jti"])
+            binding = binding_value(self.binding_key, cfg.room, jti)
+        return Admitted(token, int(expires_at), cfg.origin_url, binding)

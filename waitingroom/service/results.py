@@ -1,0 +1,31 @@
+"""What the queue's use cases answer: plain values, no HTTP."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    position: int
+    eta_seconds: int | None
+    poll_after_seconds: int
+    exact: bool
+    waiting: int
+    opens_at: float | None = None  # set while a scheduled room's pre-queue awaits its draw
+    state_version: int = 0  # of the room state the answer came from (see `Polls.poll`)
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    token: str
+    expires_at: int
+    origin_url: str
+    binding: str | None = None  # the binding value, when the room binds tokens to the browser
+
+
+@dataclass(frozen=True, slots=True)
+class Joined:
+    ticket: str
+    number: int
+    status: Waiting
