@@ -9,35 +9,29 @@ room state in DynamoDB is not.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
-from typing import Any
 
-_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+
 # Never written to a log, whatever a caller passes in `extra`.
 _SECRET_KEYS = {"token", "ticket", "authorization", "admin_key", "secret", "pem"}
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object a line: time, level, logger, message and the record's extras."""
+class JsonFormatter(LambdaPowertoolsFormatter):
+    """Powertools' JSON log lines (level, location, message, timestamp, the record's extras),
+    with the values of secret-looking extras replaced before they are written."""
 
     def format(self, record: logging.LogRecord) -> str:
-        data: dict[str, Any] = {
-            "time": round(record.created, 3),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        for key, value in record.__dict__.items():
-            if key not in _STANDARD and not key.startswith("_"):
-                data[key] = "[redacted]" if key.lower() in _SECRET_KEYS else value
-        if record.exc_info:
-            data["error"] = self.formatException(record.exc_info)
-        return json.dumps(data, default=str)
+        secret = [k for k in record.__dict__ if k.lower() in _SECRET_KEYS]
+        if secret:
+            record = logging.makeLogRecord(record.__dict__)  # other handlers keep theirs
+            for key in secret:
+                setattr(record, key, "[redacted]")
+        return super().format(record)
 
 
 def configure_logging(level: str = "INFO") -> None:
