@@ -15,13 +15,14 @@ import hmac
 import ipaddress
 import json
 import logging
+import re
 import threading
 import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -76,7 +77,8 @@ MAX_TOKEN_BYTES = 8192
 MAX_JWKS_BYTES = 256 * 1024
 MAX_REVOKED_BYTES = 2 * 1024 * 1024
 DEFAULT_BINDING_COOKIE = "waitingroom_bind"
-_REQUIRED_CLAIMS = ["iss", "aud", "sub", "iat", "nbf", "exp", "jti"]
+_REQUIRED_CLAIMS = ("iss", "aud", "sub", "iat", "nbf", "exp", "jti")
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 
 class TokenRejected(Exception):
@@ -239,8 +241,14 @@ def parse_jwks(jwks: Mapping[str, Any], algorithms: Iterable[str]) -> dict[str, 
         except jwt.PyJWTError:
             logger.warning("skipping JWKS key %r: not a usable public key", entry["kid"][:64])
             continue
-        if key.algorithm_name in allowed:
-            keys[entry["kid"]] = key
+        if key.algorithm_name not in allowed:
+            continue
+        # PyJWT warned about short keys on every decode; we verify with the key directly, so
+        # say it once, when the key is loaded
+        check_length = getattr(key.Algorithm, "check_key_length", None)
+        if check_length is not None and (message := check_length(key.key)):
+            logger.warning("JWKS key %r: %s", entry["kid"][:64], message)
+        keys[entry["kid"]] = key
     return keys
 
 
@@ -260,6 +268,14 @@ def public_keys_to_jwks(public_keys: Mapping[str, str]) -> dict[str, list[dict[s
             raise GuardConfigError(f"public key {kid!r} is neither EC (P-256/384/521) nor RSA")
         out.append({**jwk, "kid": kid, "alg": alg, "use": "sig"})
     return {"keys": out}
+
+
+class KeySource(Protocol):
+    """Where a TokenVerifier finds the public key for a kid (None: no such key)."""
+
+    def get(self, kid: str) -> jwt.PyJWK | None: ...
+
+    def would_fetch(self, kid: str) -> bool: ...
 
 
 class _StaticKeys:
@@ -337,10 +353,45 @@ class JwksCache:
         logger.info("loaded %d signing key(s) from %s", len(keys), self.url)
 
 
+class CallableKeys:
+    """Keys from a function that returns a JWKS document and caches it itself, as the waiting
+    room's API does: `load(False)` for the current document, `load(True)` when a token names a
+    kid the document lacks (the function decides whether to really refetch, and how often).
+    Each document is parsed once, when the function first returns it."""
+
+    def __init__(
+        self, load: Callable[[bool], Mapping[str, Any]], algorithms: Iterable[str]
+    ) -> None:
+        self._load = load
+        self._algorithms = tuple(algorithms)
+        self._parsed: tuple[Mapping[str, Any], dict[str, jwt.PyJWK]] | None = None
+
+    def _keys(self, refetch: bool) -> dict[str, jwt.PyJWK]:
+        document = self._load(refetch)
+        parsed = self._parsed
+        if parsed is None or parsed[0] is not document:
+            try:
+                parsed = (document, parse_jwks(document, self._algorithms))
+            except ValueError as exc:
+                raise TokenRejected("keys_unavailable") from exc
+            self._parsed = parsed
+        return parsed[1]
+
+    def get(self, kid: str) -> jwt.PyJWK | None:
+        key = self._keys(False).get(kid)
+        if key is None:  # a key rotated in since the document was cached
+            key = self._keys(True).get(kid)
+        return key
+
+    def would_fetch(self, kid: str) -> bool:
+        return False
+
+
 class TokenVerifier:
     """Checks admission tokens against the waiting room's public keys.
 
-    Give exactly one of `jwks` (a JWKS document), `public_keys` ({kid: PEM}) or `jwks_url`.
+    Give exactly one of `jwks` (a JWKS document), `public_keys` ({kid: PEM}), `jwks_url` or
+    `key_source` (a KeySource such as CallableKeys, which several verifiers may share).
     `audience` is the room (or rooms) this origin serves; a token for another room is refused.
     """
 
@@ -352,6 +403,7 @@ class TokenVerifier:
         jwks: Mapping[str, Any] | None = None,
         public_keys: Mapping[str, str] | None = None,
         jwks_url: str | None = None,
+        key_source: KeySource | None = None,
         algorithms: Sequence[str] = DEFAULT_ALGORITHMS,
         leeway: float = 5.0,
         clock: Callable[[], float] = time.time,
@@ -373,9 +425,10 @@ class TokenVerifier:
                 "algorithms must be asymmetric JWS algorithms such as ES256 or RS256, not "
                 f"{sorted(set(algorithms) - ASYMMETRIC_ALGORITHMS) or 'an empty list'}"
             )
-        if sum(x is not None for x in (jwks, public_keys, jwks_url)) != 1:
+        if sum(x is not None for x in (jwks, public_keys, jwks_url, key_source)) != 1:
             raise GuardConfigError(
-                "give exactly one of jwks, public_keys or jwks_url (GUARD_JWKS or GUARD_JWKS_URL)"
+                "give exactly one of jwks, public_keys, jwks_url or key_source (GUARD_JWKS or "
+                "GUARD_JWKS_URL)"
             )
         if not 0 <= leeway <= 300:
             raise GuardConfigError("leeway must be between 0 and 300 seconds")
@@ -401,8 +454,10 @@ class TokenVerifier:
         self.algorithms = tuple(algorithms)
         self.leeway = leeway
         self._clock = clock
-        self._keys: _StaticKeys | JwksCache
-        if jwks_url is not None:
+        self._keys: KeySource
+        if key_source is not None:
+            self._keys = key_source
+        elif jwks_url is not None:
             check_jwks_url(jwks_url)
             self._keys = JwksCache(
                 jwks_url,
@@ -432,11 +487,11 @@ class TokenVerifier:
             self.revocations.would_fetch(r) for r in self.rooms
         ):
             return True
-        if isinstance(self._keys, _StaticKeys):
+        if not isinstance(self._keys, JwksCache):
             return False
         try:
-            kid = jwt.get_unverified_header(token).get("kid")
-        except jwt.PyJWTError:
+            kid = _json_object(_unb64(token.partition(".")[0])).get("kid")
+        except TokenRejected:
             return False
         return isinstance(kid, str) and self._keys.would_fetch(kid)
 
@@ -461,53 +516,47 @@ class TokenVerifier:
             raise
 
     def _verify(self, token: str | None) -> AdmissionClaims:
+        # One pass over the token: each segment is decoded once, the key is picked from the
+        # header, the signature is checked with that key's own algorithm, then the claims.
         if not token:
             raise TokenRejected("missing")
         if len(token) > MAX_TOKEN_BYTES:
             raise TokenRejected("too_large")
         if not token.isascii() or token.count(".") != 2:
             raise TokenRejected("malformed")
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError as exc:
-            raise TokenRejected("malformed") from exc
+        header_b64, payload_b64, signature_b64 = token.split(".")
+        header = _json_object(_unb64(header_b64))
+        payload = _unb64(payload_b64)
+        signature = _unb64(signature_b64)
+        kid = header.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            raise TokenRejected("malformed", "the kid header must be a string")
+        # we use no critical extensions, nor an unencoded payload: refuse rather than
+        # half-understand
+        if "crit" in header or header.get("b64", True) is False:
+            raise TokenRejected("malformed")
         alg = header.get("alg")
         if alg not in self.algorithms:
             raise TokenRejected("bad_algorithm", f"algorithm {str(alg)[:16]!r} is not accepted")
-        if "crit" in header:  # we use no critical extensions; refuse rather than half-understand
-            raise TokenRejected("malformed")
-        kid = header.get("kid")
-        if not isinstance(kid, str) or not kid:
+        if not kid:
             raise TokenRejected("unknown_kid")
         key = self._keys.get(kid)
         if key is None:
             raise TokenRejected("unknown_kid")
         if key.algorithm_name != alg:
             raise TokenRejected("bad_algorithm", "the token's algorithm does not match its key")
-        try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                key,
-                algorithms=[key.algorithm_name],
-                options={
-                    "require": _REQUIRED_CLAIMS,
-                    # time, audience and issuer are checked below, against our own clock
-                    "verify_exp": False,
-                    "verify_nbf": False,
-                    "verify_iat": False,
-                    "verify_aud": False,
-                    "verify_iss": False,
-                },
-            )
-        except jwt.InvalidSignatureError as exc:
-            raise TokenRejected("bad_signature") from exc
-        except jwt.InvalidAlgorithmError as exc:
-            raise TokenRejected("bad_algorithm") from exc
-        except jwt.PyJWTError as exc:
-            raise TokenRejected("malformed") from exc
-        return self._check_claims(claims, kid)
+        signing_input = token[: len(header_b64) + 1 + len(payload_b64)].encode("ascii")
+        if not key.Algorithm.verify(signing_input, key.key, signature):
+            raise TokenRejected("bad_signature")
+        return self._check_claims(_json_object(payload), kid)
 
     def _check_claims(self, claims: Mapping[str, Any], kid: str) -> AdmissionClaims:
+        # By hand, not by PyJWT: its claim checks run only inside decode(), which would parse
+        # the token a second time; they read the wall clock, where we use the clock we were
+        # given (as the API and the tests do); and they take "exp": "1700000000" or "iat": true
+        # for times (PyJWT calls int() on them). tests/unit/test_guard_verify.py shows each.
+        if any(claims.get(name) is None for name in _REQUIRED_CLAIMS):
+            raise TokenRejected("malformed", f"the token must carry {', '.join(_REQUIRED_CLAIMS)}")
         exp, nbf, iat = claims["exp"], claims["nbf"], claims["iat"]
         sub, jti, iss, aud = claims["sub"], claims["jti"], claims["iss"], claims["aud"]
         if not all(_is_number(v) for v in (exp, nbf, iat)):
@@ -561,6 +610,27 @@ class TokenVerifier:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _unb64(segment: str) -> bytes:
+    """One base64url segment of a JWT: the URL-safe alphabet, no padding, and the canonical
+    encoding of its bytes (so the same token can not be spelled two ways)."""
+    if len(segment) % 4 == 1 or not _BASE64URL.fullmatch(segment):
+        raise TokenRejected("malformed")
+    raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    if len(segment) % 4 and base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != segment:
+        raise TokenRejected("malformed")
+    return raw
+
+
+def _json_object(data: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(data)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise TokenRejected("malformed") from exc
+    if not isinstance(value, dict):
+        raise TokenRejected("malformed")
+    return value
 
 
 def bearer_token(authorization: str | None) -> str | None:

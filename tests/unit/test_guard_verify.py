@@ -615,3 +615,98 @@ def test_the_real_fetchers_read_a_bounded_json_object_over_http() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+# --- what PyJWT's own claim checks would get wrong here --------------------------------------
+
+
+def test_time_is_judged_by_the_verifiers_clock_which_pyjwt_can_not_take(keys: KeySet) -> None:
+    """Why exp/nbf/iat stay a hand check: PyJWT reads the wall clock, with no way to give it
+    another; the API and these tests run on an injected one."""
+    token = mint(keys)  # valid from NOW to NOW + 600, NOW being years ago
+    public = jwt.PyJWK.from_dict(keys.jwks()["keys"][0])
+    with pytest.raises(jwt.ExpiredSignatureError):
+        jwt.decode(token, public, algorithms=["ES256"], audience=ROOM, leeway=5)
+    assert TokenVerifier(audience=ROOM, jwks=keys.jwks(), clock=Clock(NOW)).verify(token)
+    later = Clock(NOW + 700)
+    assert reason(TokenVerifier(audience=ROOM, jwks=keys.jwks(), clock=later), token) == "expired"
+
+
+@pytest.mark.parametrize("change", [{"exp": str(int(NOW) + 600)}, {"iat": True}, {"nbf": "0"}])
+def test_times_must_be_numbers_though_pyjwt_accepts_numeric_strings_and_booleans(
+    keys: KeySet, verifier: TokenVerifier, change: dict[str, Any]
+) -> None:
+    """Why the types stay a hand check: PyJWT calls int() on exp, nbf and iat."""
+    token = jwt.encode(
+        {**good_claims(), **change}, keys.signer().key, algorithm="ES256", headers={"kid": "k1"}
+    )
+    public = jwt.PyJWK.from_dict(keys.jwks()["keys"][0])
+    jwt.decode(token, public, algorithms=["ES256"], options={"verify_exp": False}, audience=ROOM)
+    assert reason(verifier, token) == "malformed"
+
+
+def test_a_token_spelled_another_way_is_malformed(keys: KeySet, verifier: TokenVerifier) -> None:
+    """Each segment is decoded once, strictly: base64url, unpadded, canonical."""
+    header, payload, signature = mint(keys).split(".")
+    assert len(signature) % 4 == 2  # 64 bytes: the last character carries 4 unused bits
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    alias = signature[:-1] + alphabet[alphabet.index(signature[-1]) | 1]
+    assert base64.urlsafe_b64decode(alias + "==") == base64.urlsafe_b64decode(signature + "==")
+    for token in (
+        f"{header}.{payload}.{alias}",  # the same bytes, another spelling
+        f"{header}.{payload}.{signature}==",
+        f"{header}.{payload}.{signature[:-2]}+/",
+        f"{header}.{payload}====.{signature}",
+    ):
+        assert reason(verifier, token) == "malformed", token
+
+
+# --- keys from a function that caches the JWKS itself (the waiting room's API) ---------------
+
+
+class CachedJwks:
+    """Stands in for the API's `jwks(refetch)`: the cached document, re-read on `refetch`."""
+
+    def __init__(self, jwks: Mapping[str, Any]) -> None:
+        self.published: Mapping[str, Any] = jwks
+        self.cached: Mapping[str, Any] = jwks
+        self.calls: list[bool] = []
+
+    def __call__(self, refetch: bool) -> Mapping[str, Any]:
+        self.calls.append(refetch)
+        if refetch:
+            self.cached = dict(self.published)
+        return self.cached
+
+
+def test_keys_can_come_from_a_function_that_caches_the_jwks(keys: KeySet, clock: Clock) -> None:
+    from origin_guard.verify import CallableKeys
+
+    load = CachedJwks(keys.jwks())
+    source = CallableKeys(load, ["ES256", "RS256"])
+    for room in (ROOM, "presale"):  # one source, shared by a verifier per room
+        verifier = TokenVerifier(audience=room, key_source=source, clock=clock)
+        assert verifier.verify(mint(keys, room=room)).room == room
+        assert not verifier.would_fetch(mint(keys, room=room))
+    assert load.calls == [False, False]  # a known kid never asks for a refetch
+    with pytest.raises(GuardConfigError):
+        TokenVerifier(audience=ROOM, key_source=source, jwks=keys.jwks())
+
+
+def test_an_unknown_kid_asks_the_function_to_refetch_and_a_rotated_key_verifies(
+    clock: Clock,
+) -> None:
+    from origin_guard.verify import CallableKeys
+
+    old = KeySet.generate("k1")
+    load = CachedJwks(old.jwks())
+    verifier = TokenVerifier(audience=ROOM, key_source=CallableKeys(load, ["ES256"]), clock=clock)
+    assert verifier.verify(mint(old)).kid == "k1"
+    new = old.rotated("k2")
+    load.published = new.jwks()
+    assert verifier.verify(mint(new)).kid == "k2"  # not in the cached document: refetched
+    assert load.calls == [False, False, True]
+    assert reason(verifier, mint(KeySet.generate("nobody"))) == "unknown_kid"
+    assert load.calls[-2:] == [False, True]  # the function decides how often it really reads
+    load.published = load.cached = {"not": "a jwks"}
+    assert reason(verifier, mint(KeySet.generate("k3"))) == "keys_unavailable"
