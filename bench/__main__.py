@@ -246,6 +246,7 @@ def bench_imports() -> None:
 def bench_tokens() -> None:
     say("\nc. admission tokens: guard verification and algorithms (median per operation)")
     import jwt
+    from jwt.utils import base64url_decode
 
     from origin_guard import TokenVerifier
     from waitingroom.tokens import KeySet
@@ -269,25 +270,39 @@ def bench_tokens() -> None:
 
         token = mint()
         verifier = TokenVerifier(audience="demo", issuer="waitingroom", jwks=ks.jwks())
-        key = jwt.PyJWK.from_dict(ks.jwks()["keys"][0]).key
+        jwk = jwt.PyJWK.from_dict(ks.jwks()["keys"][0])
+        key = jwk.key
+        signing_input, _, signature_b64 = token.rpartition(".")
+        message, signature = signing_input.encode(), base64url_decode(signature_b64)
+
+        def bare(message: bytes = message, jwk: Any = jwk, signature: bytes = signature) -> Any:
+            """The signature check alone, on a token already split: the floor for a verify."""
+            return jwk.Algorithm.verify(message, jwk.key, signature)
 
         def raw(token: str = token, key: Any = key, alg: str = alg) -> Any:
             return jwt.decode(token, key, algorithms=[alg], audience="demo", issuer="waitingroom")
 
-        verifier.verify(token)
+        def guard(verifier: TokenVerifier = verifier, token: str = token) -> Any:
+            return verifier.verify(token)
+
+        guard()
+        assert bare()
         sign_us = median_us(mint, 2000)
-        guard_us = median_us(lambda v=verifier, t=token: v.verify(t), 3000)
+        guard_us = median_us(guard, 5000)
+        bare_us = median_us(bare, 5000)
         raw_us = median_us(raw, 3000)
         results[alg] = (sign_us, guard_us)
+        row(f"{alg} sign", f"{sign_us:.0f} µs")
+        row(f"{alg} verify (guard: every check)", f"{guard_us:.0f} µs")
+        row(f"{alg} bare signature check (Algorithm.verify)", f"{bare_us:.0f} µs")
+        row(f"{alg} jwt.decode (PyJWT, for comparison)", f"{raw_us:.0f} µs")
         if alg == "ES256":
             row(
-                "guard verify / raw jwt.decode (ES256)",
-                f"{guard_us / raw_us:.2f}x",
-                "<= 1.3x",
-                guard_us / raw_us <= 1.3,
+                "guard verify / bare signature check (ES256)",
+                f"{guard_us / bare_us:.2f}x",
+                "<= 1.5x",
+                guard_us / bare_us <= 1.5,
             )
-        row(f"{alg} sign", f"{sign_us:.0f} µs")
-        row(f"{alg} verify (guard)", f"{guard_us:.0f} µs")
         row(f"{alg} token size", f"{len(token)} B")
     es, rs = results["ES256"], results["RS256"]
     row("RS256 sign / ES256 sign (drainer: one per admission)", f"{rs[0] / es[0]:.1f}x")
