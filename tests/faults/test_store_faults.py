@@ -24,6 +24,7 @@ from mypy_boto3_dynamodb.client import DynamoDBClient
 from pydantic import SecretStr
 
 from devtools import dynamodb_local
+from origin_guard.verify import TokenVerifier
 from tests.conftest import TICKET_SECRET, FakeClock, wired_app
 from waitingroom.domain import SETTLE_DELAY_SECONDS, DrainerState, PublicState
 from waitingroom.drainer import Drainer
@@ -31,7 +32,7 @@ from waitingroom.service import Admitted, Waiting, WaitingRoom
 from waitingroom.settings import ApiSettings, StoreSettings
 from waitingroom.store import Store, StoreUnavailable, make_client
 from waitingroom.table import ensure_table
-from waitingroom.tokens import KeySet, parse_ticket, verify_admission_token
+from waitingroom.tokens import KeySet, parse_ticket
 
 pytestmark = pytest.mark.integration
 
@@ -191,14 +192,13 @@ def test_a_store_outage_mid_burst_is_503_and_loses_no_ticket(
     assert state is not None
     assert state.admitted_total == state.settled_total  # every number once, holes included
     jtis: list[str] = []
+    verifier = TokenVerifier(audience=ROOM, jwks=keys.jwks(), clock=clock)
     for text in tickets:
         result = service.poll(ROOM, text)
         assert isinstance(result, Admitted), result
-        claims = verify_admission_token(
-            result.token, keys.jwks(), issuer="waitingroom", audience=ROOM, now=clock()
-        )
-        assert claims["sub"] == parse_ticket([TICKET_SECRET], text).ticket_id
-        jtis.append(claims["jti"])
+        claims = verifier.verify(result.token)
+        assert claims.ticket == parse_ticket([TICKET_SECRET], text).ticket_id
+        jtis.append(claims.jti)
     assert len(set(jtis)) == len(tickets)
 
 
@@ -299,12 +299,8 @@ def test_a_drainer_killed_mid_tick_is_finished_by_the_next_lease_holder(
         k = int(ticket_id.rsplit(".", 1)[1])
         if k in dead_by_k:
             assert token == dead_by_k[k]
-    jtis = [
-        verify_admission_token(
-            tok, keyset.jwks(), issuer="waitingroom", audience=ROOM, now=clock()
-        )["jti"]
-        for tok in items.values()
-    ]
+    verifier = TokenVerifier(audience=ROOM, jwks=keyset.jwks(), clock=clock)
+    jtis = [verifier.verify(tok).jti for tok in items.values()]
     assert len(set(jtis)) == 12
     # and the admitted set is exactly the first 12 in queue order
     state = store.get_public_state(ROOM, consistent=True)

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
+from typing import Any
 
 import jwt
 import pytest
 
+from origin_guard.verify import CallableKeys, TokenRejected, TokenVerifier
 from waitingroom.tokens import (
+    SUPPORTED_ALGORITHMS,
     BadKeySet,
     BadTicket,
-    BadToken,
     KeySet,
     Ticket,
     parse_ticket,
     sign_ticket,
-    verify_admission_token,
 )
 
 SECRET = b"s" * 32
@@ -58,15 +60,34 @@ def mint(ks: KeySet, room: str = "demo", exp: int = NOW + 600) -> str:
     )
 
 
+def verifier(
+    jwks: Mapping[str, Any], audience: str = "demo", issuer: str = "waitingroom", now: float = NOW
+) -> TokenVerifier:
+    """As the API's complete checks a token: keys from its cached JWKS, time from its clock."""
+    return TokenVerifier(
+        audience=audience,
+        issuer=issuer,
+        key_source=CallableKeys(lambda refetch: jwks, SUPPORTED_ALGORITHMS),
+        clock=lambda: now,
+    )
+
+
+def refusal(verifier: TokenVerifier, token: str) -> str:
+    with pytest.raises(TokenRejected) as info:
+        verifier.verify(token)
+    return info.value.reason
+
+
 @pytest.mark.parametrize("alg", ["ES256", "RS256"])
 def test_an_admission_token_carries_the_claims_and_kid(alg: str) -> None:
     ks = KeySet.generate("k1", alg)
     token = mint(ks)
     header = jwt.get_unverified_header(token)
     assert header["kid"] == "k1" and header["alg"] == alg
-    claims = verify_admission_token(
-        token, ks.jwks(), issuer="waitingroom", audience="demo", now=NOW
-    )
+    verified = verifier(ks.jwks()).verify(token)
+    assert (verified.room, verified.ticket, verified.jti) == ("demo", "1.2.3", "j1")
+    assert (verified.issued_at, verified.expires_at, verified.kid) == (NOW, NOW + 600, "k1")
+    claims = jwt.decode(token, options={"verify_signature": False})
     assert {k: claims[k] for k in ("iss", "aud", "sub", "iat", "nbf", "exp", "jti")} == {
         "iss": "waitingroom",
         "aud": "demo",
@@ -84,18 +105,14 @@ def test_tokens_are_refused_on_the_wrong_room_after_expiry_or_when_tampered() ->
     ks = KeySet.generate("k1")
     token = mint(ks)
     jwks = ks.jwks()
-    with pytest.raises(BadToken):
-        verify_admission_token(token, jwks, issuer="waitingroom", audience="other", now=NOW)
-    with pytest.raises(BadToken):
-        verify_admission_token(token, jwks, issuer="waitingroom", audience="demo", now=NOW + 700)
-    with pytest.raises(BadToken):
-        verify_admission_token(token, jwks, issuer="evil", audience="demo", now=NOW)
+    assert verifier(jwks).verify(token).ticket == "1.2.3"
+    assert refusal(verifier(jwks, audience="other"), token) == "wrong_audience"
+    assert refusal(verifier(jwks, now=NOW + 700), token) == "expired"
+    assert refusal(verifier(jwks, issuer="evil"), token) == "wrong_issuer"
     tampered = token[:-5] + ("A" if token[-5] != "A" else "B") + token[-4:]
-    with pytest.raises(BadToken):
-        verify_admission_token(tampered, jwks, issuer="waitingroom", audience="demo", now=NOW)
+    assert refusal(verifier(jwks), tampered) == "bad_signature"
     hs = jwt.encode({"aud": "demo"}, "s" * 32, algorithm="HS256", headers={"kid": "k1"})
-    with pytest.raises(BadToken):
-        verify_admission_token(hs, jwks, issuer="waitingroom", audience="demo", now=NOW)
+    assert refusal(verifier(jwks), hs) == "bad_algorithm"
 
 
 def test_rotation_keeps_old_tokens_valid_until_the_kid_is_retired() -> None:
@@ -105,14 +122,9 @@ def test_rotation_keeps_old_tokens_valid_until_the_kid_is_retired() -> None:
     new_token = mint(rotated)
     assert jwt.get_unverified_header(new_token)["kid"] == "k2"
     for token in (old_token, new_token):
-        verify_admission_token(
-            token, rotated.jwks(), issuer="waitingroom", audience="demo", now=NOW
-        )
+        verifier(rotated.jwks()).verify(token)
     retired = rotated.rotated("k3", retire=["k1"])
-    with pytest.raises(BadToken, match="key id"):
-        verify_admission_token(
-            old_token, retired.jwks(), issuer="waitingroom", audience="demo", now=NOW
-        )
+    assert refusal(verifier(retired.jwks()), old_token) == "unknown_kid"
 
 
 def test_a_key_set_survives_its_json_and_refuses_nonsense() -> None:
