@@ -15,9 +15,12 @@ import time
 from types import FrameType
 from typing import Any
 
+from pydantic import SecretStr
+
 from devtools import dynamodb_local
-from waitingroom.settings import StoreSettings
-from waitingroom.store import Store, make_client
+from waitingroom import bootstrap
+from waitingroom.settings import ApiSettings, StoreSettings
+from waitingroom.store import make_client
 from waitingroom.table import ensure_table
 from waitingroom.tokens import KeySet
 
@@ -94,10 +97,11 @@ def run(
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
         client = make_client(settings)
         ensure_table(client, settings.table)
-        _create_demo_room(Store(client, settings.table), origin_url, max_active)
+        ticket_secret = secrets.token_urlsafe(32)
+        _create_demo_room(settings, ticket_secret, origin_url, max_active)
         api_env = {
             **env,
-            "WAITINGROOM_TICKET_SECRET": secrets.token_urlsafe(32),
+            "WAITINGROOM_TICKET_SECRET": ticket_secret,
             "WAITINGROOM_ADMIN_KEY": admin_key,
         }
         drainer_env = {
@@ -172,11 +176,17 @@ Try it:
         stop_all()
 
 
-def _create_demo_room(store: Store, origin_url: str, max_active: int) -> None:
-    from waitingroom.service import WaitingRoom
-
-    svc = WaitingRoom(store, [b"unused-for-room-setup"], issuer="waitingroom")
-    svc.put_room(DEMO_ROOM, {"max_active": max_active, "origin_url": f"{origin_url}/"})
+def _create_demo_room(
+    store: StoreSettings, ticket_secret: str, origin_url: str, max_active: int
+) -> None:
+    settings = ApiSettings(
+        dynamodb_endpoint=store.dynamodb_endpoint,
+        table=store.table,
+        ticket_secret=SecretStr(ticket_secret),
+    )
+    bootstrap.build_service(settings).put_room(
+        DEMO_ROOM, {"max_active": max_active, "origin_url": f"{origin_url}/"}
+    )
 
 
 def main() -> None:
