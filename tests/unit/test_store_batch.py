@@ -33,7 +33,7 @@ class Throttled:
 
 @pytest.fixture(autouse=True)
 def no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("waitingroom.store.time.sleep", lambda s: None)
+    monkeypatch.setattr("waitingroom.store.dynamodb.table.time.sleep", lambda s: None)
 
 
 def test_unprocessed_keys_and_items_are_sent_again() -> None:

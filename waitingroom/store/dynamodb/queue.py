@@ -1,0 +1,122 @@
+"""Joining: the COUNTER of each (slot, shard), IDEM records, each client's CLIENT item."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from waitingroom.store.dynamodb.table import (
+    DynamoTable,
+    as_float,
+    as_int,
+    attrs,
+    counter_pk,
+    key,
+    plain,
+)
+from waitingroom.store.interface import KEEP_SECONDS, Conflict
+
+
+class DynamoQueue(DynamoTable):
+    def bump_counter(self, room: str, slot: int, shard: int, slot_seconds: int) -> int:
+        """Take the next k in (slot, shard): one write, never a hot key (rate / S per key)."""
+        resp = self._call(
+            "update_item",
+            Key=key(counter_pk(room, slot, shard), "COUNTER"),
+            UpdateExpression="ADD n :one SET expires_at = if_not_exists(expires_at, :ttl)",
+            ExpressionAttributeValues=attrs(
+                {":one": 1, ":ttl": slot * slot_seconds + KEEP_SECONDS}
+            ),
+            ReturnValues="UPDATED_NEW",
+        )
+        return as_int(plain(resp["Attributes"])["n"])
+
+    def read_counters(
+        self, room: str, slots: Sequence[int], shards: int
+    ) -> dict[int, tuple[int, ...]]:
+        """Final counter values of closed slots (strongly consistent: no late bump is missed)."""
+        keys = [key(counter_pk(room, sl, s), "COUNTER") for sl in slots for s in range(shards)]
+        found: dict[tuple[int, int], int] = {}
+        for item in self._batch_get(keys, consistent=True):
+            _, sl, s = str(item["pk"]).rsplit("#", 2)
+            found[(int(sl), int(s))] = as_int(item.get("n"))
+        return {sl: tuple(found.get((sl, s), 0) for s in range(shards)) for sl in slots}
+
+    # -- idempotency -----------------------------------------------------------------------
+
+    def get_idempotent(self, room: str, key: str) -> str | None:
+        item = self._get(f"ROOM#{room}#IDEM#{key}", "IDEM", consistent=True)
+        if not item or as_float(item.get("expires_at")) < self.clock():
+            return None
+        return str(item.get("ticket", ""))
+
+    def put_idempotent(self, room: str, key: str, ticket: str, keep_seconds: int) -> str:
+        """Record the ticket for this key; when a concurrent retry won, return its ticket."""
+        item = {
+            "pk": f"ROOM#{room}#IDEM#{key}",
+            "sk": "IDEM",
+            "ticket": ticket,
+            "expires_at": int(self.clock()) + keep_seconds,
+        }
+        try:
+            self._call(
+                "put_item",
+                Item=attrs(item),
+                ConditionExpression="attribute_not_exists(pk) OR expires_at < :now",
+                ExpressionAttributeValues=attrs({":now": int(self.clock())}),
+            )
+            return ticket
+        except Conflict:
+            existing = self.get_idempotent(room, key)
+            return existing or ticket
+
+    # -- per-client limits -----------------------------------------------------------------
+
+    def count_client_join(
+        self,
+        room: str,
+        client_hash: str,
+        *,
+        now: float,
+        max_total: int,
+        max_per_minute: int,
+    ) -> str | None:
+        """Count one join of a client, only while it is under its limits (0: no limit): one
+        conditional UpdateItem on the client's item, so the limits hold across every container.
+        Returns None when counted, else the limit it hit: "total" or "per_minute"."""
+        minute = int(now // 60)
+        conditions = []
+        values: dict[str, Any] = {":one": 1, ":ttl": int(now) + KEEP_SECONDS}
+        if max_total > 0:
+            conditions.append("(attribute_not_exists(t) OR t < :maxt)")
+            values[":maxt"] = max_total
+        if max_per_minute > 0:
+            conditions.append("(attribute_not_exists(#cur) OR #cur < :maxm)")
+            values[":maxm"] = max_per_minute
+        cond: dict[str, Any] = {}
+        if conditions:
+            cond = {
+                "ConditionExpression": " AND ".join(conditions),
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        try:
+            self._call(
+                "update_item",
+                Key=key(f"ROOM#{room}#CLIENT#{client_hash}", "CLIENT"),
+                # one counter per minute, named by the minute; the two before it are dropped
+                UpdateExpression="ADD t :one, #cur :one "
+                "SET expires_at = if_not_exists(expires_at, :ttl) REMOVE #p1, #p2",
+                ExpressionAttributeNames={
+                    "#cur": f"m{minute}",
+                    "#p1": f"m{minute - 1}",
+                    "#p2": f"m{minute - 2}",
+                },
+                ExpressionAttributeValues=attrs(values),
+                **cond,
+            )
+        except Conflict as exc:
+            old = exc.item or {}
+            if max_total > 0 and as_int(old.get("t")) >= max_total:
+                return "total"
+            return "per_minute"
+        return None

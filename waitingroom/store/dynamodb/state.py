@@ -1,0 +1,161 @@
+"""Room state: the public STATE and the DRAINER's own state (committed together), the LEASE."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+from waitingroom.domain import Batch, DrainerState, Pending, PublicState, RateWindow
+from waitingroom.store.dynamodb.table import DynamoTable, as_int, attrs, key, room_pk
+from waitingroom.store.interface import Conflict
+
+_PUBLIC_FIELDS = [f for f in PublicState.__dataclass_fields__ if f != "version"]
+
+
+def _encode_batch(b: Batch) -> list[Any]:
+    return [
+        b.seq,
+        b.start,
+        b.count,
+        b.admitted_at,
+        b.pickup_deadline,
+        b.expires_at,
+        b.ledger_shards,
+        b.picked,
+        b.completed,
+        b.final,
+    ]
+
+
+def _decode_batch(v: Sequence[Any]) -> Batch:
+    return Batch(
+        seq=int(v[0]),
+        start=int(v[1]),
+        count=int(v[2]),
+        admitted_at=float(v[3]),
+        pickup_deadline=float(v[4]),
+        expires_at=float(v[5]),
+        ledger_shards=int(v[6]),
+        picked=int(v[7]),
+        completed=int(v[8]),
+        final=bool(v[9]),
+    )
+
+
+def encode_drainer_state(st: DrainerState) -> str:
+    return json.dumps(
+        {
+            "cursor_slot": st.cursor_slot,
+            "cursor_offset": st.cursor_offset,
+            "next_seq": st.next_seq,
+            "batches": [_encode_batch(b) for b in st.batches],
+            "pending": (
+                [_encode_batch(st.pending.batch), st.pending.from_slot, st.pending.from_offset]
+                if st.pending
+                else None
+            ),
+            "rates": [list(p) for p in st.rates.points],
+            "max_shards": st.max_shards,
+            "waits": list(st.waits),
+        },
+        separators=(",", ":"),
+    )
+
+
+def decode_drainer_state(text: str, version: int) -> DrainerState:
+    d = json.loads(text)
+    return DrainerState(
+        version=version,
+        cursor_slot=int(d["cursor_slot"]),
+        cursor_offset=int(d["cursor_offset"]),
+        next_seq=int(d["next_seq"]),
+        batches=tuple(_decode_batch(b) for b in d["batches"]),
+        pending=(
+            Pending(_decode_batch(d["pending"][0]), int(d["pending"][1]), int(d["pending"][2]))
+            if d["pending"]
+            else None
+        ),
+        rates=RateWindow(tuple((float(t), int(n)) for t, n in d["rates"])),
+        max_shards=int(d["max_shards"]),
+        waits=tuple(int(w) for w in d.get("waits", ())),
+    )
+
+
+class DynamoRoomState(DynamoTable):
+    def get_public_state(self, room: str, consistent: bool = False) -> PublicState | None:
+        item = self._get(room_pk(room), "STATE", consistent)
+        if item is None:
+            return None
+        data = json.loads(item.get("data", "{}"))
+        return PublicState(version=as_int(item.get("version")), **data)
+
+    def get_drainer_state(self, room: str) -> DrainerState | None:
+        item = self._get(room_pk(room), "DRAINER", consistent=True)
+        if item is None:
+            return None
+        return decode_drainer_state(item.get("data", ""), as_int(item.get("version")))
+
+    def commit_state(
+        self, room: str, public: PublicState, drainer: DrainerState, expected_version: int
+    ) -> None:
+        """Write both states at once, only if nobody committed since we read version N."""
+        new_version = expected_version + 1
+        pub = {k: v for k, v in asdict(public).items() if k in _PUBLIC_FIELDS}
+        if expected_version == 0:
+            cond: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
+        else:
+            cond = {
+                "ConditionExpression": "version = :v",
+                "ExpressionAttributeValues": attrs({":v": expected_version}),
+            }
+        state = {
+            "pk": room_pk(room),
+            "sk": "STATE",
+            "version": new_version,
+            "data": json.dumps(pub, separators=(",", ":")),
+        }
+        own = {
+            "pk": room_pk(room),
+            "sk": "DRAINER",
+            "version": new_version,
+            "data": encode_drainer_state(drainer),
+        }
+        self._transact(
+            [{"Put": {"Item": attrs(state), **cond}}, {"Put": {"Item": attrs(own), **cond}}]
+        )
+
+    # -- one drainer per room ----------------------------------------------------------------
+
+    def acquire_lease(self, room: str, owner: str, seconds: float) -> bool:
+        now = self.clock()
+        item = {
+            "pk": room_pk(room),
+            "sk": "LEASE",
+            "owner": owner,
+            "lease_until": now + seconds,
+            "expires_at": int(now + seconds + 3600),
+        }
+        try:
+            self._call(
+                "put_item",
+                Item=attrs(item),
+                ConditionExpression="attribute_not_exists(pk) OR lease_until < :now OR #o = :me",
+                ExpressionAttributeNames={"#o": "owner"},
+                ExpressionAttributeValues=attrs({":now": now, ":me": owner}),
+            )
+            return True
+        except Conflict:
+            return False
+
+    def release_lease(self, room: str, owner: str) -> None:
+        with contextlib.suppress(Conflict):
+            self._call(
+                "delete_item",
+                Key=key(room_pk(room), "LEASE"),
+                ConditionExpression="#o = :me",
+                ExpressionAttributeNames={"#o": "owner"},
+                ExpressionAttributeValues=attrs({":me": owner}),
+            )
