@@ -14,6 +14,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from waitingroom.rooms import ROOM_FIELDS, ROOM_STATUSES, RoomField
+
 
 def _sigv4_headers(method: str, url: str, data: bytes | None, region: str | None) -> dict[str, str]:
     """Headers of a request signed for API Gateway's IAM auth (execute-api), with the default
@@ -59,13 +61,40 @@ def _request(args: argparse.Namespace, method: str, path: str, body: Any = None)
     return json.loads(text) if text else None
 
 
-def _opens_at(value: str | None) -> str | float | None:
-    if value is None:
-        return None
+def _time(value: str) -> str | float:
     try:
         return float(value)
     except ValueError:
         return value  # ISO 8601: the API validates it
+
+
+def _add_setting(group: argparse._ArgumentGroup, spec: RoomField[Any]) -> None:
+    """One flag per room setting, from its definition; the API checks the values."""
+    notes = []
+    if spec.ge is not None or spec.le is not None:
+        notes.append(f"{'' if spec.ge is None else spec.ge}..{'' if spec.le is None else spec.le}")
+    if spec.required:
+        notes.append("required by create")
+    elif spec.default is not None and spec.default != "":
+        notes.append(f"default {str(spec.default).lower()}")
+    notes += {"at creation": ["fixed once created"], "until drawn": ["movable until the draw"]}.get(
+        spec.changes, []
+    )
+    text = spec.description + (f" [{'; '.join(notes)}]" if notes else "")
+    help_text = text.replace("%", "%%")
+    dest = spec.name
+    if spec.kind == "bool":
+        group.add_argument(
+            spec.flag, dest=dest, action=argparse.BooleanOptionalAction, help=help_text
+        )
+    elif spec.kind == "int":
+        group.add_argument(spec.flag, dest=dest, type=int, metavar="N", help=help_text)
+    elif spec.kind == "status":
+        group.add_argument(spec.flag, dest=dest, choices=ROOM_STATUSES, help=help_text)
+    elif spec.kind == "time":
+        group.add_argument(spec.flag, dest=dest, type=_time, metavar="TIME", help=help_text)
+    else:
+        group.add_argument(spec.flag, dest=dest, metavar="URL", help=help_text)
 
 
 def _show(args: argparse.Namespace, data: Any) -> None:
@@ -92,15 +121,9 @@ def main(argv: list[str] | None = None) -> None:
     rooms = sub.add_parser("rooms", help="create, tune, pause, resume, close, watch rooms")
     rooms.add_argument("action", choices=["create", "set", "pause", "resume", "close", "stats"])
     rooms.add_argument("room")
-    rooms.add_argument("--max-active", type=int)
-    rooms.add_argument("--max-admits-per-minute", type=int)
-    rooms.add_argument("--session-seconds", type=int)
-    rooms.add_argument("--pickup-seconds", type=int)
-    rooms.add_argument("--origin-url")
-    rooms.add_argument(
-        "--opens-at", help="create: a scheduled room opening then (ISO 8601 with zone, or epoch)"
-    )
-    rooms.add_argument("--shards", type=int)
+    settings = rooms.add_argument_group("room settings (create, set; omitted: unchanged)")
+    for spec in ROOM_FIELDS:
+        _add_setting(settings, spec)
     rooms.add_argument("--watch", action="store_true", help="with stats: refresh until Ctrl-C")
     rooms.add_argument("--interval", type=float, default=2.0, help="--watch refresh seconds")
     rooms.add_argument("--iterations", type=int, default=0, help="--watch: stop after N (0: never)")
@@ -113,17 +136,9 @@ def main(argv: list[str] | None = None) -> None:
         _show(args, _request(args, "POST", f"/admin/rooms/{args.room}/drain"))
     elif args.action in ("create", "set"):
         body = {
-            k: v
-            for k, v in {
-                "max_active": args.max_active,
-                "max_admits_per_minute": args.max_admits_per_minute,
-                "session_seconds": args.session_seconds,
-                "pickup_seconds": args.pickup_seconds,
-                "origin_url": args.origin_url,
-                "shards": args.shards,
-                "opens_at": _opens_at(args.opens_at),
-            }.items()
-            if v is not None
+            spec.name: getattr(args, spec.name)
+            for spec in ROOM_FIELDS
+            if getattr(args, spec.name) is not None
         }
         _show(args, _request(args, "PUT", f"/admin/rooms/{args.room}", body))
     elif args.action == "stats":

@@ -17,7 +17,9 @@ import hmac
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
+
+from waitingroom import rooms
+from waitingroom.rooms import RoomStatus
 
 # A slot is settled (its counters read and frozen into totals) this long after it closes. A join
 # whose counter update comes back later than half of it takes a new number instead, so a counter
@@ -27,8 +29,6 @@ K_BITS = 20
 SHARD_BITS = 8
 MAX_SHARDS = 1 << SHARD_BITS
 MAX_K = (1 << K_BITS) - 1
-
-RoomStatus = Literal["scheduled", "open", "paused", "closed"]
 
 
 def slot_of(t: float, slot_seconds: int) -> int:
@@ -282,26 +282,28 @@ def poll_after_seconds(position: int, eta: int | None) -> int:
 
 @dataclass(frozen=True, slots=True)
 class RoomConfig:
-    """An operator's settings for one room (the CONFIG item)."""
+    """An operator's settings for one room (the CONFIG item). The settings, their defaults,
+    bounds and meaning are defined in `waitingroom.rooms`; epoch_slot and version are the
+    room's own bookkeeping."""
 
     room: str
     max_active: int
-    max_admits_per_minute: int = 0
-    session_seconds: int = 600
-    pickup_seconds: int = 120
-    shards: int = 32
-    slot_seconds: int = 1
-    status: RoomStatus = "open"
-    opens_at: float | None = None
-    origin_url: str = ""
+    max_admits_per_minute: int = rooms.MAX_ADMITS_PER_MINUTE.default
+    session_seconds: int = rooms.SESSION_SECONDS.default
+    pickup_seconds: int = rooms.PICKUP_SECONDS.default
+    shards: int = rooms.SHARDS.default
+    slot_seconds: int = rooms.SLOT_SECONDS.default
+    status: RoomStatus = rooms.STATUS.default
+    opens_at: float | None = rooms.OPENS_AT.default
+    origin_url: str = rooms.ORIGIN_URL.default
     epoch_slot: int = 0
     version: int = 0
     # abuse controls (0 / False: off): tickets per client, joins per client per minute, the
     # proof of work a join must carry (leading zero bits), and binding tokens to the browser
-    max_tickets_per_client: int = 0
-    max_joins_per_minute_per_client: int = 0
-    challenge_bits: int = 0
-    bind_tokens: bool = False
+    max_tickets_per_client: int = rooms.MAX_TICKETS_PER_CLIENT.default
+    max_joins_per_minute_per_client: int = rooms.MAX_JOINS_PER_MINUTE_PER_CLIENT.default
+    challenge_bits: int = rooms.CHALLENGE_BITS.default
+    bind_tokens: bool = rooms.BIND_TOKENS.default
 
     @property
     def opens_slot(self) -> int | None:

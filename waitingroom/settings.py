@@ -4,10 +4,18 @@ root (`waitingroom.bootstrap`) when it first builds what needs them."""
 from __future__ import annotations
 
 import os
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from waitingroom import rooms
+
+
+def _room_default(spec: rooms.RoomField[Any]) -> Any:
+    """An optional WAITINGROOM_DEFAULT_<NAME> for a room setting, bounded like the setting."""
+    assert spec.kind == "int", f"only integer room settings have an environment default ({spec})"
+    return Field(default=None, ge=spec.ge, le=spec.le, description=spec.description)
 
 
 class StoreSettings(BaseSettings):
@@ -40,12 +48,13 @@ class ApiSettings(StoreSettings):
     state_cache_seconds: float = Field(default=1.0, gt=0, le=10)
     config_cache_seconds: float = Field(default=2.0, gt=0, le=60)
     max_body_bytes: int = Field(default=16_384, ge=1024)
-    # Room defaults for fields a new room leaves out (WAITINGROOM_DEFAULT_*; infra parameters).
-    default_max_active: int | None = Field(default=None, ge=1)
-    default_max_admits_per_minute: int | None = Field(default=None, ge=0)
-    default_session_seconds: int | None = Field(default=None, ge=10, le=6 * 3600)
-    default_pickup_seconds: int | None = Field(default=None, ge=5, le=3600)
-    default_shards: int | None = Field(default=None, ge=1, le=256)
+    # Room defaults for fields a new room leaves out (WAITINGROOM_DEFAULT_*; infra parameters),
+    # with the bounds the API enforces on the same settings (waitingroom.rooms).
+    default_max_active: int | None = _room_default(rooms.MAX_ACTIVE)
+    default_max_admits_per_minute: int | None = _room_default(rooms.MAX_ADMITS_PER_MINUTE)
+    default_session_seconds: int | None = _room_default(rooms.SESSION_SECONDS)
+    default_pickup_seconds: int | None = _room_default(rooms.PICKUP_SECONDS)
+    default_shards: int | None = _room_default(rooms.SHARDS)
     # Who a client is, for the per-client join limits of rooms that set them:
     #   source_ip     API Gateway's requestContext source IP (locally: the ASGI client address)
     #   forwarded_for the address `trusted_proxies` hops from the right of X-Forwarded-For

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, create_model
 
-from waitingroom.tokens import MAX_CHALLENGE_BITS
+from waitingroom.domain import RoomConfig
+from waitingroom.rooms import ROOM_FIELDS, RoomField, RoomStatus
 
 
 class ErrorOut(BaseModel):
@@ -80,71 +81,67 @@ class RevokedOut(BaseModel):
 # -- operators ------------------------------------------------------------------------------
 
 
-class RoomConfigIn(BaseModel):
-    """Create (max_active required) or update a room; omitted fields keep their value."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    max_active: int | None = Field(default=None, strict=True, ge=1, le=10_000_000)
-    max_admits_per_minute: int | None = Field(default=None, strict=True, ge=0, le=100_000_000)
-    # bounded so the drainer's live batches (one per 30 s of admissions, kept until their
-    # tokens expire) stay a small item and a bounded number of ledger reads per tick
-    session_seconds: int | None = Field(default=None, strict=True, ge=10, le=6 * 3600)
-    pickup_seconds: int | None = Field(default=None, strict=True, ge=5, le=3600)
-    shards: int | None = Field(default=None, strict=True, ge=1, le=256)
-    slot_seconds: int | None = Field(default=None, strict=True, ge=1, le=60)
-    status: Literal["scheduled", "open", "paused", "closed"] | None = None
-    origin_url: HttpUrl | None = None
-    opens_at: AwareDatetime | float | None = Field(
-        default=None,
-        description="when a scheduled room opens: ISO 8601 with a time zone, or epoch seconds; "
-        "who joins before it is drawn into a random order at opening",
-    )
-    max_tickets_per_client: int | None = Field(
-        default=None,
-        strict=True,
-        ge=0,
-        le=1_000_000,
-        description="tickets one client may take in this room (0: no limit)",
-    )
-    max_joins_per_minute_per_client: int | None = Field(
-        default=None,
-        strict=True,
-        ge=0,
-        le=1_000_000,
-        description="joins one client may make per minute (0: no limit)",
-    )
-    challenge_bits: int | None = Field(
-        default=None,
-        strict=True,
-        ge=0,
-        le=MAX_CHALLENGE_BITS,
-        description="proof of work at join: leading zero bits of sha256 (0: none)",
-    )
-    bind_tokens: bool | None = Field(
-        default=None,
-        strict=True,
-        description="bind admission tokens to the browser that picked them up (a cookie the "
-        "origin guard checks); needs WAITINGROOM_BINDING_KEY",
-    )
+def _in_type(spec: RoomField[Any]) -> Any:
+    """A setting as a request accepts it: strict ints and bools, so "5" or 5.0 is refused."""
+    kinds: dict[str, Any] = {
+        "int": Annotated[int, Field(strict=True, ge=spec.ge, le=spec.le)],
+        "bool": Annotated[bool, Field(strict=True)],
+        "status": RoomStatus,
+        "url": HttpUrl,
+        "time": AwareDatetime | float,
+    }
+    return kinds[spec.kind]
 
 
-class RoomOut(BaseModel):
-    room: str
-    max_active: int
-    max_admits_per_minute: int
-    session_seconds: int
-    pickup_seconds: int
-    shards: int
-    slot_seconds: int
-    status: str
-    origin_url: str
-    opens_at: float | None
-    version: int
-    max_tickets_per_client: int = 0
-    max_joins_per_minute_per_client: int = 0
-    challenge_bits: int = 0
-    bind_tokens: bool = False
+def _out_type(spec: RoomField[Any]) -> Any:
+    """A setting as a response shows it (times as epoch seconds, URLs as given)."""
+    kinds: dict[str, Any] = {
+        "int": int,
+        "bool": bool,
+        "status": RoomStatus,
+        "url": str,
+        "time": float | None,
+    }
+    return kinds[spec.kind]
+
+
+if TYPE_CHECKING:
+
+    class RoomConfigIn(BaseModel):
+        """Create (max_active required) or update a room; omitted fields keep their value."""
+
+    class RoomOut(BaseModel):
+        room: str
+        version: int
+
+else:
+    # Both bodies hold exactly waitingroom.rooms.ROOM_FIELDS (plus the room and its version).
+    RoomConfigIn = create_model(
+        "RoomConfigIn",
+        __doc__="Create (max_active required) or update a room; omitted fields keep their value.",
+        __config__=ConfigDict(extra="forbid"),
+        **{
+            spec.name: (_in_type(spec) | None, Field(default=None, description=spec.description))
+            for spec in ROOM_FIELDS
+        },
+    )
+    RoomOut = create_model(
+        "RoomOut",
+        room=(str, ...),
+        **{
+            spec.name: (_out_type(spec), Field(description=spec.description))
+            for spec in ROOM_FIELDS
+        },
+        version=(int, Field(description="bumped by every change (lost updates are refused)")),
+    )
+
+
+def room_out(cfg: RoomConfig) -> RoomOut:
+    return RoomOut(
+        room=cfg.room,
+        version=cfg.version,
+        **{spec.name: getattr(cfg, spec.name) for spec in ROOM_FIELDS},
+    )
 
 
 class RoomStatusOut(BaseModel):

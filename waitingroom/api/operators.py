@@ -17,6 +17,7 @@ from waitingroom.api.models import (
     RoomOut,
     RoomStatusOut,
     StatsOut,
+    room_out,
 )
 
 router = APIRouter(tags=["operators"])
@@ -37,23 +38,7 @@ def put_room(
         changes["opens_at"] = changes["opens_at"].timestamp()
     cfg, created = svc.put_room(room, changes, actor=actor)
     response.status_code = 201 if created else 200
-    return RoomOut(
-        room=cfg.room,
-        max_active=cfg.max_active,
-        max_admits_per_minute=cfg.max_admits_per_minute,
-        session_seconds=cfg.session_seconds,
-        pickup_seconds=cfg.pickup_seconds,
-        shards=cfg.shards,
-        slot_seconds=cfg.slot_seconds,
-        status=cfg.status,
-        origin_url=cfg.origin_url,
-        opens_at=cfg.opens_at,
-        version=cfg.version,
-        max_tickets_per_client=cfg.max_tickets_per_client,
-        max_joins_per_minute_per_client=cfg.max_joins_per_minute_per_client,
-        challenge_bits=cfg.challenge_bits,
-        bind_tokens=cfg.bind_tokens,
-    )
+    return room_out(cfg)
 
 
 @router.get("/admin/rooms/{room}/stats", response_model=StatsOut)

@@ -9,11 +9,13 @@ from typing import Any
 
 from waitingroom.domain import PublicState, RoomConfig, eta_seconds, slot_of
 from waitingroom.errors import ConfigConflict, InvalidConfig, UnknownRoom
+from waitingroom.rooms import ROOM_FIELDS, SLOT_SECONDS
 from waitingroom.service.context import Context
 from waitingroom.service.reads import check_room_id
 from waitingroom.store import Conflict
 
 ACTIONS = {"paused": "pause", "open": "resume", "closed": "close"}
+FIXED_AT_CREATION = {f.name: f.changes == "at creation" for f in ROOM_FIELDS}
 
 
 class Operators:
@@ -50,7 +52,7 @@ class Operators:
             raise InvalidConfig("a scheduled room needs opens_at")
         if "max_active" not in fields:
             raise InvalidConfig("a new room needs max_active (>= 1)")
-        slot_seconds = int(fields.get("slot_seconds", 1))
+        slot_seconds = int(fields.get("slot_seconds", SLOT_SECONDS.default))
         cfg = RoomConfig(room=room, epoch_slot=slot_of(self.ctx.clock(), slot_seconds), **fields)
         created = self.ctx.store.put_room_config(cfg, expected_version=None)
         self.ctx.reads.forget_config(room)
@@ -60,8 +62,9 @@ class Operators:
     def _update(
         self, current: RoomConfig, changes: dict[str, Any], actor: str, action: str
     ) -> RoomConfig:
-        if "slot_seconds" in changes and changes["slot_seconds"] != current.slot_seconds:
-            raise ConfigConflict("slot_seconds is fixed when a room is created")
+        for name, value in changes.items():
+            if FIXED_AT_CREATION.get(name) and value != getattr(current, name):
+                raise ConfigConflict(f"{name} is fixed when a room is created")
         if changes.get("opens_at", current.opens_at) != current.opens_at:
             self._check_opens_at_may_move(current)
         if changes.get("status") == "scheduled" and current.status != "scheduled":
