@@ -200,54 +200,6 @@ class TokenSigner:
         return jwt.encode(claims, self.key, algorithm=self.algorithm, headers={"kid": self.kid})
 
 
-class BadToken(Exception):
-    """The admission token is not valid here (signature, kid, audience, issuer or time)."""
-
-
-def verify_admission_token(
-    token: str,
-    jwks: Mapping[str, Any],
-    *,
-    issuer: str,
-    audience: str,
-    now: float,
-    leeway: float = 5.0,
-) -> dict[str, Any]:
-    """Check an admission token against public keys. The algorithm comes from our key, never
-    from the token's header."""
-    if not token or len(token) > 8192:
-        raise BadToken("the token is empty or too long")
-    try:
-        kid = jwt.get_unverified_header(token).get("kid")
-    except jwt.PyJWTError as exc:
-        raise BadToken("the token is not a JWT") from exc
-    jwk = next((k for k in jwks.get("keys", []) if k.get("kid") == kid), None)
-    if jwk is None or jwk.get("alg") not in SUPPORTED_ALGORITHMS:
-        raise BadToken("the token's key id is not one of ours")
-    try:
-        key = jwt.PyJWK.from_dict(jwk).key
-        claims: dict[str, Any] = jwt.decode(
-            token,
-            key,
-            algorithms=[jwk["alg"]],
-            audience=audience,
-            issuer=issuer,
-            leeway=leeway,
-            options={
-                "require": ["exp", "nbf", "iat", "aud", "iss", "sub", "jti"],
-                # time is checked below against the caller's clock (injected in tests)
-                "verify_exp": False,
-                "verify_nbf": False,
-                "verify_iat": False,
-            },
-        )
-    except jwt.PyJWTError as exc:
-        raise BadToken(f"the token was refused: {exc}") from exc
-    if claims["exp"] + leeway < now or claims["nbf"] - leeway > now:
-        raise BadToken("the token is expired or not yet valid")
-    return claims
-
-
 # -- proof of work at join ----------------------------------------------------------------------
 # A challenge is stateless: room, a random nonce, an expiry and the difficulty, HMAC-signed with a
 # key derived from the ticket secret (so a challenge is never a valid ticket, nor the reverse).

@@ -216,3 +216,45 @@ def test_the_revocation_list_is_off_by_default(
     token, _ = _admit(api, drainer, clock)
     api.client.post(f"/rooms/{ROOM}/complete", headers={"Authorization": f"Bearer {token}"})
     assert api.client.get(f"/rooms/{ROOM}/revoked").json()["revoked"] == []
+
+
+# -- complete after a key rotation ------------------------------------------------------------
+
+
+def test_complete_accepts_a_token_signed_by_a_key_rotated_in_after_the_jwks_was_cached(
+    api: Api, drainer: Drainer, clock: FakeClock, keyset: KeySet
+) -> None:
+    """The API caches the JWKS; a token naming a kid it has not seen makes it re-read the keys
+    (once, rate-limited) rather than refuse the token."""
+    _room(api)
+    first, _ = _admit(api, drainer, clock)
+    r = api.client.post(f"/rooms/{ROOM}/complete", headers={"Authorization": f"Bearer {first}"})
+    assert r.status_code == 204, r.text  # the JWKS with test-k1 only is now cached
+    rotated = keyset.rotated("test-k2")
+    successor = Drainer(api.service.store, lambda: rotated, issuer="waitingroom", clock=clock)
+    successor.refresh_keys()
+    clock.advance(31)
+    ticket = api.client.post(f"/rooms/{ROOM}/join").json()["ticket"]
+    clock.advance(1 + SETTLE_DELAY_SECONDS + 0.01)
+    successor.tick_room(ROOM)
+    clock.advance(1.01)
+    r = api.client.get(f"/rooms/{ROOM}/status", headers={"Authorization": f"Bearer {ticket}"})
+    assert r.status_code == 200 and r.json()["state"] == "admitted", r.text
+    second = r.json()["token"]
+    assert _verifier(rotated, clock).verify(second).kid == "test-k2"
+    r = api.client.post(f"/rooms/{ROOM}/complete", headers={"Authorization": f"Bearer {second}"})
+    assert r.status_code == 204, r.text
+    forged = (
+        KeySet.generate("test-k9")
+        .signer()
+        .mint(
+            issuer="waitingroom",
+            room=ROOM,
+            ticket_id="1.2.3",
+            issued_at=int(clock()),
+            expires_at=int(clock()) + 60,
+            jti="x",
+        )
+    )
+    r = api.client.post(f"/rooms/{ROOM}/complete", headers={"Authorization": f"Bearer {forged}"})
+    assert r.status_code == 401 and r.json()["error"] == "bad_token", r.text

@@ -6,17 +6,21 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from origin_guard.verify import CallableKeys, TokenRejected, TokenVerifier
 from waitingroom.domain import ledger_shard_of
 from waitingroom.errors import NotAuthenticated
 from waitingroom.service.context import Context
 from waitingroom.store import Conflict
-from waitingroom.tokens import BadToken, verify_admission_token
+from waitingroom.tokens import SUPPORTED_ALGORITHMS
 
 
 class Sessions:
     def __init__(self, ctx: Context, revocation_list: bool = False) -> None:
         self.ctx = ctx
         self.revocation_list = revocation_list  # complete also lists the token as revoked
+        # the drainer's public keys, parsed once per JWKS document the reads cache returns; a
+        # token with a kid not in it makes the cache re-read the keys (at most every 30 s)
+        self._keys = CallableKeys(ctx.reads.jwks, SUPPORTED_ALGORITHMS)
 
     def complete(self, room: str, token: str | None) -> None:
         cfg = self.ctx.reads.config(room)
@@ -28,8 +32,8 @@ class Sessions:
         now = self.ctx.clock()
         try:
             claims = self._verify(token, room, now)
-        except BadToken as exc:
-            raise NotAuthenticated(str(exc), code="bad_token") from exc
+        except TokenRejected as exc:
+            raise NotAuthenticated(exc.message, code="bad_token") from exc
         try:
             slot, shard, k = (int(x) for x in str(claims["sub"]).split("."))
         except ValueError as exc:
@@ -54,13 +58,12 @@ class Sessions:
         return self.ctx.reads.revoked(room)
 
     def _verify(self, token: str, room: str, now: float) -> dict[str, Any]:
-        reads, issuer = self.ctx.reads, self.ctx.issuer
-        try:
-            return verify_admission_token(
-                token, reads.jwks(), issuer=issuer, audience=room, now=now
-            )
-        except BadToken:
-            # a rotated key the cache has not seen yet: refetch once (rate-limited), retry
-            return verify_admission_token(
-                token, reads.jwks(refetch=True), issuer=issuer, audience=room, now=now
-            )
+        """The origin guard's checks, for this room, at `now`."""
+        claims = TokenVerifier(
+            audience=room,
+            issuer=self.ctx.issuer,
+            key_source=self._keys,
+            algorithms=SUPPORTED_ALGORITHMS,
+            clock=lambda: now,
+        ).verify(token)
+        return {"sub": claims.ticket, "jti": claims.jti, "exp": claims.expires_at}
