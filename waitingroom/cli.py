@@ -108,7 +108,7 @@ def _show(args: argparse.Namespace, data: Any) -> None:
         print(data)
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="waitingroom", description=__doc__)
     parser.add_argument("--url", default=os.environ.get("WAITINGROOM_URL", "http://127.0.0.1:8080"))
     parser.add_argument("--admin-key", default=None, help="default: $WAITINGROOM_ADMIN_KEY")
@@ -130,7 +130,11 @@ def main(argv: list[str] | None = None) -> None:
     drain = sub.add_parser("drain", help="ask the drainer to tick a room now")
     drain.add_argument("room")
     drain.add_argument("--once", action="store_true", help="one tick (the default)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
 
     if args.command == "drain":
         _show(args, _request(args, "POST", f"/admin/rooms/{args.room}/drain"))

@@ -15,7 +15,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from typing import Any
 from packaging.requirements import Requirement
 
 from tests.infra import cfn_yaml
+from waitingroom.rooms import RoomField
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
@@ -447,21 +448,90 @@ def app_route_problems(
     return problems
 
 
+def _flat_routes(routes: list[Any]) -> list[Any]:
+    """The app's routes, with those of included routers (which FastAPI keeps as one entry
+    per router, no prefix used here) listed one by one."""
+    flat = []
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        flat.extend(_flat_routes(included.routes) if included is not None else [route])
+    return flat
+
+
 def fastapi_routes(handler_module: str) -> tuple[list[tuple[str, str]], set[str]]:
     """(method, path) of the app behind the API handler, and the docs paths it serves."""
     module = importlib.import_module(handler_module)
     factory: Callable[[], Any] | None = getattr(module, "create_app", None)
     app = getattr(module, "app", None) or (factory() if factory else None)
+    if app is None and handler_module == "waitingroom.handler":
+        from waitingroom.api import create_app
+
+        app = create_app(None, None)  # its routes need neither a service nor settings
     assert app is not None, f"{handler_module} exposes neither `app` nor `create_app`"
     hidden = {p for p in (app.openapi_url, app.docs_url, app.redoc_url) if p}
     if app.docs_url:
         hidden.add(app.swagger_ui_oauth2_redirect_url or "")
     pairs = [
         (method, route.path)
-        for route in app.routes
+        for route in _flat_routes(app.routes)
         for method in sorted(getattr(route, "methods", None) or {"GET"})
     ]
     return pairs, hidden
+
+
+# ------------------------------------------------------------------ room defaults
+def room_default_problems(
+    sam: dict[str, Any],
+    fields: Sequence[RoomField[Any]],
+    settings_fields: Iterable[str],
+    narrowed: Mapping[str, str],
+) -> list[str]:
+    """The template's Default* parameters against the room settings they default
+    (waitingroom/rooms.py): one per ApiSettings.default_* field, passed to the API function as
+    WAITINGROOM_DEFAULT_<NAME>, with the setting's bounds (tighter only where `narrowed` says
+    why), a default within them, and a Description that starts with the setting's."""
+    problems: list[str] = []
+    params = {k: v for k, v in sam.get("Parameters", {}).items() if k.startswith("Default")}
+    by_param = {f.template_parameter: f for f in fields}
+    wanted = {f"Default{_camel(n.removeprefix('default_'))}" for n in settings_fields}
+    wanted = {n for n in wanted if n in by_param}
+    for name in sorted(set(params) - set(by_param)):
+        problems.append(f"parameter {name} defaults no room setting")
+    for name in sorted(wanted - set(params)):
+        problems.append(f"ApiSettings reads {name[len('Default') :]} but no parameter {name}")
+    env = function_by_handler(sam, API_HANDLER).props.get("Environment", {}).get("Variables", {})
+    for name, param in sorted(params.items()):
+        spec = by_param.get(name)
+        if spec is None:
+            continue
+        if name not in wanted:
+            problems.append(f"{name}: ApiSettings has no default_{spec.name} to read it")
+        var = f"WAITINGROOM_DEFAULT_{spec.env_suffix}"
+        if env.get(var) != {"Ref": name}:
+            problems.append(f"the API function's {var} is not !Ref {name}")
+        ge, le = spec.ge, spec.le
+        if spec.kind != "int" or ge is None or le is None or param.get("Type") != "Number":
+            problems.append(f"{name}: only bounded integer settings have a Number parameter")
+            continue
+        if "MinValue" not in param or "MaxValue" not in param:
+            problems.append(f"{name}: MinValue and MaxValue should be {ge} and {le}")
+            continue
+        low, high = int(param["MinValue"]), int(param["MaxValue"])
+        if name in narrowed:
+            if not ge <= low <= high <= le:
+                problems.append(f"{name}: [{low}, {high}] is not within [{ge}, {le}]")
+        elif (low, high) != (ge, le):
+            problems.append(f"{name}: [{low}, {high}] should be [{ge}, {le}]")
+        if "Default" not in param or not low <= int(param["Default"]) <= high:
+            problems.append(f"{name}: Default {param.get('Default')} is not within its bounds")
+        described = " ".join(str(param.get("Description", "")).split())
+        if not described.startswith(spec.description[0].upper() + spec.description[1:]):
+            problems.append(f"{name}: Description should start with {spec.description!r}")
+    return problems
+
+
+def _camel(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("_"))
 
 
 def dumps(data: Any) -> str:

@@ -39,9 +39,12 @@ from tests.infra.checks import (
     missing_tools,
     references,
     resources_of,
+    room_default_problems,
     translate,
 )
 from waitingroom import table
+from waitingroom.rooms import ROOM_FIELDS
+from waitingroom.settings import ApiSettings
 
 SAM = load_template()
 FUNCTION_IDS = [f.logical_id for f in functions(SAM)]
@@ -249,6 +252,25 @@ def test_authorizer_cache_is_shorter_than_a_token_life(cfn: dict[str, Any]) -> N
     assert int(cache["MaxValue"]) < int(SAM["Parameters"]["DefaultSessionSeconds"]["MinValue"])
 
 
+# Default* parameters whose range is tighter than the API's, and why.
+NARROWED_ROOM_DEFAULTS = {
+    "DefaultSessionSeconds": "stays well above GuardCacheSeconds (a cached allow outlives exp)",
+}
+
+
+def room_defaults(sam: dict[str, Any]) -> list[str]:
+    return room_default_problems(sam, ROOM_FIELDS, ApiSettings.model_fields, NARROWED_ROOM_DEFAULTS)
+
+
+def test_room_default_parameters_agree_with_the_room_settings() -> None:
+    assert room_defaults(SAM) == []
+    assert {k for k in SAM["Parameters"] if k.startswith("Default")} == {
+        f"Default{n.removeprefix('default_').title().replace('_', '')}"
+        for n in ApiSettings.model_fields
+        if n.startswith("default_")
+    }
+
+
 def test_nothing_is_always_on(cfn: dict[str, Any]) -> None:
     always_on = ("AWS::EC2::", "AWS::ElastiCache::", "AWS::RDS::", "AWS::ECS::", "AWS::MemoryDB::")
     kinds = {r["Type"] for r in cfn["Resources"].values()}
@@ -324,3 +346,24 @@ def test_a_bundle_without_a_requirement_its_handler_needs_is_caught() -> None:
     problem = bundle_import_problem(API_HANDLER, without_web)
     assert problem is not None
     assert "is not in this bundle" in problem
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "problem"),
+    [
+        ("MaxValue: 256", "MaxValue: 512", "DefaultShards: [1, 512] should be [1, 256]"),
+        ("MinValue: 5\n", "MinValue: 1\n", "DefaultPickupSeconds: [1, 3600] should be [5, 3600]"),
+        ("MinValue: 300", "MinValue: 5", "DefaultSessionSeconds: [5, 21600] is not within"),
+        ("Rate cap on admissions per", "Cap on admissions per", "should start with 'rate cap"),
+        (
+            "WAITINGROOM_DEFAULT_SHARDS: !Ref DefaultShards\n          WAITINGROOM_CLIENT_KEY",
+            "WAITINGROOM_CLIENT_KEY",
+            "WAITINGROOM_DEFAULT_SHARDS is not !Ref DefaultShards",
+        ),
+    ],
+)
+def test_a_room_default_that_drifts_from_the_room_settings_is_caught(
+    tmp_path: Path, old: str, new: str, problem: str
+) -> None:
+    problems = room_defaults(cfn_yaml.load(broken_copy(tmp_path, old, new)))
+    assert len(problems) == 1 and problem in problems[0], problems

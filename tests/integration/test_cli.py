@@ -119,3 +119,54 @@ def test_sigv4_signs_for_api_gateway_with_the_default_credentials(
     assert auth.startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
     assert "/eu-west-1/execute-api/aws4_request" in auth
     assert "X-Amz-Date" in headers
+
+
+def test_every_room_setting_reaches_the_api_from_the_cli(
+    server: str, service: WaitingRoom, capsys: pytest.CaptureFixture[str]
+) -> None:
+    service.binding_key = b"b" * 32
+    flags = [
+        *("--max-active", "3", "--max-admits-per-minute", "60", "--session-seconds", "900"),
+        *("--pickup-seconds", "30", "--shards", "4", "--slot-seconds", "2"),
+        *("--status", "paused", "--origin-url", "https://shop.example/"),
+        *("--max-tickets-per-client", "2", "--max-joins-per-minute-per-client", "5"),
+        *("--challenge-bits", "4", "--bind-tokens"),
+    ]
+    created = json.loads(run(capsys, server, "--json", "rooms", "create", "gate", *flags))
+    expected = {
+        "max_active": 3,
+        "max_admits_per_minute": 60,
+        "session_seconds": 900,
+        "pickup_seconds": 30,
+        "shards": 4,
+        "slot_seconds": 2,
+        "status": "paused",
+        "origin_url": "https://shop.example/",
+        "max_tickets_per_client": 2,
+        "max_joins_per_minute_per_client": 5,
+        "challenge_bits": 4,
+        "bind_tokens": True,
+    }
+    assert {k: created[k] for k in expected} == expected
+    cfg = service.config("gate")
+    assert {k: getattr(cfg, k) for k in expected} == expected
+
+    # set changes only what it is given; --no-bind-tokens turns binding off
+    out = run(capsys, server, "--json", "rooms", "set", "gate", "--no-bind-tokens")
+    assert json.loads(out) == {**created, "bind_tokens": False, "version": created["version"] + 1}
+
+    # the API still decides what is allowed, and says why
+    with pytest.raises(SystemExit) as exc:
+        run(capsys, server, "rooms", "set", "gate", "--slot-seconds", "3")
+    assert "error 409" in str(exc.value) and "slot_seconds is fixed" in str(exc.value)
+    with pytest.raises(SystemExit) as exc:
+        run(capsys, server, "rooms", "set", "gate", "--challenge-bits", "99")
+    assert "error 422" in str(exc.value) and "challenge_bits" in str(exc.value)
+
+    # a scheduled room from the CLI: --opens-at takes ISO 8601 or epoch seconds
+    out = run(
+        capsys, server, "--json", "rooms", "create", "later", "--max-active", "1",
+        "--opens-at", "2100-01-01T00:00:00Z",
+    )  # fmt: skip
+    assert json.loads(out)["status"] == "scheduled"
+    assert json.loads(out)["opens_at"] == 4102444800.0
