@@ -67,7 +67,7 @@ def test_the_api_and_drainer_bundles_hold_waitingroom_without_the_cli(
     )
     assert {p.name for p in bundle.iterdir()} == {"waitingroom", *guard}
     found -= {f for package in guard for f in package_files(package)}
-    for module in ("__init__.py", "handler.py", "drainer.py", "domain.py", "store.py"):
+    for module in ("__init__.py", "handler.py", "drainer.py", "domain.py", "store/__init__.py"):
         assert f"waitingroom/{module}" in found
     assert (bundle / "waitingroom" / "api.py").is_file() or (
         bundle / "waitingroom" / "api" / "__init__.py"
