@@ -8,6 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 from waitingroom.domain import RoomConfig
+from waitingroom.rooms import ROOM_FIELDS, RoomField
 from waitingroom.store.dynamodb.table import (
     DynamoTable,
     as_float,
@@ -27,23 +28,13 @@ class DynamoRooms(DynamoTable):
         fields: dict[str, Any] = {
             "pk": room_pk(cfg.room),
             "sk": "CONFIG",
-            "max_active": new.max_active,
-            "max_admits_per_minute": new.max_admits_per_minute,
-            "session_seconds": new.session_seconds,
-            "pickup_seconds": new.pickup_seconds,
-            "shards": new.shards,
-            "slot_seconds": new.slot_seconds,
-            "status": new.status,
-            "origin_url": new.origin_url,
             "epoch_slot": new.epoch_slot,
             "version": new.version,
-            "max_tickets_per_client": new.max_tickets_per_client,
-            "max_joins_per_minute_per_client": new.max_joins_per_minute_per_client,
-            "challenge_bits": new.challenge_bits,
-            "bind_tokens": new.bind_tokens,
         }
-        if new.opens_at is not None:
-            fields["opens_at"] = new.opens_at
+        for f in ROOM_FIELDS:
+            value = getattr(new, f.name)
+            if value is not None:  # opens_at of a room without a pre-queue
+                fields[f.name] = value
         if expected_version is None:
             cond: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
         else:
@@ -60,23 +51,12 @@ class DynamoRooms(DynamoTable):
         v = self._get(room_pk(room), "CONFIG", consistent)
         if v is None:
             return None
+        settings = {f.name: _decoded(f, v.get(f.name)) for f in ROOM_FIELDS}
         return RoomConfig(
             room=room,
-            max_active=as_int(v.get("max_active")),
-            max_admits_per_minute=as_int(v.get("max_admits_per_minute")),
-            session_seconds=as_int(v.get("session_seconds")),
-            pickup_seconds=as_int(v.get("pickup_seconds")),
-            shards=as_int(v.get("shards")),
-            slot_seconds=as_int(v.get("slot_seconds"), 1),
-            status=v.get("status", "open"),
-            opens_at=as_float(v["opens_at"]) if "opens_at" in v else None,
-            origin_url=v.get("origin_url", ""),
             epoch_slot=as_int(v.get("epoch_slot")),
             version=as_int(v.get("version")),
-            max_tickets_per_client=as_int(v.get("max_tickets_per_client")),
-            max_joins_per_minute_per_client=as_int(v.get("max_joins_per_minute_per_client")),
-            challenge_bits=as_int(v.get("challenge_bits")),
-            bind_tokens=bool(v.get("bind_tokens", False)),
+            **settings,
         )
 
     def list_rooms(self) -> list[str]:
@@ -137,3 +117,16 @@ def _audit_entry(v: dict[str, Any]) -> dict[str, Any]:
         "action": v.get("action", ""),
         "details": json.loads(v.get("details", "{}")),
     }
+
+
+def _decoded(f: RoomField[Any], value: Any) -> Any:
+    """A stored room setting as RoomConfig holds it (the spec's default when absent)."""
+    if value is None:
+        return f.default
+    if f.kind == "int":
+        return int(value)
+    if f.kind == "time":
+        return float(value)
+    if f.kind == "bool":
+        return bool(value)
+    return str(value)
