@@ -2,7 +2,8 @@
 
 Each tick, per room, under a lease: settle the slots that have closed (read their counters once,
 publish totals), account the live batches (pickups, completions, no-shows, expiries), then admit
-min(max_active - active, rate budget) tickets in queue order and mint one JWT each.
+min(max_active - active, rate budget) tickets in queue order and mint one JWT each. A tick reads,
+asks `waitingroom.planning` (pure) what to write, then writes; this module is the I/O around it.
 
 Admission is committed before it is materialised: the state write (version-conditioned, one
 transaction) is the single point where tickets become admitted, recorded as a pending batch; the
@@ -24,56 +25,42 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from waitingroom.domain import (
-    RECENT_WAITS,
     DrainerState,
     Pending,
     PublicState,
     RoomConfig,
     SettledSlot,
-    account,
-    add_admissions,
-    admission_budget,
     draw_place,
-    last_settleable_slot,
-    percentile,
-    slot_of,
     take_tickets,
     ticket_at,
 )
 from waitingroom.observability import MetricsBuffer, configure_logging
+from waitingroom.planning import CLOSE_MARGIN_SECONDS as CLOSE_MARGIN_SECONDS  # re-exported
+from waitingroom.planning import (
+    TickPlan,
+    draw_due,
+    is_dormant,
+    place_tickets,
+    plan_tick,
+    settle_window,
+)
 from waitingroom.settings import DrainerSettings
 from waitingroom.store import (
     KEEP_SECONDS,
     AdmittedTicket,
     Conflict,
-    Store,
     StoreUnavailable,
+    WaitingRoomStore,
 )
 from waitingroom.tokens import KeySet, TokenSigner
 
 log = logging.getLogger("waitingroom.drainer")
 
-MAX_SETTLE_SLOTS_PER_TICK = 600
-# After a room closes, joins may still land for as long as API containers cache its config
-# (WAITINGROOM_CONFIG_CACHE_SECONDS, at most 60) plus the settle delay: settle that long more.
-CLOSE_MARGIN_SECONDS = 65.0
 DORMANT = "closed and settled: nothing to do"
 # how often a dormant (closed, settled, empty) room is looked at again, in case it reopens
 DORMANT_RECHECK_SECONDS = 60.0
 # how often the loop lists the rooms again (a new room waits at most this long for its first tick)
 ROOM_LIST_SECONDS = 10.0
-
-
-def is_dormant(cfg: RoomConfig, pub: PublicState, dst: DrainerState) -> bool:
-    """A closed room whose last joins are settled and whose sessions have all run out: no
-    tick can change anything until an operator reopens it, so the drainer reads nothing more."""
-    return (
-        cfg.status == "closed"
-        and pub.closed_slot is not None
-        and pub.settled_through >= pub.closed_slot
-        and not dst.batches
-        and dst.pending is None
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +79,7 @@ class TickReport:
 class Drainer:
     def __init__(
         self,
-        store: Store,
+        store: WaitingRoomStore,
         keys: Callable[[], KeySet],
         *,
         issuer: str,
@@ -163,148 +150,69 @@ class Drainer:
             return TickReport(room, False, "lost a state race")
 
     def _tick(self, cfg: RoomConfig, pub: PublicState, dst: DrainerState) -> TickReport:
+        """Read, plan (pure), write: settled slots, the committed state, then the tickets."""
         room = cfg.room
         now = self.clock()
-        max_shards = max(dst.max_shards, cfg.shards)
-
-        # 1. settle closed slots (a closed room's, up to the last slot a join could reach)
-        closed_slot = pub.closed_slot
-        if cfg.status != "closed":
-            closed_slot = None
-        elif closed_slot is None:
-            closed_slot = slot_of(now + CLOSE_MARGIN_SECONDS, cfg.slot_seconds)
-        first = pub.settled_through + 1
-        last = min(
-            last_settleable_slot(now, cfg.slot_seconds), first + MAX_SETTLE_SLOTS_PER_TICK - 1
-        )
-        if closed_slot is not None:
-            last = min(last, closed_slot)
-        settled: list[SettledSlot] = []
-        total = pub.settled_total
-        if last >= first:
-            counters = self.store.read_counters(room, list(range(first, last + 1)), max_shards)
-            for sl in range(first, last + 1):
-                counts = counters[sl]
-                if sum(counts):
-                    settled.append(SettledSlot(sl, counts, total))
-                    total += sum(counts)
-            if settled:
-                self.store.put_settled_slots(room, settled, int(now) + KEEP_SECONDS)
-        new_settled = sum(s.total for s in settled)
-        n_closed = max(0, last - first + 1)
-        join_rate = pub.join_rate_per_slot
-        if n_closed:
-            join_rate = 0.7 * join_rate + 0.3 * (new_settled / n_closed)
-
-        # 2. account live batches
+        window = settle_window(cfg, pub, dst, now)
+        slots = window.slots
+        counters = self.store.read_counters(room, slots, window.shards) if slots else {}
         ledger = self.store.read_ledger(room, dst.batches) if dst.batches else {}
-        acc = account(dst.batches, ledger, now)
-
-        # 3. open a scheduled room: draw the pre-queue's order
-        settled_through = last_settled(pub, last)
-        cursor_slot, cursor_offset = dst.cursor_slot, dst.cursor_offset
-        opens_slot = cfg.opens_slot
-        if (
-            opens_slot is not None
-            and not pub.draw_seed
-            and cfg.opens_at is not None
-            and now >= cfg.opens_at
-            and settled_through >= opens_slot - 1
-        ):
-            first_after = next(
-                iter(self.store.settled_slots_from(room, opens_slot, settled_through)), None
-            )
-            size = first_after.cum_before if first_after else total
-            seed = secrets.token_hex(16)
-            pub = replace(pub, prequeue_size=size, draw_seed=seed, opened_at=now)
-            cursor_slot, cursor_offset = max(cursor_slot, opens_slot), 0
-            self.store.append_audit(
-                room, "drainer", "open", {"prequeue_size": size, "draw_seed": seed}
-            )
-            log.info("room opened", extra={"room": room, "prequeue_size": size})
-        opened = opens_slot is None or bool(pub.draw_seed)
-
-        # 4. admit
-        available = total - pub.consumed
-        if opened and cfg.status in ("open", "scheduled"):  # paused, closed: nobody more
-            budget = admission_budget(
-                max_active=cfg.max_active,
-                active=acc.active,
-                max_admits_per_minute=cfg.max_admits_per_minute,
-                admitted_last_minute=dst.rates.admitted_since(now - 60),
-            )
-        else:
-            budget = 0
-        n = min(budget, available)
-        batches = acc.batches
-        waits = dst.waits
-        pending: Pending | None = None
-        next_seq = dst.next_seq
-        if n > 0:
-            batches, batch, next_seq = add_admissions(
-                batches,
-                dst.next_seq,
-                start=pub.consumed,
-                count=n,
-                now=now,
-                pickup_seconds=cfg.pickup_seconds,
-                session_seconds=cfg.session_seconds,
-            )
-            pending = Pending(batch, cursor_slot, cursor_offset)
-            admitted, cursor_slot, cursor_offset = self._tickets_for(
-                cfg, pub, settled_through, pending
-            )
-            # time in queue, from the start of each ticket's join slot
-            waits = (*waits, *(int(now - slot * cfg.slot_seconds) for slot, _, _ in admitted))
-            waits = waits[-RECENT_WAITS:]
-        rates = dst.rates.add(now, n)
-        new_pub = replace(
+        first_after_open = None
+        if draw_due(cfg, pub, now, max(pub.settled_through, window.last)):
+            first_after_open = self._first_settled_after_open(cfg, pub)
+        plan = plan_tick(
+            cfg,
             pub,
-            settled_through=max(pub.settled_through, last),
-            settled_total=total,
-            consumed=pub.consumed + n,
-            active=acc.active + n,
-            admit_rate=rates.rate(now),
-            join_rate_per_slot=join_rate,
-            admitted_total=pub.admitted_total + n,
-            completed_total=pub.completed_total + acc.newly_completed,
-            reclaimed_total=pub.reclaimed_total + acc.newly_reclaimed,
-            expired_total=pub.expired_total + acc.newly_expired,
-            last_tick_admitted=n,
-            closed_slot=closed_slot,
-            wait_p50=percentile(waits, 50),
-            wait_p90=percentile(waits, 90),
-            updated_at=now,
-        )
-        new_dst = replace(
             dst,
-            cursor_slot=cursor_slot,
-            cursor_offset=cursor_offset,
-            next_seq=next_seq,
-            batches=batches,
-            pending=pending,
-            rates=rates,
-            max_shards=max_shards,
-            waits=waits,
+            now=now,
+            counters=counters,
+            ledger=ledger,
+            first_after_open=first_after_open,
+            draw_seed=secrets.token_hex(16),
         )
-        self.store.commit_state(room, new_pub, new_dst, dst.version)
-        new_pub = replace(new_pub, version=dst.version + 1)
-        new_dst = replace(new_dst, version=dst.version + 1)
-        if pending is not None:
+        if plan.settled:
+            self.store.put_settled_slots(room, plan.settled, int(now) + KEEP_SECONDS)
+        if plan.opened:
+            opened = {"prequeue_size": plan.pub.prequeue_size, "draw_seed": plan.pub.draw_seed}
+            self.store.append_audit(room, "drainer", "open", opened)
+            log.info("room opened", extra={"room": room, "prequeue_size": opened["prequeue_size"]})
+        if plan.admit is not None:
+            tickets, slot, offset = self._tickets_for(
+                cfg, plan.pub, plan.pub.settled_through, plan.admit
+            )
+            plan = place_tickets(
+                plan, tickets, slot, offset, now=now, slot_seconds=cfg.slot_seconds
+            )
+        self.store.commit_state(room, plan.pub, plan.dst, dst.version)
+        new_pub = replace(plan.pub, version=dst.version + 1)
+        new_dst = replace(plan.dst, version=dst.version + 1)
+        if plan.admit is not None:
             new_pub, new_dst = self._materialise(cfg, new_pub, new_dst)
+        return self._report(room, plan, new_pub)
+
+    def _first_settled_after_open(self, cfg: RoomConfig, pub: PublicState) -> SettledSlot | None:
+        """The first slot settled before this tick from the opening slot on (the pre-queue's
+        size is the tickets before it)."""
+        assert cfg.opens_slot is not None
+        if cfg.opens_slot > pub.settled_through:
+            return None
+        found = self.store.settled_slots_from(cfg.room, cfg.opens_slot, pub.settled_through)
+        return next(iter(found), None)
+
+    def _report(self, room: str, plan: TickPlan, pub: PublicState) -> TickReport:
         report = TickReport(
             room,
             True,
-            settled_slots=len(settled),
-            admitted=n,
-            active=new_pub.active,
-            waiting=new_pub.waiting_settled,
-            reclaimed=acc.newly_reclaimed,
-            completed=acc.newly_completed,
+            settled_slots=len(plan.settled),
+            admitted=plan.admitted,
+            active=pub.active,
+            waiting=pub.waiting_settled,
+            reclaimed=plan.reclaimed,
+            completed=plan.completed,
         )
-        if n or settled or acc.newly_reclaimed or acc.newly_completed:
+        if plan.admitted or plan.settled or plan.reclaimed or plan.completed:
             log.info("tick", extra={"report": _as_dict(report)})
-        self._record(report, new_settled)
+        self._record(report, plan.joined)
         return report
 
     def _record(self, report: TickReport, joined: int) -> None:
@@ -463,10 +371,6 @@ class Drainer:
                 break  # nothing open anywhere: the next scheduled run looks again
             sleep(min(0.5, tick_seconds))
         return ticks
-
-
-def last_settled(pub: PublicState, last: int) -> int:
-    return max(pub.settled_through, last)
 
 
 def _as_dict(report: TickReport) -> dict[str, Any]:

@@ -1,0 +1,273 @@
+"""The drainer's tick as a plan: from what the drainer read to what it will write.
+
+Pure: no store, no clock, no randomness (time and the draw's seed are arguments). The drainer
+reads (config, states, the closing slots' counters, the live batches' ledgers), asks `plan_tick`
+what to do, reads the queue for the tickets of the batch it admits (`place_tickets`), then writes:
+settled slots, the committed state, the ticket items.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from waitingroom.domain import (
+    RECENT_WAITS,
+    Accounting,
+    DrainerState,
+    LedgerCounts,
+    Pending,
+    PublicState,
+    RoomConfig,
+    SettledSlot,
+    account,
+    add_admissions,
+    admission_budget,
+    last_settleable_slot,
+    percentile,
+    slot_of,
+)
+
+MAX_SETTLE_SLOTS_PER_TICK = 600
+# After a room closes, joins may still land for as long as API containers cache its config
+# (WAITINGROOM_CONFIG_CACHE_SECONDS, at most 60) plus the settle delay: settle that long more.
+CLOSE_MARGIN_SECONDS = 65.0
+
+
+def is_dormant(cfg: RoomConfig, pub: PublicState, dst: DrainerState) -> bool:
+    """A closed room whose last joins are settled and whose sessions have all run out: no
+    tick can change anything until an operator reopens it, so the drainer reads nothing more."""
+    return (
+        cfg.status == "closed"
+        and pub.closed_slot is not None
+        and pub.settled_through >= pub.closed_slot
+        and not dst.batches
+        and dst.pending is None
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SettleWindow:
+    """The slots this tick settles, [first, last] (none when last < first), whose counters are
+    read across `shards` shards; a closed room's last reachable slot."""
+
+    first: int
+    last: int
+    shards: int
+    closed_slot: int | None
+
+    @property
+    def slots(self) -> list[int]:
+        return list(range(self.first, self.last + 1))
+
+
+def settle_window(cfg: RoomConfig, pub: PublicState, dst: DrainerState, now: float) -> SettleWindow:
+    """Closed slots not settled yet (at most MAX_SETTLE_SLOTS_PER_TICK); a closed room's only
+    up to the last slot a join could reach."""
+    closed_slot = pub.closed_slot
+    if cfg.status != "closed":
+        closed_slot = None
+    elif closed_slot is None:
+        closed_slot = slot_of(now + CLOSE_MARGIN_SECONDS, cfg.slot_seconds)
+    first = pub.settled_through + 1
+    last = min(last_settleable_slot(now, cfg.slot_seconds), first + MAX_SETTLE_SLOTS_PER_TICK - 1)
+    if closed_slot is not None:
+        last = min(last, closed_slot)
+    return SettleWindow(first, last, max(dst.max_shards, cfg.shards), closed_slot)
+
+
+def settle(
+    window: SettleWindow, counters: Mapping[int, Sequence[int]], total: int
+) -> list[SettledSlot]:
+    """The window's non-empty slots, each with the tickets before it (`total` before the first)."""
+    settled: list[SettledSlot] = []
+    for sl in window.slots:
+        counts = tuple(counters[sl])
+        if sum(counts):
+            settled.append(SettledSlot(sl, counts, total))
+            total += sum(counts)
+    return settled
+
+
+def draw_due(cfg: RoomConfig, pub: PublicState, now: float, settled_through: int) -> bool:
+    """A scheduled room opens: its opening time has passed and its pre-queue has settled."""
+    opens_slot = cfg.opens_slot
+    return (
+        opens_slot is not None
+        and not pub.draw_seed
+        and cfg.opens_at is not None
+        and now >= cfg.opens_at
+        and settled_through >= opens_slot - 1
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TickPlan:
+    """What a tick writes. `pub` and `dst` are committed together (conditioned on the version
+    read); `admit` is the batch they admit, whose tickets `place_tickets` fills in first."""
+
+    pub: PublicState
+    dst: DrainerState
+    settled: tuple[SettledSlot, ...]  # to write before committing
+    admit: Pending | None
+    opened: bool  # this tick drew the pre-queue (pub holds its size and seed)
+    joined: int  # tickets in the slots settled now
+    reclaimed: int
+    completed: int
+
+    @property
+    def admitted(self) -> int:
+        return self.admit.batch.count if self.admit else 0
+
+
+def plan_tick(
+    cfg: RoomConfig,
+    pub: PublicState,
+    dst: DrainerState,
+    *,
+    now: float,
+    counters: Mapping[int, Sequence[int]],
+    ledger: Mapping[int, LedgerCounts],
+    first_after_open: SettledSlot | None = None,
+    draw_seed: str = "",
+) -> TickPlan:
+    """Settle, account, open (draw), admit min(max_active - active, rate budget, waiting).
+
+    `counters` hold the counters of `settle_window(...)`'s slots, `ledger` the counts of the live
+    batches (read after `now`); when a draw is due, `first_after_open` is the first slot from the
+    opening slot on among those settled before this tick (if any), and `draw_seed` its seed.
+    """
+    window = settle_window(cfg, pub, dst, now)
+    settled = settle(window, counters, pub.settled_total)
+    joined = sum(s.total for s in settled)
+    acc = account(dst.batches, dict(ledger), now)
+    settled_through = max(pub.settled_through, window.last)
+    cursor = (dst.cursor_slot, dst.cursor_offset)
+    opened = draw_due(cfg, pub, now, settled_through)
+    if opened:
+        pub, cursor = _draw(cfg, pub, dst, settled, first_after_open, draw_seed, now)
+    n = min(_budget(cfg, pub, dst, acc.active, now), pub.settled_total + joined - pub.consumed)
+    batches, admit, next_seq = acc.batches, None, dst.next_seq
+    if n > 0:
+        batches, batch, next_seq = add_admissions(
+            batches,
+            dst.next_seq,
+            start=pub.consumed,
+            count=n,
+            now=now,
+            pickup_seconds=cfg.pickup_seconds,
+            session_seconds=cfg.session_seconds,
+        )
+        admit = Pending(batch, *cursor)
+    rates = dst.rates.add(now, n)
+    new_dst = replace(
+        dst,
+        cursor_slot=cursor[0],
+        cursor_offset=cursor[1],
+        next_seq=next_seq,
+        batches=batches,
+        pending=admit,
+        rates=rates,
+        max_shards=window.shards,
+    )
+    new_pub = _public_after(
+        pub, new_dst, window=window, joined=joined, admitted=n, acc=acc, now=now
+    )
+    return TickPlan(
+        pub=new_pub,
+        dst=new_dst,
+        settled=tuple(settled),
+        admit=admit,
+        opened=opened,
+        joined=joined,
+        reclaimed=acc.newly_reclaimed,
+        completed=acc.newly_completed,
+    )
+
+
+def _draw(
+    cfg: RoomConfig,
+    pub: PublicState,
+    dst: DrainerState,
+    settled: Sequence[SettledSlot],
+    first_after_open: SettledSlot | None,
+    seed: str,
+    now: float,
+) -> tuple[PublicState, tuple[int, int]]:
+    """Open a scheduled room: everyone who joined before the opening slot is in the pre-queue,
+    drawn into an order by `seed`; the natural order resumes at the opening slot."""
+    assert cfg.opens_slot is not None and seed, "a due draw needs its seed"
+    first_after = first_after_open or next((s for s in settled if s.slot >= cfg.opens_slot), None)
+    size = (
+        first_after.cum_before if first_after else pub.settled_total + sum(s.total for s in settled)
+    )
+    pub = replace(pub, prequeue_size=size, draw_seed=seed, opened_at=now)
+    return pub, (max(dst.cursor_slot, cfg.opens_slot), 0)
+
+
+def _public_after(
+    pub: PublicState,
+    dst: DrainerState,
+    *,
+    window: SettleWindow,
+    joined: int,
+    admitted: int,
+    acc: Accounting,
+    now: float,
+) -> PublicState:
+    """The public state after this tick (`dst`: the drainer's state after it)."""
+    join_rate = pub.join_rate_per_slot
+    if window.slots:
+        join_rate = 0.7 * join_rate + 0.3 * (joined / len(window.slots))
+    return replace(
+        pub,
+        settled_through=max(pub.settled_through, window.last),
+        settled_total=pub.settled_total + joined,
+        consumed=pub.consumed + admitted,
+        active=acc.active + admitted,
+        admit_rate=dst.rates.rate(now),
+        join_rate_per_slot=join_rate,
+        admitted_total=pub.admitted_total + admitted,
+        completed_total=pub.completed_total + acc.newly_completed,
+        reclaimed_total=pub.reclaimed_total + acc.newly_reclaimed,
+        expired_total=pub.expired_total + acc.newly_expired,
+        last_tick_admitted=admitted,
+        closed_slot=window.closed_slot,
+        wait_p50=percentile(dst.waits, 50),
+        wait_p90=percentile(dst.waits, 90),
+        updated_at=now,
+    )
+
+
+def _budget(cfg: RoomConfig, pub: PublicState, dst: DrainerState, active: int, now: float) -> int:
+    """Free places capped by the rate; nobody before a scheduled room's draw, nor while it is
+    paused or closed."""
+    opened = cfg.opens_slot is None or bool(pub.draw_seed)
+    if not opened or cfg.status not in ("open", "scheduled"):
+        return 0
+    return admission_budget(
+        max_active=cfg.max_active,
+        active=active,
+        max_admits_per_minute=cfg.max_admits_per_minute,
+        admitted_last_minute=dst.rates.admitted_since(now - 60),
+    )
+
+
+def place_tickets(
+    plan: TickPlan,
+    tickets: Sequence[tuple[int, int, int]],
+    cursor_slot: int,
+    cursor_offset: int,
+    *,
+    now: float,
+    slot_seconds: int,
+) -> TickPlan:
+    """The admitted batch's tickets (slot, k, shard) are known: move the natural-order cursor
+    past them and count their time in the queue (from the start of each one's join slot)."""
+    waits = (*plan.dst.waits, *(int(now - slot * slot_seconds) for slot, _, _ in tickets))
+    waits = waits[-RECENT_WAITS:]
+    return replace(
+        plan,
+        pub=replace(plan.pub, wait_p50=percentile(waits, 50), wait_p90=percentile(waits, 90)),
+        dst=replace(plan.dst, cursor_slot=cursor_slot, cursor_offset=cursor_offset, waits=waits),
+    )
