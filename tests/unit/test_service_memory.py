@@ -92,9 +92,12 @@ def test_a_forged_ticket_is_refused(memory_service: WaitingRoom) -> None:
     assert bad.value.code == "bad_ticket"
 
 
-def test_put_room_creates_updates_and_guards_its_fields(memory_service: WaitingRoom) -> None:
+def test_put_room_creates_updates_and_guards_its_fields(
+    memory_service: WaitingRoom, clock: FakeClock
+) -> None:
     cfg, created = memory_service.put_room("demo", {"max_active": 3})
     assert created and cfg.version == 1
+    clock.advance(1)  # audit entries of the same instant have no order
     cfg, created = memory_service.put_room("demo", {"max_active": 7}, actor="ops")
     assert not created and (cfg.max_active, cfg.version) == (7, 2)
     assert memory_service.put_room("demo", {"max_active": 7}) == (cfg, False)  # no change
