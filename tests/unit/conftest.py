@@ -4,7 +4,7 @@ The service is built here and only here, so a change to its constructor is a one
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -15,7 +15,7 @@ from waitingroom.store.memory import MemoryStore
 from waitingroom.tokens import KeySet
 
 if TYPE_CHECKING:
-    from waitingroom.store import Store
+    pass
 
 
 @pytest.fixture
@@ -25,10 +25,7 @@ def memory_store(clock: FakeClock) -> MemoryStore:
 
 @pytest.fixture
 def memory_service(memory_store: MemoryStore, clock: FakeClock) -> WaitingRoom:
-    # the service still annotates the DynamoDB Store; any WaitingRoomStore will do
-    return WaitingRoom(
-        cast("Store", memory_store), [TICKET_SECRET], issuer="waitingroom", clock=clock
-    )
+    return WaitingRoom(memory_store, [TICKET_SECRET], issuer="waitingroom", clock=clock)
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from waitingroom.service.poll import Polls
 from waitingroom.service.reads import RoomReads
 from waitingroom.service.results import Admitted, Joined, Waiting
 from waitingroom.service.sessions import Sessions
-from waitingroom.store import Store
+from waitingroom.store import WaitingRoomStore
 from waitingroom.tokens import Challenge
 
 __all__ = ["Admitted", "Joined", "Waiting", "WaitingRoom"]
@@ -33,7 +33,7 @@ class WaitingRoom:
 
     def __init__(
         self,
-        store: Store,
+        store: WaitingRoomStore,
         ticket_secrets: Sequence[bytes],
         *,
         issuer: str,
@@ -66,7 +66,7 @@ class WaitingRoom:
     # -- shared parts ----------------------------------------------------------------------
 
     @property
-    def store(self) -> Store:
+    def store(self) -> WaitingRoomStore:
         return self.ctx.store
 
     @property

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 
 from waitingroom.observability import MetricsBuffer
 from waitingroom.service.reads import RoomReads
-from waitingroom.store import Store
+from waitingroom.store import WaitingRoomStore
 
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    store: Store
+    store: WaitingRoomStore
     reads: RoomReads
     secrets: list[bytes]  # ticket HMAC secrets: the first signs, all verify
     issuer: str

@@ -15,7 +15,7 @@ from cachetools import LRUCache, TTLCache
 
 from waitingroom.domain import PublicState, RoomConfig, SettledSlot
 from waitingroom.errors import InvalidRequest, UnknownRoom
-from waitingroom.store import Store
+from waitingroom.store import WaitingRoomStore
 from waitingroom.tokens import valid_room_id
 
 T = TypeVar("T")
@@ -61,7 +61,7 @@ def check_room_id(room: str) -> None:
 class RoomReads:
     def __init__(
         self,
-        store: Store,
+        store: WaitingRoomStore,
         clock: Callable[[], float],
         *,
         state_ttl: float = 1.0,
