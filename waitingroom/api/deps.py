@@ -39,6 +39,12 @@ async def get_settings(request: Request) -> ApiSettings:
     return settings
 
 
+def settings_of(request: Request) -> ApiSettings:
+    """The settings, read directly by the hot routes (a dependency costs each poll a little)."""
+    settings: ApiSettings = request.app.state.settings
+    return settings
+
+
 ServiceDep = Annotated[WaitingRoom, Depends(get_service)]
 SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
 

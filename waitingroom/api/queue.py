@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from waitingroom import page
-from waitingroom.api.deps import RoomPath, ServiceDep, SettingsDep, bearer, client_key
+from waitingroom.api.deps import RoomPath, ServiceDep, bearer, client_key, settings_of
 from waitingroom.api.errors import NO_STORE
 from waitingroom.api.models import AdmittedOut, ChallengeOut, JoinIn, JoinOut, WaitingOut
 from waitingroom.errors import InvalidRequest
@@ -58,7 +58,6 @@ def join(
     room: RoomPath,
     request: Request,
     svc: ServiceDep,
-    settings: SettingsDep,
     body: JoinIn | None = None,
     idempotency_key: Annotated[
         str | None, Header(json_schema_extra={"pattern": IDEM_RE.pattern})
@@ -78,6 +77,7 @@ def join(
             "Idempotency-Key must be 1-128 letters, digits or . _ : -", code="bad_idempotency_key"
         )
     cfg = svc.config(room)
+    settings = settings_of(request)
     client: str | None = None
     cookies: list[tuple[str, str, str]] = []
     if cfg.max_tickets_per_client > 0 or cfg.max_joins_per_minute_per_client > 0:
@@ -110,7 +110,6 @@ def status(
     room: RoomPath,
     request: Request,
     svc: ServiceDep,
-    settings: SettingsDep,
     authorization: Annotated[str | None, Header()] = None,
     v: Annotated[
         int, Query(ge=0, le=2**53, description="state_version of the previous answer")
@@ -131,6 +130,7 @@ def status(
             )
         )
     assert isinstance(result, Admitted)
+    settings = settings_of(request)
     out = _json(
         AdmittedOut(token=result.token, expires_at=result.expires_at, origin_url=result.origin_url)
     )
