@@ -35,7 +35,6 @@ from waitingroom.domain import (
     ticket_at,
 )
 from waitingroom.observability import MetricsBuffer, configure_logging
-from waitingroom.planning import CLOSE_MARGIN_SECONDS as CLOSE_MARGIN_SECONDS  # re-exported
 from waitingroom.planning import (
     TickPlan,
     draw_due,

@@ -5,7 +5,7 @@ Content-Security-Policy needs no 'unsafe-inline', and the script's logic is test
 (tests/js/). The files are read once per process, on first use. Each asset is served under a name
 carrying a hash of its content (`waiting.<hash>.css`) and cached for a year; the page itself is
 revalidated on every load (`no-cache` and an ETag), so a new deploy reaches visitors at once.
-_Asset URLs are relative to the page (`_assets/...` from `/rooms/{room}`), so the page works
+Asset URLs are relative to the page (`_assets/...` from `/rooms/{room}`), so the page works
 behind any prefix (an API Gateway stage, a CDN path).
 """
 
@@ -21,8 +21,7 @@ from importlib import resources
 from types import MappingProxyType
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Response
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Header, HTTPException, Response
 
 router = APIRouter()
 
@@ -126,13 +125,6 @@ def waiting_page_response(room: str, if_none_match: str | None) -> Response:
 async def asset(name: str, if_none_match: Annotated[str | None, Header()] = None) -> Response:
     """One of the page's files, by its hashed name."""
     found = _files().assets.get(name)
-    if found is None:
-        return JSONResponse(
-            {
-                "error": "not_found",
-                "message": f"no page asset named {name!r}; if the page is old, reload it",
-            },
-            404,
-            headers={"Cache-Control": "no-store"},
-        )
+    if found is None:  # answered in the API's error shape, like any 404
+        raise HTTPException(404, f"no page asset named {name!r}; if the page is old, reload it")
     return _answer(found.body, found.media_type, found.etag, if_none_match, _ASSET_HEADERS)

@@ -312,7 +312,8 @@ def test_a_position_never_goes_back_up_across_containers(
 def test_a_closed_room_goes_dormant_once_settled_and_wakes_when_reopened(
     service: WaitingRoom, drainer: Drainer, clock: FakeClock
 ) -> None:
-    from waitingroom.drainer import CLOSE_MARGIN_SECONDS, DORMANT
+    from waitingroom.drainer import DORMANT
+    from waitingroom.planning import CLOSE_MARGIN_SECONDS
 
     service.put_room("demo", {"max_active": 2, "session_seconds": 30, "pickup_seconds": 10})
     for _ in range(3):

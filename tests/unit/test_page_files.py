@@ -1,6 +1,7 @@
 """The waiting page over HTTP: its files, their caching (ETag, 304, immutable) and its headers.
 
-A tiny app wires `page.router` and a `/rooms/{room}` route the way the API does.
+A tiny app wires `page.router`, a `/rooms/{room}` route and the error mapping the way the API
+does.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from fastapi import FastAPI, Header, Response
 from fastapi.testclient import TestClient
 
 from waitingroom import page
+from waitingroom.api import errors
 
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 
@@ -25,6 +27,7 @@ PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 @pytest.fixture(scope="module")
 def client() -> TestClient:
     app = FastAPI()
+    errors.install(app)
     app.include_router(page.router)
 
     @app.get("/rooms/{room}")

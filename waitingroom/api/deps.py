@@ -34,15 +34,14 @@ async def get_service(request: Request) -> WaitingRoom:
     return service
 
 
-async def get_settings(request: Request) -> ApiSettings:
-    settings: ApiSettings = request.app.state.settings
-    return settings
-
-
 def settings_of(request: Request) -> ApiSettings:
     """The settings, read directly by the hot routes (a dependency costs each poll a little)."""
     settings: ApiSettings = request.app.state.settings
     return settings
+
+
+async def get_settings(request: Request) -> ApiSettings:
+    return settings_of(request)
 
 
 ServiceDep = Annotated[WaitingRoom, Depends(get_service)]

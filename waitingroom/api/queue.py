@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -28,6 +28,17 @@ def _json(model: BaseModel, status: int = 200) -> JSONResponse:
     # the hot routes answer with a JSONResponse (the model documents it; nothing to
     # re-validate), which saves FastAPI's second pass over the result
     return JSONResponse(model.model_dump(), status, headers=dict(NO_STORE))
+
+
+def _place(w: Waiting) -> dict[str, Any]:
+    """What a join and a waiting poll both say about the place in line."""
+    return {
+        "position": w.position,
+        "eta_seconds": w.eta_seconds,
+        "poll_after_seconds": w.poll_after_seconds,
+        "position_is_exact": w.exact,
+        "opens_at": w.opens_at,
+    }
 
 
 def _cookie(
@@ -87,19 +98,8 @@ def join(
     joined = svc.join(
         room, idempotency_key, client=client, challenge=x_challenge, solution=x_challenge_solution
     )
-    s = joined.status
-    out = _json(
-        JoinOut(
-            ticket=joined.ticket,
-            number=joined.number,
-            position=s.position,
-            eta_seconds=s.eta_seconds,
-            poll_after_seconds=s.poll_after_seconds,
-            position_is_exact=s.exact,
-            opens_at=s.opens_at,
-        ),
-        201,
-    )
+    place = _place(joined.status)
+    out = _json(JoinOut(ticket=joined.ticket, number=joined.number, **place), 201)
     for name, value, path in [*cookies, (TICKET_COOKIE, joined.ticket, f"/rooms/{room}")]:
         _cookie(out, name, value, KEEP_SECONDS, path, settings.cookie_secure)
     return out
@@ -119,15 +119,7 @@ def status(
     result = svc.poll(room, text, min_version=v)
     if isinstance(result, Waiting):
         return _json(
-            WaitingOut(
-                position=result.position,
-                eta_seconds=result.eta_seconds,
-                poll_after_seconds=result.poll_after_seconds,
-                position_is_exact=result.exact,
-                waiting=result.waiting,
-                opens_at=result.opens_at,
-                state_version=result.state_version,
-            )
+            WaitingOut(**_place(result), waiting=result.waiting, state_version=result.state_version)
         )
     assert isinstance(result, Admitted)
     settings = settings_of(request)
