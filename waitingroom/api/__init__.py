@@ -6,28 +6,18 @@ never at import: routes reach the service and settings through `app.state` (see 
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import FastAPI
 
 from waitingroom import page
 from waitingroom.api import errors, operators, queue, tokens
 from waitingroom.api.body_limit import BodyLimit
 from waitingroom.api.deps import AdminFailures
-from waitingroom.api.models import ErrorOut, HealthOut
+from waitingroom.api.errors import RESPONSES
+from waitingroom.api.models import HealthOut
 from waitingroom.service import WaitingRoom
 from waitingroom.settings import ApiSettings
 
 __all__ = ["create_app"]
-
-RESPONSES: dict[int | str, dict[str, Any]] = {
-    **{s: {"model": ErrorOut} for s in (400, 401, 404, 409, 410, 413, 422, 503)},
-    429: {
-        "model": ErrorOut,
-        "description": "Over a limit (the message says which): retry after Retry-After seconds",
-        "headers": {"Retry-After": {"description": "seconds", "schema": {"type": "string"}}},
-    },
-}
 
 
 def create_app(service: WaitingRoom | None, settings: ApiSettings | None) -> FastAPI:
@@ -48,10 +38,11 @@ def create_app(service: WaitingRoom | None, settings: ApiSettings | None) -> Fas
     def health() -> HealthOut:
         return HealthOut()
 
-    app.include_router(tokens.router)
-    app.include_router(page.router)  # the page's own files, before /rooms/{room}
-    app.include_router(queue.router)
-    app.include_router(operators.router)
+    # the page's own files come before /rooms/{room}
+    for router in (tokens.router, page.router, queue.router, operators.router):
+        # the routers' routes join the app's own list: FastAPI matches an included router as
+        # one more level on every request, which every waiting poll would pay for
+        app.router.routes.extend(router.routes)
     limit = settings.max_body_bytes if settings is not None else 16_384
     app.add_middleware(BodyLimit, limit=limit)
     return app

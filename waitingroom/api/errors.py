@@ -6,12 +6,14 @@ Every error answer is JSON with `Cache-Control: no-store`; nothing returns a sta
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from waitingroom.api.models import ErrorOut
 from waitingroom.errors import (
     AdminKeyRequired,
     ConfigConflict,
@@ -44,6 +46,15 @@ STATUS: dict[type[WaitingRoomError], int] = {
     Unavailable: 503,
 }
 HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
+# what every route may answer besides its own success, for the OpenAPI document
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    **{s: {"model": ErrorOut} for s in (400, 401, 404, 409, 410, 413, 422, 503)},
+    429: {
+        "model": ErrorOut,
+        "description": "Over a limit (the message says which): retry after Retry-After seconds",
+        "headers": {"Retry-After": {"description": "seconds", "schema": {"type": "string"}}},
+    },
+}
 
 
 def status_of(exc: WaitingRoomError) -> int:

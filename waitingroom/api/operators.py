@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from waitingroom.api.deps import AdminDep, RoomPath, ServiceDep
+from waitingroom.api.errors import RESPONSES
 from waitingroom.api.models import (
     AuditEntry,
     AuditOut,
@@ -20,7 +21,7 @@ from waitingroom.api.models import (
     room_out,
 )
 
-router = APIRouter(tags=["operators"])
+router = APIRouter(tags=["operators"], responses=RESPONSES)
 
 
 @router.put(

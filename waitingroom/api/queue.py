@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from waitingroom import page
 from waitingroom.api.deps import RoomPath, ServiceDep, bearer, client_key, settings_of
-from waitingroom.api.errors import NO_STORE
+from waitingroom.api.errors import NO_STORE, RESPONSES
 from waitingroom.api.models import AdmittedOut, ChallengeOut, JoinIn, JoinOut, WaitingOut
 from waitingroom.errors import InvalidRequest
 from waitingroom.service import Admitted, Waiting
@@ -21,7 +21,7 @@ from waitingroom.tokens import BINDING_COOKIE
 TICKET_COOKIE = "waitingroom_ticket"
 TOKEN_COOKIE = "waitingroom_token"
 IDEM_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-router = APIRouter(tags=["queue"])
+router = APIRouter(tags=["queue"], responses=RESPONSES)
 
 
 def _json(model: BaseModel, status: int = 200) -> JSONResponse:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from waitingroom.api.deps import RoomPath, ServiceDep
+from waitingroom.api.errors import RESPONSES
 from waitingroom.api.models import JwksOut, RevokedOut
 from waitingroom.errors import Unavailable
 
 JWKS_MAX_AGE = 300
 REVOKED_MAX_AGE = 5
 
-router = APIRouter(tags=["tokens"])
+router = APIRouter(tags=["tokens"], responses=RESPONSES)
 
 
 @router.get("/.well-known/jwks.json", response_model=JwksOut)
