@@ -271,13 +271,56 @@ def eta_seconds(position: int, admit_rate: float, fallback_rate: float) -> int |
     return math.ceil(position / rate)
 
 
-def poll_after_seconds(position: int, eta: int | None) -> int:
-    """Poll faster near the front, slower far back: the load stays flat as queues grow."""
+# A waiting visitor asks again after a third of its estimated wait: often near the front, rarely
+# far back (a 10-minute wait costs about 20 requests), never less than 2 s apart, and never so
+# rarely that an admission could wait unseen for more than a third of the pickup window.
+MIN_POLL_SECONDS = 2
+MAX_POLL_SECONDS = 60
+UNKNOWN_ETA_POLL_SECONDS = 20
+
+
+def poll_after_seconds(position: int, eta: int | None, pickup_seconds: int = 120) -> int:
+    """Seconds until a waiting visitor should look at its place again."""
     if position <= 0:
         return 1
+    cap = max(MIN_POLL_SECONDS, min(MAX_POLL_SECONDS, pickup_seconds // 3))
     if eta is None:
-        return 5
-    return max(2, min(15, eta // 10))
+        return min(UNKNOWN_ETA_POLL_SECONDS, cap)
+    return max(MIN_POLL_SECONDS, min(cap, eta // 3))
+
+
+# A scheduled opening: everyone in the pre-queue learns the draw from the room state. Each
+# visitor looks first at its own moment in [opening + DRAW_DELAY, + spread), the spread growing
+# with the pre-queue (one second per PREQUEUE_PER_SECOND visitors), so the edge never sees the
+# whole pre-queue in the same second; before the opening it looks at most every 30 s.
+PREQUEUE_PER_SECOND = 100_000
+MIN_SPREAD_SECONDS = 2.0
+MAX_SPREAD_SECONDS = 60.0
+PREQUEUE_MIN_POLL_SECONDS = 30.0
+
+
+def draw_delay_seconds(slot_seconds: int) -> float:
+    """From the opening until the draw is public: the last pre-queue slot settles, a tick runs."""
+    return slot_seconds + SETTLE_DELAY_SECONDS + 2.0
+
+
+def opening_spread_seconds(prequeue_size: int) -> float:
+    return max(MIN_SPREAD_SECONDS, min(MAX_SPREAD_SECONDS, prequeue_size / PREQUEUE_PER_SECOND))
+
+
+def prequeue_poll_seconds(
+    until_open: float, prequeue_size: int, slot_seconds: int, offset: float
+) -> float:
+    """Seconds until a pre-queue visitor looks again, before the draw is public.
+
+    `offset` in [0, 1) is the visitor's own, fixed once (random, or a hash of its ticket):
+    where in the opening's spread its first look after the draw falls."""
+    spread = opening_spread_seconds(prequeue_size)
+    if until_open <= 0:  # opened, draw not public yet: look again within the spread
+        return MIN_POLL_SECONDS + offset * spread
+    first_after = until_open + draw_delay_seconds(slot_seconds) + offset * spread
+    before = max(PREQUEUE_MIN_POLL_SECONDS, min(float(MAX_POLL_SECONDS), until_open / 2))
+    return min(before, first_after)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,12 +17,15 @@ from waitingroom.domain import (
     account,
     add_admissions,
     admission_budget,
+    draw_delay_seconds,
     draw_place,
     eta_seconds,
     join_was_late,
     last_settleable_slot,
     ledger_shards_for,
+    opening_spread_seconds,
     poll_after_seconds,
+    prequeue_poll_seconds,
     queue_number,
     rank_in_slot,
     take_tickets,
@@ -203,7 +206,27 @@ def test_eta_uses_the_observed_rate_then_the_configured_one() -> None:
 def test_polling_slows_down_far_from_the_front() -> None:
     assert poll_after_seconds(0, 0) == 1
     assert poll_after_seconds(1, 3) == 2
-    assert poll_after_seconds(10_000, 5_000) == 15
+    assert poll_after_seconds(10_000, 5_000) == 40  # a third of the 120 s pickup window
+    assert poll_after_seconds(10_000, 5_000, pickup_seconds=600) == 60
+    assert poll_after_seconds(10_000, None) == 20
+
+
+def test_a_ten_minute_wait_costs_about_twenty_looks() -> None:
+    rate, position, now, looks = 5.0, 3000, 0.0, 0  # 3,000 ahead at 5/s: 600 s
+    while position > 0:
+        eta = eta_seconds(position, rate, rate)
+        now += poll_after_seconds(position, eta)
+        looks += 1
+        position = max(0, 3000 - int(now * rate))
+    assert 15 <= looks <= 25, looks
+
+
+def test_the_pre_queue_looks_rarely_then_spreads_its_first_look_after_the_draw() -> None:
+    # an hour before: once a minute; half a minute before: not before the opening
+    assert prequeue_poll_seconds(3600, 1_000_000, 1, 0.0) == 60
+    first = [10 + prequeue_poll_seconds(10, 1_000_000, 1, u / 10) for u in range(10)]
+    assert all(t >= 10 + draw_delay_seconds(1) for t in first)
+    assert max(first) - min(first) >= 0.9 * opening_spread_seconds(1_000_000) >= 9
 
 
 def test_a_slot_settles_only_after_the_settle_delay() -> None:

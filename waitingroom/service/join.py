@@ -82,7 +82,7 @@ class Joins:
         # without re-reading the ticket we just signed.
         st = self.ctx.reads.state(cfg)
         if cfg.in_prequeue(ticket.slot) and not st.draw_seed:
-            status = self.polls.before_the_draw(cfg, st)
+            status = self.polls.before_the_draw(cfg, st, ticket)
         else:
             status = self.polls.estimate(cfg, st, ticket)
         number = queue_number(ticket.slot, ticket.k, ticket.shard, cfg.epoch_slot)

@@ -16,6 +16,7 @@ from waitingroom.domain import (
     eta_seconds,
     ledger_shard_of,
     poll_after_seconds,
+    prequeue_poll_seconds,
 )
 from waitingroom.errors import Gone, NotAuthenticated
 from waitingroom.service.context import Context
@@ -68,7 +69,7 @@ class Polls:
         if unsettled and cfg.status == "closed":
             raise room_has_closed(cfg.room)
         if prequeue and not st.draw_seed:
-            return self.before_the_draw(cfg, st)
+            return self.before_the_draw(cfg, st, ticket)
         if ticket.slot > st.settled_through:
             return self.estimate(cfg, st, ticket)
         ss = self.ctx.reads.settled_slot(cfg.room, ticket.slot)
@@ -86,16 +87,20 @@ class Polls:
             raise room_has_closed(cfg.room)
         position = rank - st.consumed + 1
         eta = eta_seconds(position, st.admit_rate, cfg.fallback_rate())
-        return Waiting(position, eta, poll_after_seconds(position, eta), True, st.waiting_settled)
+        poll = poll_after_seconds(position, eta, cfg.pickup_seconds)
+        return Waiting(position, eta, poll, True, st.waiting_settled)
 
-    def before_the_draw(self, cfg: RoomConfig, st: PublicState) -> Waiting:
+    def before_the_draw(self, cfg: RoomConfig, st: PublicState, t: Ticket) -> Waiting:
         """In the pre-queue: everyone here is drawn into a random order at opening."""
         assert cfg.opens_at is not None
         in_line = max(1, st.settled_total)
-        until_open = max(0, math.ceil(cfg.opens_at - self.ctx.clock()))
+        until_open = max(0.0, cfg.opens_at - self.ctx.clock())
         rate = cfg.fallback_rate()
-        eta = until_open + (math.ceil(in_line / 2 / rate) if rate > 0 else 0)
-        poll = max(2, min(15, until_open // 10)) if until_open else 2
+        eta = math.ceil(until_open) + (math.ceil(in_line / 2 / rate) if rate > 0 else 0)
+        # the ticket's own moment in the opening's spread, the same on every poll
+        offset = (t.shard * 7919 + t.k * 104_729 + t.slot) % 1000 / 1000
+        wait = prequeue_poll_seconds(until_open, st.settled_total, cfg.slot_seconds, offset)
+        poll = max(1, math.ceil(wait))
         return Waiting(in_line, eta, poll, False, st.settled_total, opens_at=cfg.opens_at)
 
     def estimate(self, cfg: RoomConfig, st: PublicState, t: Ticket) -> Waiting:
@@ -103,7 +108,7 @@ class Polls:
         unsettled_before = max(0, t.slot - st.settled_through - 1) * st.join_rate_per_slot
         position = st.waiting_settled + int(unsettled_before) + t.k
         eta = eta_seconds(position, st.admit_rate, cfg.fallback_rate())
-        poll = max(1, min(poll_after_seconds(position, eta), 3))  # exact soon: slot settles
+        poll = max(1, min(poll_after_seconds(position, eta, cfg.pickup_seconds), 3))  # exact soon
         return Waiting(position, eta, poll, False, st.waiting_settled)
 
     def _admitted(
