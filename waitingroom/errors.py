@@ -41,6 +41,12 @@ class UnknownRoom(WaitingRoomError):
         super().__init__(f"there is no room {room!r}; check the URL")
 
 
+class SlotNotFound(WaitingRoomError):
+    """A queue slot that is not settled yet, holds no tickets, or never existed."""
+
+    code = "slot_not_found"
+
+
 # -- who is asking ----------------------------------------------------------------------------
 
 

@@ -4,7 +4,8 @@ The page is plain HTML, CSS and JS files in the package: no inline script or sty
 Content-Security-Policy needs no 'unsafe-inline', and the script's logic is tested by node
 (tests/js/). The files are read once per process, on first use. Each asset is served under a name
 carrying a hash of its content (`waiting.<hash>.css`) and cached for a year; the page itself is
-revalidated on every load (`no-cache` and an ETag), so a new deploy reaches visitors at once.
+cached for a minute by browsers and the edge (then revalidated by its ETag): a crowd loading it
+costs the API one request a minute per edge cache, and a new deploy reaches visitors within it.
 Asset URLs are relative to the page (`_assets/...` from `/rooms/{room}`), so the page works
 behind any prefix (an API Gateway stage, a CDN path).
 """
@@ -37,7 +38,7 @@ PAGE_CSP = (
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 _PAGE_HEADERS = {
-    "Cache-Control": "no-cache",
+    "Cache-Control": "public, max-age=60",
     "Content-Security-Policy": PAGE_CSP,
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",

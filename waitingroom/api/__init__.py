@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from waitingroom import page
-from waitingroom.api import errors, operators, queue, tokens
+from waitingroom.api import errors, operators, public, queue, tokens
 from waitingroom.api.body_limit import BodyLimit
 from waitingroom.api.deps import AdminFailures
 from waitingroom.api.errors import RESPONSES
@@ -39,7 +39,7 @@ def create_app(service: WaitingRoom | None, settings: ApiSettings | None) -> Fas
         return HealthOut()
 
     # the page's own files come before /rooms/{room}
-    for router in (tokens.router, page.router, queue.router, operators.router):
+    for router in (tokens.router, page.router, public.router, queue.router, operators.router):
         # the routers' routes join the app's own list: FastAPI matches an included router as
         # one more level on every request, which every waiting poll would pay for
         app.router.routes.extend(router.routes)

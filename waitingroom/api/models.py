@@ -187,3 +187,36 @@ class AuditOut(BaseModel):
 class DrainOut(BaseModel):
     room: str
     drain: Literal["requested"] = "requested"
+
+
+class RoomStateOut(BaseModel):
+    """The public room document (CLIENTS.md §2): the same for everybody, cached by the edge."""
+
+    room: str
+    version: int = Field(description="grows with every drainer tick: keep the highest seen")
+    status: str = Field(description="open, paused, closed or scheduled")
+    slot_seconds: int
+    settled_through: int = Field(description="the newest settled slot")
+    settled_total: int = Field(description="tickets in every settled slot")
+    consumed: int = Field(description="the cursor: every rank below it has been admitted")
+    waiting: int = Field(description="settled tickets not admitted yet")
+    join_rate_per_slot: float
+    admit_rate: float = Field(description="admissions per second observed (0 before any)")
+    expected_rate: float = Field(description="admissions per second the settings allow")
+    pickup_seconds: int
+    opens_at: float | None
+    opens_slot: int | None = Field(description="slots before it are the pre-queue")
+    prequeue_size: int
+    draw_seed: str = Field(description="the pre-queue draw's seed, once drawn")
+    closed_slot: int | None
+    updated_at: float
+
+
+class SlotOut(BaseModel):
+    """A settled slot (immutable): its counters' final values and the tickets before it."""
+
+    room: str
+    slot: int
+    counts: list[int]
+    tickets_before: int
+    total: int

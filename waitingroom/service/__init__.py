@@ -19,13 +19,14 @@ from waitingroom.service.context import Context
 from waitingroom.service.join import Joins
 from waitingroom.service.operators import Operators
 from waitingroom.service.poll import Polls
+from waitingroom.service.public import PublicDocs, RoomDocument
 from waitingroom.service.reads import RoomReads
 from waitingroom.service.results import Admitted, Joined, Waiting
 from waitingroom.service.sessions import Sessions
 from waitingroom.store import WaitingRoomStore
 from waitingroom.tokens import Challenge
 
-__all__ = ["Admitted", "Joined", "Waiting", "WaitingRoom"]
+__all__ = ["Admitted", "Joined", "RoomDocument", "Waiting", "WaitingRoom"]
 
 
 class WaitingRoom:
@@ -61,6 +62,7 @@ class WaitingRoom:
         self.polls = Polls(self.ctx, binding_key)
         self.joins = Joins(self.ctx, self.polls)
         self.sessions = Sessions(self.ctx, revocation_list)
+        self.public = PublicDocs(self.ctx)
         self.operators = Operators(self.ctx, room_defaults, binding_key)
 
     # -- shared parts ----------------------------------------------------------------------
@@ -110,6 +112,14 @@ class WaitingRoom:
 
     def jwks(self, refetch: bool = False) -> dict[str, Any]:
         return self.ctx.reads.jwks(refetch)
+
+    # -- the public documents (cached by the edge) -------------------------------------------
+
+    def room_document(self, room: str) -> RoomDocument:
+        return self.public.state(room)
+
+    def slot_document(self, room: str, slot: int) -> SettledSlot:
+        return self.public.slot(room, slot)
 
     # -- visitors --------------------------------------------------------------------------
 

@@ -1,0 +1,84 @@
+"""The public documents: the room's state and its settled slots, cacheable by the edge.
+
+Nothing here depends on who asks (no cookies, no Authorization, no query string), so a shared
+cache may answer everybody from one copy: the state for a second (and a little longer while it
+revalidates, or while the API is failing), a settled slot for a year. Their 404s are cached for
+a second, so a storm of unknown or future slots reaches the API once a second per slot.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+from fastapi.responses import JSONResponse
+
+from waitingroom.api.deps import RoomPath, ServiceDep
+from waitingroom.api.errors import RESPONSES, error_response
+from waitingroom.api.models import RoomStateOut, SlotOut
+from waitingroom.errors import SlotNotFound, UnknownRoom
+
+STATE_CACHE = "public, max-age=1, stale-while-revalidate=2, stale-if-error=60"
+SLOT_CACHE = "public, max-age=31536000, immutable"
+NOT_FOUND_CACHE = "public, max-age=1"
+MAX_SLOT = 2**40  # far beyond any slot a clock can reach; larger is a 422
+
+router = APIRouter(tags=["public documents"], responses=RESPONSES)
+
+
+def _not_found(exc: SlotNotFound | UnknownRoom) -> JSONResponse:
+    return error_response(404, exc.code, exc.message, {"Cache-Control": NOT_FOUND_CACHE})
+
+
+@router.get("/rooms/{room}/state", response_model=RoomStateOut)
+def room_state(room: RoomPath, svc: ServiceDep) -> JSONResponse:
+    """Where the room's line stands (CLIENTS.md §2): cached by the edge for about a second."""
+    try:
+        doc = svc.room_document(room)
+    except UnknownRoom as exc:
+        return _not_found(exc)
+    cfg, st = doc.config, doc.state
+    out = RoomStateOut(
+        room=cfg.room,
+        version=st.version,
+        status=cfg.status,
+        slot_seconds=cfg.slot_seconds,
+        settled_through=st.settled_through,
+        settled_total=st.settled_total,
+        consumed=st.consumed,
+        waiting=st.waiting_settled,
+        join_rate_per_slot=st.join_rate_per_slot,
+        admit_rate=st.admit_rate,
+        expected_rate=doc.expected_rate,
+        pickup_seconds=cfg.pickup_seconds,
+        opens_at=cfg.opens_at,
+        opens_slot=cfg.opens_slot,
+        prequeue_size=st.prequeue_size,
+        draw_seed=st.draw_seed,
+        closed_slot=st.closed_slot,
+        updated_at=st.updated_at,
+    )
+    return JSONResponse(out.model_dump(), headers={"Cache-Control": STATE_CACHE})
+
+
+@router.get(
+    "/rooms/{room}/slots/{slot}",
+    response_model=SlotOut,
+    responses={404: {"description": "not settled yet, empty, or unknown (cached ≤ 1 s)"}},
+)
+def settled_slot(
+    room: RoomPath, slot: Annotated[int, Path(ge=0, le=MAX_SLOT)], svc: ServiceDep
+) -> JSONResponse:
+    """A settled slot's final counts (CLIENTS.md §2): immutable, cached by the edge for good."""
+    try:
+        ss = svc.slot_document(room, slot)
+    except (SlotNotFound, UnknownRoom) as exc:
+        return _not_found(exc)
+    out = SlotOut(
+        room=room,
+        slot=ss.slot,
+        counts=list(ss.counts),
+        tickets_before=ss.cum_before,
+        total=ss.total,
+    )
+    return JSONResponse(out.model_dump(), headers={"Cache-Control": SLOT_CACHE})
