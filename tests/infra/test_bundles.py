@@ -54,7 +54,7 @@ def package_files(package: str) -> set[str]:
 
 
 @pytest.mark.parametrize("logical_id", WAITINGROOM_BUNDLES)
-def test_the_api_and_drainer_bundles_hold_waitingroom_without_the_cli(
+def test_the_api_and_drainer_bundles_hold_waitingroom_without_the_cli_or_the_client(
     logical_id: str, tmp_path: Path
 ) -> None:
     bundle = copied(logical_id, tmp_path)
@@ -72,7 +72,7 @@ def test_the_api_and_drainer_bundles_hold_waitingroom_without_the_cli(
     assert (bundle / "waitingroom" / "api.py").is_file() or (
         bundle / "waitingroom" / "api" / "__init__.py"
     ).is_file()
-    assert found == package_files("waitingroom") - {"waitingroom/cli.py"}
+    assert found == package_files("waitingroom") - {"waitingroom/cli.py", "waitingroom/client.py"}
     assert not [f for f in found if Path(f).stem in DEV_TOOLING or "__pycache__" in f]
 
 
