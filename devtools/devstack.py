@@ -1,7 +1,9 @@
 """`make dev`: the whole stack on this machine, stopped together on Ctrl-C.
 
-DynamoDB Local (in memory), the API (uvicorn), the drainer loop, and the demo origin behind the
-guard, each its own process, wired by environment variables exactly as in AWS.
+DynamoDB Local (in memory), the API (uvicorn), the drainer loop, the demo origin behind the
+guard, and the edge (nginx) in front of the API and the origin on one host, as CloudFront is in
+AWS: each its own process, wired by environment variables exactly as in AWS. A visitor opens the
+room on the edge, waits, and lands on the origin on the same host with the token cookie.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from devtools import dynamodb_local
+from devtools import dynamodb_local, edge
 from waitingroom import bootstrap
 from waitingroom.settings import ApiSettings, StoreSettings
 from waitingroom.store import make_client
@@ -54,16 +56,28 @@ def _wait_http(url: str, timeout: float = 30) -> None:
 
 
 def run(
-    port: int = 8080, origin_port: int = 8081, db_port: int | None = None, max_active: int = 50
+    port: int = 8080,
+    origin_port: int = 8081,
+    db_port: int | None = None,
+    max_active: int = 50,
+    edge_port: int | None = None,
 ) -> int:
+    """Run the stack until Ctrl-C or SIGTERM; ports left out are free ones."""
+    try:
+        edge.find_nginx()
+    except edge.NginxMissing as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 1
     DEV_DIR.mkdir(exist_ok=True)
     db_port = db_port or dynamodb_local.free_port()
+    edge_port = edge_port or dynamodb_local.free_port()
     admin_key = os.environ.get("WAITINGROOM_ADMIN_KEY") or secrets.token_urlsafe(24)
     keys_file = DEV_DIR / "signing-keys.json"
     keys_file.write_text(KeySet.generate(kid=f"dev-{int(time.time())}").to_json())
     keys_file.chmod(0o600)
     api_url = f"http://127.0.0.1:{port}"
     origin_url = f"http://127.0.0.1:{origin_port}"
+    edge_url = f"http://127.0.0.1:{edge_port}"
     env = {
         **os.environ,
         "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "local"),
@@ -98,11 +112,16 @@ def run(
         client = make_client(settings)
         ensure_table(client, settings.table)
         ticket_secret = secrets.token_urlsafe(32)
-        _create_demo_room(settings, ticket_secret, origin_url, max_active)
+        _create_demo_room(settings, ticket_secret, edge_url, max_active)
         api_env = {
             **env,
             "WAITINGROOM_TICKET_SECRET": ticket_secret,
             "WAITINGROOM_ADMIN_KEY": admin_key,
+            # behind the edge every caller comes from 127.0.0.1: the per-client limits key on
+            # the address the edge appends to X-Forwarded-For (a caller that sends none, like
+            # the load tests that call the API directly, is keyed on its own address)
+            "WAITINGROOM_CLIENT_KEY": os.environ.get("WAITINGROOM_CLIENT_KEY", "forwarded_for"),
+            "WAITINGROOM_TRUSTED_PROXIES": os.environ.get("WAITINGROOM_TRUSTED_PROXIES", "1"),
         }
         drainer_env = {
             **env,
@@ -112,7 +131,7 @@ def run(
         origin_env = {
             **env,
             "DEMO_JWKS_URL": f"{api_url}/.well-known/jwks.json",
-            "DEMO_WAITING_ROOM_URL": f"{api_url}/rooms/{{room}}",
+            "DEMO_WAITING_ROOM_URL": f"{edge_url}/rooms/{{room}}",
         }
         uvicorn = [sys.executable, "-m", "uvicorn", "--factory", "--log-level", "warning"]
         procs.append(
@@ -147,19 +166,24 @@ def run(
             )
         )
         _wait_http(f"{origin_url}/health")
+        procs.append(edge.start(edge_port, api_url, origin_url, DEV_DIR / "edge"))
         sys.stdout.write(
             f"""
 waitingroom is up (Ctrl-C stops everything)
 
+  open {edge_url}/rooms/{DEMO_ROOM}   (the waiting room; room "{DEMO_ROOM}", max_active {max_active})
+
+  edge (nginx)      {edge_url}          /rooms/, /.well-known/ -> API (cached as the API says), the rest -> demo origin
   API               {api_url}          (OpenAPI: {api_url}/docs)
-  waiting page      {api_url}/rooms/{DEMO_ROOM}   (room "{DEMO_ROOM}", max_active {max_active})
   demo origin       {origin_url}          (behind the guard: needs an admission token)
   DynamoDB Local    http://127.0.0.1:{db_port}
   admin key         {admin_key}
+  edge access log   {DEV_DIR / "edge" / edge.ACCESS_LOG}   (JSON lines)
 
 Try it:
-  T=$(curl -s -X POST {api_url}/rooms/{DEMO_ROOM}/join | python3 -c 'import json,sys; print(json.load(sys.stdin)["ticket"])')
-  curl -s -H "Authorization: Bearer $T" {api_url}/rooms/{DEMO_ROOM}/status
+  T=$(curl -s -X POST {edge_url}/rooms/{DEMO_ROOM}/join | python3 -c 'import json,sys; print(json.load(sys.stdin)["ticket"])')
+  curl -s -i {edge_url}/rooms/{DEMO_ROOM}/state   # twice: X-Cache: Hit
+  curl -s -H "Authorization: Bearer $T" {edge_url}/rooms/{DEMO_ROOM}/status
   curl -s -H "Authorization: Bearer $ADMIN" {api_url}/admin/rooms/{DEMO_ROOM}/stats   # ADMIN=the admin key
 """  # noqa: E501
         )
@@ -179,6 +203,7 @@ Try it:
 def _create_demo_room(
     store: StoreSettings, ticket_secret: str, origin_url: str, max_active: int
 ) -> None:
+    """The demo room; its visitors are sent to `origin_url` (the edge) once admitted."""
     settings = ApiSettings(
         dynamodb_endpoint=store.dynamodb_endpoint,
         table=store.table,
@@ -193,6 +218,7 @@ def main() -> None:
     code = run(
         port=int(os.environ.get("PORT", "8080")),
         origin_port=int(os.environ.get("ORIGIN_PORT", "8081")),
+        edge_port=int(os.environ.get("EDGE_PORT", "8000")),
         db_port=int(os.environ["DYNAMODB_PORT"]) if os.environ.get("DYNAMODB_PORT") else None,
     )
     sys.exit(code)
