@@ -5,8 +5,8 @@ import { createHash, webcrypto } from "node:crypto";
 import { describe, it } from "node:test";
 
 import {
-  MAX_BACKOFF, backoffSeconds, clock, delayMs, etaText, jitter, newKey, newStart, placeOf,
-  pollSeconds, progress, retryAfterSeconds, safeUrl, solve, ticketStore, transient, waitingTexts,
+  MAX_BACKOFF, backoffSeconds, clock, delayMs, etaText, jitter, newKey, newStart, pollSeconds,
+  progress, retryAfterSeconds, safeUrl, shownPlace, solve, ticketStore, transient, waitingTexts,
   zeroBits,
 } from "../../waitingroom/static/waiting-logic.mjs";
 
@@ -46,17 +46,17 @@ describe("etaText", () => {
   });
 });
 
-describe("placeOf", () => {
+describe("shownPlace", () => {
   it("reads a whole, non-negative place", () => {
-    assert.deepEqual(placeOf({ position: 4 }), { pos: 4, exact: true });
-    assert.deepEqual(placeOf({ position: "3.7" }), { pos: 3, exact: true });
-    assert.deepEqual(placeOf({ position: -2 }), { pos: 0, exact: true });
-    assert.deepEqual(placeOf({}), { pos: 0, exact: true });
+    assert.deepEqual(shownPlace({ position: 4 }), { pos: 4, exact: true });
+    assert.deepEqual(shownPlace({ position: "3.7" }), { pos: 3, exact: true });
+    assert.deepEqual(shownPlace({ position: -2 }), { pos: 0, exact: true });
+    assert.deepEqual(shownPlace({}), { pos: 0, exact: true });
   });
 
   it("is exact unless the server says it is not", () => {
-    assert.equal(placeOf({ position: 9, position_is_exact: false }).exact, false);
-    assert.equal(placeOf({ position: 9, position_is_exact: true }).exact, true);
+    assert.equal(shownPlace({ position: 9, position_is_exact: false }).exact, false);
+    assert.equal(shownPlace({ position: 9, position_is_exact: true }).exact, true);
   });
 });
 

@@ -1,6 +1,7 @@
-// The waiting page's decisions, free of the DOM and of the network: what to say about a place
-// in line, how long to wait before the next request, and how the visitor's place is stored.
-// Imported by the page (waiting.js) and by node's test runner (tests/js/).
+// The waiting page's decisions, free of the DOM and of the network: where the visitor stands,
+// computed from the ticket and the room's public documents (CLIENTS.md), what to say about it,
+// how long to wait before the next request, and how the visitor's place is stored. Imported by
+// the page (waiting.js) and by node's test runner (tests/js/).
 
 export const MAX_BACKOFF = 30;
 export const DEFAULT_POLL_SECONDS = 2;
@@ -42,8 +43,9 @@ export function etaText(eta, exact) {
 }
 
 // -- the place in line ------------------------------------------------------------------------
-/** The place a status (or join) answer gives: a whole number >= 0, and whether it is exact. */
-export function placeOf(body) {
+/** The place an answer shows (join, status, or a computed place rendered the same way): a whole
+ * number >= 0, and whether it is exact. */
+export function shownPlace(body) {
   return {
     pos: Math.max(0, Math.floor(Number(body.position) || 0)),
     exact: body.position_is_exact !== false,
@@ -72,7 +74,7 @@ export function progress(first, pos) {
 
 /** Every text the waiting view shows for a place, measured from place `first`. */
 export function waitingTexts(body, first) {
-  const { pos, exact } = placeOf(body);
+  const { pos, exact } = shownPlace(body);
   const out = { pos, exact };
   if (pos === 0) {
     out.position = "0";
@@ -104,6 +106,272 @@ export function waitingTexts(body, first) {
     : "You are " + (exact ? "" : "about ") + "number " + pos + " in line. Estimated wait: " +
       etaText(body.eta_seconds, exact) + ".";
   return out;
+}
+
+// -- the place from the ticket and the public documents (CLIENTS.md §1-4) ---------------------
+const ROOM_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
+const DIGITS = /^(0|[1-9][0-9]{0,15})$/;
+const B64URL = /^[A-Za-z0-9_-]+$/;
+const MAX_TICKET_LENGTH = 512;
+
+function decodeBase64Url(text) {
+  if (!B64URL.test(text) || text.length % 4 === 1) { return null; }
+  const std = text.replace(/-/g, "+").replace(/_/g, "/");
+  try { return atob(std + "===".slice(0, (4 - (std.length % 4)) % 4)); } catch (e) { return null; }
+}
+
+/**
+ * What a ticket says about its place, `{room, slot, shard, k, joinedMs}`, or null when it is not
+ * a ticket of `room` in the form join issues. Only the server can check the signature: a ticket
+ * read back from storage is checked with /status before anything is computed from it.
+ */
+export function readTicket(text, room) {
+  if (typeof text !== "string" || text.length > MAX_TICKET_LENGTH) { return null; }
+  const parts = text.split(".");
+  if (parts.length !== 2 || !decodeBase64Url(parts[1])) { return null; }
+  const payload = decodeBase64Url(parts[0]);
+  if (payload === null) { return null; }
+  const fields = payload.split(":");
+  if (fields.length !== 5 || !ROOM_ID.test(fields[0])) { return null; }
+  if (room !== undefined && fields[0] !== room) { return null; }
+  const nums = fields.slice(1);
+  if (!nums.every(function (f) { return DIGITS.test(f); })) { return null; }
+  const [slot, shard, k, joinedMs] = nums.map(Number);
+  if (k < 1 || !nums.map(Number).every(Number.isSafeInteger)) { return null; }
+  return { room: fields[0], slot, shard, k, joinedMs };
+}
+
+/** Tickets of the same slot ahead of (k, shard), from the slot's final counter values. */
+export function rankInSlot(counts, k, shard) {
+  let before = 0;
+  let same = 0;
+  for (let s = 0; s < counts.length; s++) {
+    before += Math.min(counts[s], k - 1);
+    if (s < shard && counts[s] >= k) { same += 1; }
+  }
+  return before + same;
+}
+
+function bitLength(n) { return n <= 0 ? 0 : Math.floor(Math.log2(n)) + 1; }
+
+const FEISTEL_ROUNDS = 6;
+const hmacKeys = new Map();
+
+function hmacKey(seed, subtle) {
+  let key = hmacKeys.get(seed);
+  if (!key || key.subtle !== subtle) {
+    key = {
+      subtle,
+      promise: subtle.importKey(
+        "raw", new TextEncoder().encode(seed), { name: "HMAC", hash: "SHA-256" }, false,
+        ["sign"]
+      ),
+    };
+    hmacKeys.set(seed, key);
+  }
+  return key.promise;
+}
+
+async function roundValue(key, subtle, rnd, value, bits) {
+  const mac = await subtle.sign("HMAC", key, new TextEncoder().encode(rnd + ":" + value));
+  // the first 8 bytes, big endian, masked to `bits` (<= 26) bits: only the low 32 bits matter
+  const low = new DataView(mac).getUint32(4);
+  return bits >= 32 ? low : low & ((1 << bits) - 1);
+}
+
+async function feistel(x, half, key, subtle) {
+  const size = Math.pow(2, half);
+  let left = Math.floor(x / size);
+  let right = x % size;
+  for (let r = 0; r < FEISTEL_ROUNDS; r++) {
+    const next = left ^ (await roundValue(key, subtle, r, right, half));
+    left = right;
+    right = next >>> 0;
+  }
+  return left * size + right;
+}
+
+/**
+ * The drawn place of pre-queue index `index` among `size` with the room's published seed: the
+ * same keyed permutation as `waitingroom.domain.draw_place` (a 6-round Feistel network over
+ * 2h bits with HMAC-SHA256 rounds, cycle-walked into [0, size)).
+ */
+export async function drawPlace(index, size, seed, subtle = globalThis.crypto.subtle) {
+  if (!(Number.isSafeInteger(index) && Number.isSafeInteger(size) && index >= 0 &&
+    index < size)) {
+    throw new RangeError("index out of range");
+  }
+  const half = Math.max(1, Math.floor((bitLength(size - 1) + 1) / 2));
+  if (half > 26) { throw new RangeError("pre-queue too large"); }
+  const key = await hmacKey(seed, subtle);
+  let x = await feistel(index, half, key, subtle);
+  while (x >= size) { x = await feistel(x, half, key, subtle); }
+  return x;
+}
+
+/** Seconds until admission at the observed rate (or the expected one before any), or null. */
+export function etaSeconds(position, admitRate, fallbackRate) {
+  const rate = admitRate > 0 ? admitRate : fallbackRate;
+  if (!(rate > 0)) { return null; }
+  return Math.ceil(position / rate);
+}
+
+function num(v, fallback = 0) {
+  const n = Number(v);
+  return v === null || v === undefined || v === "" || isNaN(n) ? fallback : n;
+}
+
+/** How many wait in line, from a state document. */
+function waitingOf(state) {
+  return state.waiting !== undefined && state.waiting !== null
+    ? num(state.waiting)
+    : num(state.settled_total) - num(state.consumed);
+}
+
+function inPrequeue(t, state) {
+  return state.opens_slot !== null && state.opens_slot !== undefined &&
+    t.slot < num(state.opens_slot);
+}
+
+/** The estimated place before the ticket's slot has settled (CLIENTS.md §3). */
+export function estimatedPosition(t, state) {
+  const unsettledBefore = Math.max(0, t.slot - num(state.settled_through, -1) - 1) *
+    num(state.join_rate_per_slot);
+  return waitingOf(state) + Math.floor(unsettledBefore) + t.k;
+}
+
+/** Whether the slot document `doc` is the ticket's own and holds it. */
+export function slotHolds(doc, t) {
+  return !!doc && typeof doc === "object" && Number(doc.slot) === t.slot &&
+    Array.isArray(doc.counts) && t.shard < doc.counts.length && t.k <= Number(doc.counts[t.shard]);
+}
+
+/**
+ * Where the ticket `t` stands given the newest state document and its slot document (null while
+ * it is not known: not fetched yet, or a 404). `now` is in seconds. Returns
+ * `{kind, position, exact, eta, rank, opensAt}`, kind being one of:
+ * - "prequeue": before the draw, `position` people in the pre-queue so far;
+ * - "estimate": the slot has not settled yet;
+ * - "waiting": an exact place;
+ * - "turn": the drainer has reached the ticket: pick up the admission with /status;
+ * - "closed": the room is closed and it is not the ticket's turn: /status says if it is over.
+ */
+export async function placeOf(t, state, slotDoc, now = Date.now() / 1000, subtle = undefined) {
+  const consumed = num(state.consumed);
+  const fallback = num(state.expected_rate);
+  const admitRate = num(state.admit_rate);
+  const closed = state.status === "closed";
+  const prequeue = inPrequeue(t, state);
+  const out = { kind: "estimate", position: 0, exact: false, eta: null, rank: null, opensAt: null };
+  if (prequeue && !state.draw_seed) {
+    if (closed) { return { ...out, kind: "closed" }; }
+    const inLine = Math.max(1, num(state.settled_total));
+    const untilOpen = Math.max(0, num(state.opens_at) - now);
+    const eta = Math.ceil(untilOpen) + (fallback > 0 ? Math.ceil(inLine / 2 / fallback) : 0);
+    return { ...out, kind: "prequeue", position: inLine, eta, opensAt: num(state.opens_at) };
+  }
+  let rank = null;
+  if (t.slot <= num(state.settled_through, -1) && slotHolds(slotDoc, t)) {
+    rank = num(slotDoc.tickets_before) + rankInSlot(slotDoc.counts.map(Number), t.k, t.shard);
+    if (prequeue) {
+      try {
+        rank = await drawPlace(rank, num(state.prequeue_size), String(state.draw_seed), subtle);
+      } catch (e) {
+        rank = null;  // not a place of this draw: wait for a newer state
+      }
+    }
+  }
+  if (rank === null) {
+    if (closed) { return { ...out, kind: "closed" }; }
+    const position = estimatedPosition(t, state);
+    return { ...out, position, eta: etaSeconds(position, admitRate, fallback) };
+  }
+  if (rank < consumed) {
+    return { ...out, kind: "turn", position: 0, exact: true, eta: 0, rank };
+  }
+  if (closed) { return { ...out, kind: "closed", rank }; }
+  const position = rank - consumed + 1;
+  return {
+    ...out, kind: "waiting", position, exact: true, rank,
+    eta: etaSeconds(position, admitRate, fallback),
+  };
+}
+
+/** A computed place as the answer the views render (the shape of a join or status answer). */
+export function placeBody(place) {
+  return {
+    position: place.position,
+    position_is_exact: place.exact,
+    eta_seconds: place.eta,
+    opens_at: place.kind === "prequeue" ? place.opensAt : null,
+  };
+}
+
+/** The state document to go on with: the one with the highest version (a copy cached elsewhere
+ * may be older, and a place must never go back up). */
+export function newerState(kept, fresh) {
+  const ok = function (s) { return !!s && typeof s === "object" && Number.isFinite(s.version); };
+  if (!ok(fresh)) { return ok(kept) ? kept : null; }
+  if (!ok(kept)) { return fresh; }
+  return fresh.version >= kept.version ? fresh : kept;
+}
+
+// -- when to look again (CLIENTS.md §4; `waitingroom.domain` is the reference) ------------------
+export const MIN_POLL_SECONDS = 2;
+export const MAX_POLL_SECONDS = 60;
+export const UNKNOWN_ETA_POLL_SECONDS = 20;
+const PREQUEUE_PER_SECOND = 100000;
+const MIN_SPREAD_SECONDS = 2;
+const MAX_SPREAD_SECONDS = 60;
+const PREQUEUE_MIN_POLL_SECONDS = 30;
+const SETTLE_DELAY_SECONDS = 2;
+
+/** Seconds until a visitor with a known place looks again: a third of its wait, 2 s at least,
+ * at most a third of the pickup window (and 60 s). */
+export function pollAfterSeconds(position, eta, pickupSeconds = 120) {
+  if (position <= 0) { return 1; }
+  const cap = Math.max(MIN_POLL_SECONDS, Math.min(MAX_POLL_SECONDS, Math.floor(pickupSeconds / 3)));
+  if (eta === null || eta === undefined) { return Math.min(UNKNOWN_ETA_POLL_SECONDS, cap); }
+  return Math.max(MIN_POLL_SECONDS, Math.min(cap, Math.floor(eta / 3)));
+}
+
+function openingSpreadSeconds(prequeueSize) {
+  const spread = prequeueSize / PREQUEUE_PER_SECOND;
+  return Math.max(MIN_SPREAD_SECONDS, Math.min(MAX_SPREAD_SECONDS, spread));
+}
+
+/** Seconds until a pre-queue visitor looks again before the draw is public; `u` in [0, 1) is
+ * the visitor's own, fixed once: where in the opening's spread its first look falls. */
+export function prequeuePollSeconds(untilOpen, prequeueSize, slotSeconds, u) {
+  const spread = openingSpreadSeconds(prequeueSize);
+  if (untilOpen <= 0) { return MIN_POLL_SECONDS + u * spread; }
+  const firstAfter = untilOpen + slotSeconds + SETTLE_DELAY_SECONDS + 2 + u * spread;
+  const before = Math.max(PREQUEUE_MIN_POLL_SECONDS, Math.min(MAX_POLL_SECONDS, untilOpen / 2));
+  return Math.min(before, firstAfter);
+}
+
+/** Seconds until the next look at the state for `place` (before the +-20 % jitter). */
+export function nextLookSeconds(place, state, u, now = Date.now() / 1000) {
+  const pickup = num(state.pickup_seconds, 120);
+  switch (place.kind) {
+    case "turn":
+      return 1;
+    case "prequeue":
+      // (the state's prequeue_size is only set by the draw: until then the pre-queue is the
+      // settled part of the line, as the server counts it)
+      return prequeuePollSeconds(
+        num(state.opens_at) - now,
+        Math.max(num(state.prequeue_size), num(state.settled_total)),
+        num(state.slot_seconds, 1),
+        u
+      );
+    case "estimate":  // exact within a few seconds, when the slot has settled
+      return Math.max(1, Math.min(pollAfterSeconds(place.position, place.eta, pickup), 3));
+    case "closed":
+      return UNKNOWN_ETA_POLL_SECONDS;
+    default:
+      return pollAfterSeconds(place.position, place.eta, pickup);
+  }
 }
 
 // -- when to ask again ------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 // admitted. Every URL it calls is relative to the page's own path, so the page works behind any
 // prefix (an API Gateway stage, a CDN path). The decisions live in waiting-logic.mjs.
 import {
-  POW_CODES, backoffSeconds, clock, delayMs, newKey, newStart, placeOf, pollSeconds,
-  retryAfterSeconds, safeUrl, solve, ticketStore, transient, usableStorage, waitingTexts,
+  POW_CODES, backoffSeconds, clock, delayMs, newKey, newStart, pollSeconds,
+  retryAfterSeconds, safeUrl, shownPlace, solve, ticketStore, transient, usableStorage, waitingTexts,
 } from "./waiting-logic.mjs";
 
 const ROOM = document.body.getAttribute("data-room") || "";
@@ -67,7 +67,7 @@ function touched() {
 
 function renderWaiting(body) {
   const rec = load();
-  const at = placeOf(body);
+  const at = shownPlace(body);
   const start = newStart(rec, at.pos, at.exact);
   if (start) {
     rec.first = start.first;

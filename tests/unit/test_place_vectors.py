@@ -1,0 +1,225 @@
+"""The waiting page computes a visitor's place in JavaScript (waitingroom/static/waiting-logic.mjs)
+the way the server does in Python. Cases computed here by the Python reference are committed as
+tests/js/place-vectors.json, which node's tests check the JavaScript against; this test fails
+when the file no longer matches the Python, so it cannot go stale.
+
+Regenerate the file after a deliberate change: `.venv/bin/python -m tests.unit.test_place_vectors`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any, cast
+
+from waitingroom.domain import (
+    PublicState,
+    RoomConfig,
+    draw_place,
+    eta_seconds,
+    poll_after_seconds,
+    prequeue_poll_seconds,
+    rank_in_slot,
+)
+from waitingroom.service.context import Context
+from waitingroom.service.poll import Polls
+from waitingroom.tokens import Ticket, sign_ticket
+
+VECTORS = Path(__file__).resolve().parents[1] / "js" / "place-vectors.json"
+REGENERATE = "regenerate it with `.venv/bin/python -m tests.unit.test_place_vectors`"
+
+
+def _tickets(rng: random.Random) -> list[dict[str, Any]]:
+    out = []
+    for room in ("demo", "a", "sale-2030", "r" * 63):
+        for _ in range(3):
+            t = Ticket(
+                room,
+                rng.randrange(1_700_000_000, 1_900_000_000),
+                rng.randrange(256),
+                rng.randrange(1, 1 << 20),
+                rng.randrange(1_700_000_000_000, 1_900_000_000_000),
+            )
+            text = sign_ticket(b"vector-secret", t)
+            out.append(
+                {
+                    "ticket": text,
+                    "room": t.room,
+                    "slot": t.slot,
+                    "shard": t.shard,
+                    "k": t.k,
+                    "joined_ms": t.joined_ms,
+                }
+            )
+    return out
+
+
+def _ranks(rng: random.Random) -> list[dict[str, Any]]:
+    """Per slot shape: its counts and [k, shard, rank] for a few tickets of every shard."""
+    shapes = [[0], [1], [3, 0, 2], [5, 5, 5, 5], [0, 0, 7, 1, 0, 3]]
+    shapes += [[rng.randrange(0, 40) for _ in range(rng.choice((8, 32, 256)))] for _ in range(4)]
+    out = []
+    for counts in shapes:
+        cases = [
+            [k, shard, rank_in_slot(counts, k, shard)]
+            for shard, c in enumerate(counts)
+            for k in sorted({1, c, max(1, c // 2)})
+            if 1 <= k <= c
+        ]
+        out.append({"counts": counts, "cases": cases})
+    return out
+
+
+def _draws(rng: random.Random) -> list[dict[str, Any]]:
+    out = []
+    for size in (1, 2, 3, 4, 5, 17, 1000, 65_537, 1_000_003):
+        for seed in ("s", "9f86d081884c7d659a2feaa0c55ad015", "seed:with:colons"):
+            indexes = {0, size - 1, size // 2} | {rng.randrange(size) for _ in range(3)}
+            for index in sorted(indexes):
+                out.append(
+                    {
+                        "index": index,
+                        "size": size,
+                        "seed": seed,
+                        "place": draw_place(index, size, seed),
+                    }
+                )
+    return out
+
+
+def _polls() -> list[dict[str, Any]]:
+    out = []
+    for pickup in (5, 30, 120, 300, 900):
+        for position in (0, 1, 7, 500):
+            for eta in (None, 0, 1, 5, 6, 7, 59, 100, 179, 181, 600, 100_000):
+                out.append(
+                    {
+                        "position": position,
+                        "eta": eta,
+                        "pickup_seconds": pickup,
+                        "seconds": poll_after_seconds(position, eta, pickup),
+                    }
+                )
+    return out
+
+
+def _prequeue_polls() -> list[dict[str, Any]]:
+    out = []
+    for until_open in (-30.0, 0.0, 0.5, 10.0, 29.5, 61.0, 119.9, 600.0, 86_400.0):
+        for size in (0, 1, 150_000, 1_000_000, 50_000_000):
+            for slot_seconds in (1, 5):
+                for u in (0.0, 0.25, 0.999):
+                    out.append(
+                        {
+                            "until_open": until_open,
+                            "prequeue_size": size,
+                            "slot_seconds": slot_seconds,
+                            "u": u,
+                            "seconds": prequeue_poll_seconds(until_open, size, slot_seconds, u),
+                        }
+                    )
+    return out
+
+
+def _etas() -> list[dict[str, Any]]:
+    out = []
+    for position in (0, 1, 2, 99, 100, 12_345):
+        for admit_rate in (0.0, 0.3, 1.0, 4.2, 100.0):
+            for fallback in (0.0, 0.5, 5.0):
+                out.append(
+                    {
+                        "position": position,
+                        "admit_rate": admit_rate,
+                        "fallback_rate": fallback,
+                        "eta": eta_seconds(position, admit_rate, fallback),
+                    }
+                )
+    return out
+
+
+def _estimates(rng: random.Random) -> list[dict[str, Any]]:
+    """The server's own estimate (Polls.estimate) and the state document fields it reads."""
+    polls = Polls(cast(Context, None))  # estimate reads only the config, state and ticket
+    out = []
+    for _ in range(40):
+        cfg = RoomConfig(
+            "demo",
+            max_active=rng.choice((1, 50, 1000)),
+            max_admits_per_minute=rng.choice((0, 30, 600)),
+            session_seconds=rng.choice((60, 900)),
+            pickup_seconds=rng.choice((30, 120)),
+        )
+        settled_through = rng.randrange(1_800_000_000, 1_800_000_100)
+        consumed = rng.randrange(0, 5000)
+        st = PublicState(
+            version=rng.randrange(1, 10_000),
+            settled_through=settled_through,
+            settled_total=consumed + rng.randrange(0, 5000),
+            consumed=consumed,
+            admit_rate=rng.choice((0.0, 0.5, 4.2, 37.0)),
+            join_rate_per_slot=rng.choice((0.0, 0.4, 12.5, 333.3)),
+        )
+        t = Ticket("demo", settled_through + rng.randrange(-2, 6), 3, rng.randrange(1, 300), 0)
+        w = polls.estimate(cfg, st, t)
+        out.append(
+            {
+                "ticket": {"slot": t.slot, "shard": t.shard, "k": t.k},
+                "state": {
+                    "version": st.version,
+                    "status": "open",
+                    "settled_through": st.settled_through,
+                    "settled_total": st.settled_total,
+                    "consumed": st.consumed,
+                    "waiting": st.waiting_settled,
+                    "join_rate_per_slot": st.join_rate_per_slot,
+                    "admit_rate": st.admit_rate,
+                    "expected_rate": cfg.fallback_rate(),
+                    "pickup_seconds": cfg.pickup_seconds,
+                    "opens_slot": None,
+                    "draw_seed": "",
+                },
+                "position": w.position,
+                "eta": w.eta_seconds,
+                "poll_after_seconds": w.poll_after_seconds,
+            }
+        )
+    return out
+
+
+def vectors() -> dict[str, Any]:
+    rng = random.Random(20300101)
+    return {
+        "about": "Computed by tests/unit/test_place_vectors.py from waitingroom.domain; "
+        + REGENERATE,
+        "tickets": _tickets(rng),
+        "rank_in_slot": _ranks(rng),
+        "draw_place": _draws(rng),
+        "poll_after_seconds": _polls(),
+        "prequeue_poll_seconds": _prequeue_polls(),
+        "eta_seconds": _etas(),
+        "estimate": _estimates(rng),
+    }
+
+
+def render() -> str:
+    """Compact JSON, one case a line (the file stays small and its diffs readable)."""
+    text = json.dumps(vectors(), sort_keys=True, separators=(",", ":"))
+    return text.replace("},{", "},\n{") + "\n"
+
+
+def test_the_committed_vectors_are_what_the_python_reference_computes() -> None:
+    assert VECTORS.is_file(), f"{VECTORS} is missing: {REGENERATE}"
+    assert json.loads(VECTORS.read_text()) == json.loads(render()), (
+        f"{VECTORS.name} no longer matches waitingroom.domain: {REGENERATE}, and check that "
+        "the waiting page (node --test tests/js/) still agrees"
+    )
+
+
+def test_the_vectors_cover_every_draw_size_the_page_must_handle() -> None:
+    sizes = {case["size"] for case in vectors()["draw_place"]}
+    assert {1, 2, 3, 1000, 1_000_003} <= sizes
+
+
+if __name__ == "__main__":
+    VECTORS.write_text(render())
