@@ -1,10 +1,14 @@
 """Locust: a burst of visitors through the waiting room, an operator, and a verdict at the end.
 
-Each visitor joins once, polls its status at the server's `poll_after_seconds`, and when
-admitted calls the guarded origin a few times and completes, or abandons (before pickup, or
-after it without completing). One operator changes max_active mid-run and samples the room's
-stats. The burst shape spawns thousands of visitors within seconds, then a tail, and stops by
-itself once every visitor's journey is over (or at --max-seconds).
+Each visitor waits through `waitingroom.client.Visitor`, as a browser or an app does
+(CLIENTS.md): it joins once, looks at the room's public state (and once at its settled slot)
+and calls /status only to pick its token up; with --status-only it polls /status at the
+server's pace instead, as clients did before the public documents. When admitted it calls the
+guarded origin a few times and completes, or abandons (before pickup, or after it without
+completing). Each visitor's `end` record counts its requests by kind. One operator changes
+max_active mid-run and samples the room's stats. The burst shape spawns thousands of visitors
+within seconds, then a tail, and stops by itself once every visitor's journey is over (or at
+--max-seconds).
 
 Every event is recorded as JSON lines (--records); in distributed mode the workers send their
 records to the master, which writes the file and the verdict (see loadtests/README.md).
@@ -23,6 +27,8 @@ import os
 import random
 import threading
 import time
+from collections import Counter
+from http.cookiejar import DefaultCookiePolicy
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,6 +37,8 @@ import gevent
 from locust import FastHttpUser, LoadTestShape, events, task
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
+
+from waitingroom import client
 
 LOCAL_API = "http://127.0.0.1:8080"
 LOCAL_ORIGIN = "http://127.0.0.1:8081"
@@ -90,6 +98,12 @@ def _options(parser: Any) -> None:
         help="where the verdict goes (default: next to the records); 'none' skips it",
     )
     g.add_argument("--drained", action="store_true", help="judge unresolved tickets as lost")
+    g.add_argument(
+        "--status-only",
+        action="store_true",
+        env_var="WR_STATUS_ONLY",
+        help="visitors poll /status instead of reading the public documents (the baseline)",
+    )
 
 
 # -- records ------------------------------------------------------------------------------
@@ -163,7 +177,9 @@ def _init(environment: Environment, **_: Any) -> None:
 def _start(environment: Environment, **_: Any) -> None:
     recorder.start()
     if not isinstance(environment.runner, WorkerRunner):
-        recorder.emit(e="run", room=environment.parsed_options.room, host=_host(environment))
+        opts = environment.parsed_options
+        mode = "status_only" if opts.status_only else "documents"
+        recorder.emit(e="run", room=opts.room, host=_host(environment), mode=mode)
 
 
 @events.test_stop.add_listener
@@ -200,6 +216,10 @@ def _verdict(environment: Environment, **_: Any) -> None:
     out = Path(opts.verdict_dir) if opts.verdict_dir else path.parent
     print(verdict.write_report(v, records, out))  # noqa: T201
     print(f"verdict and chart: {out}/verdict.txt, {out}/chart.html")  # noqa: T201
+    rates = request_rates(records)
+    if rates:
+        shown = ", ".join(f"{k} {rates[k]:.2f}" for k in sorted(rates))
+        print(f"requests per waiting visitor per minute: {shown}")  # noqa: T201
     if not v.passed:
         environment.process_exit_code = 1
 
@@ -223,6 +243,22 @@ def _token_seq(token: str) -> int | None:
         return None
 
 
+def request_rates(records: list[dict[str, Any]]) -> dict[str, float]:
+    """Requests per waiting visitor per minute, by kind (join, state, slot, status) and in all,
+    over the visitors whose `end` record counts their requests and the time they waited."""
+    counts: Counter[str] = Counter()
+    minutes = 0.0
+    for r in records:
+        if r.get("e") == "end" and r.get("waited_s") and r.get("requests"):
+            counts.update(r["requests"])
+            minutes += float(r["waited_s"]) / 60
+    if minutes <= 0:
+        return {}
+    rates = {k: n / minutes for k, n in counts.items()}
+    rates["all"] = sum(counts.values()) / minutes
+    return rates
+
+
 # -- users --------------------------------------------------------------------------------
 
 
@@ -234,11 +270,14 @@ class Visitor(FastHttpUser):
     network_timeout = 30.0
     connection_timeout = 10.0
 
-    def on_start(self) -> None:
-        self.done = False
-
     def wait_time(self) -> float:
         return 3600.0  # one journey per visitor; afterwards the user idles until the run ends
+
+    def on_start(self) -> None:
+        self.done = False
+        # CLIENTS.md: never send cookies (the edge's cache serves the documents to everybody);
+        # the ticket and the token travel as Authorization headers
+        self.client.cookiejar.set_policy(DefaultCookiePolicy(allowed_domains=[]))
 
     @task
     def journey(self) -> None:
@@ -255,56 +294,87 @@ class Visitor(FastHttpUser):
             plan = "leave_before_pickup"
         elif r < opts.leave_before_pickup + opts.leave_without_complete:
             plan = "leave_without_complete"
+        visitor = client.Visitor(opts.room, status_only=opts.status_only, rng=rng)
         outcome = "error"
+        self.joined_at: float | None = None
+        self.waited_until: float | None = None
         try:
-            outcome = self._journey(vid, plan, rng, opts)
+            outcome = self._journey(visitor, vid, plan, rng, opts)
         except gevent.GreenletExit:
             outcome = "stopped"
             raise
         finally:
-            recorder.emit(e="end", v=vid, outcome=outcome)
+            end = self.waited_until or time.time()
+            waited = round(end - self.joined_at, 3) if self.joined_at is not None else None
+            recorder.emit(
+                e="end", v=vid, outcome=outcome, requests=dict(visitor.requests), waited_s=waited
+            )
 
-    def _journey(self, vid: str, plan: str, rng: random.Random, opts: Any) -> str:
-        room = opts.room
-        t0 = time.time()
-        with self.client.post(
-            f"/rooms/{room}/join", name="join", catch_response=True, json={}
+    def _send(self, call: client.Call) -> client.Reply:
+        """One request of the visitor's, named by its kind in Locust's statistics."""
+        with self.client.request(
+            call.method,
+            call.path,
+            name=call.kind,
+            headers=dict(call.headers),
+            json=call.json,
+            catch_response=True,
         ) as resp:
-            if resp.status_code != 201:
-                resp.failure(f"join answered {resp.status_code}")
-                return "join_failed"
-            body = resp.json()
-        ticket = body["ticket"]
-        recorder.emit(e="join", v=vid, t0=t0, number=body["number"], ticket=ticket, plan=plan)
-        auth = {"Authorization": f"Bearer {ticket}"}
-        poll_after = float(body.get("poll_after_seconds") or 1)
-        polls_left = rng.randint(0, 4) if plan == "leave_before_pickup" else None
-        while True:
-            if polls_left is not None:
-                if polls_left == 0:
+            status = resp.status_code or 0
+            expected = (
+                status < 400
+                or (status == 404 and call.kind == "slot")  # not settled here yet
+                or (status == 410 and call.kind == "status")  # reclaimed or closed: judged later
+            )
+            if expected:
+                resp.success()
+            else:
+                resp.failure(f"{call.kind} answered {status}")
+            try:
+                body = resp.json() if resp.content else None
+            except ValueError:
+                body = None
+            retry_after = resp.headers.get("Retry-After") if resp.headers else None
+            return client.Reply(status, {"Retry-After": retry_after} if retry_after else {}, body)
+
+    def _journey(
+        self, visitor: client.Visitor, vid: str, plan: str, rng: random.Random, opts: Any
+    ) -> str:
+        t0 = time.time()
+        looks_left = rng.randint(0, 4) if plan == "leave_before_pickup" else None
+        while (call := visitor.next()) is not None:
+            if call.kind in ("state", "status") and looks_left is not None:
+                if looks_left == 0:
+                    self.waited_until = time.time()
                     return "left_waiting"
-                polls_left -= 1
-            gevent.sleep(poll_after * rng.uniform(0.9, 1.1))
-            with self.client.get(
-                f"/rooms/{room}/status", headers=auth, name="status", catch_response=True
-            ) as resp:
-                if resp.status_code == 410:
-                    resp.success()  # reclaimed: an expected answer, judged by the verdict
-                    return "gone"
-                if resp.status_code != 200:
-                    resp.failure(f"status answered {resp.status_code}")
-                    if resp.status_code >= 500 or resp.status_code == 0:
-                        poll_after = 2.0
-                        continue
-                    return "error"
-                body = resp.json()
-            if body.get("state") == "admitted":
-                break
-            poll_after = float(body.get("poll_after_seconds") or 1)
-        token = body["token"]
-        recorder.emit(e="admit", v=vid, exp=body["expires_at"], seq=_token_seq(token))
+                looks_left -= 1
+            if call.after > 0:
+                gevent.sleep(call.after)
+            joined = visitor.ticket is not None
+            reply = self._send(call)
+            visitor.answer(reply, time.time())
+            if not joined and visitor.ticket is not None and call.kind == "join":
+                self.joined_at = time.time()
+                recorder.emit(
+                    e="join",
+                    v=vid,
+                    t0=t0,
+                    number=visitor.joined_number,
+                    ticket=visitor.ticket.text,
+                    plan=plan,
+                    position=visitor.place.position if visitor.place else None,
+                )
+        self.waited_until = time.time()
+        result = visitor.outcome
+        assert result is not None
+        if result.kind != "admitted" or result.token is None:
+            if visitor.ticket is None:
+                return "join_failed"
+            return "gone" if result.status == 410 else "error"
+        token = result.token
+        recorder.emit(e="admit", v=vid, exp=result.expires_at, seq=_token_seq(token))
         origin = opts.origin or (
-            LOCAL_ORIGIN if _is_loopback(_host(self.environment)) else body.get("origin_url", "")
+            LOCAL_ORIGIN if _is_loopback(_host(self.environment)) else result.origin_url or ""
         )
         bearer = {"Authorization": f"Bearer {token}"}
         for _ in range(opts.origin_calls):
@@ -321,7 +391,7 @@ class Visitor(FastHttpUser):
         if plan == "leave_without_complete":
             return "left_active"
         with self.client.post(
-            f"/rooms/{room}/complete", headers=bearer, name="complete", catch_response=True
+            f"/rooms/{opts.room}/complete", headers=bearer, name="complete", catch_response=True
         ) as resp:
             if resp.status_code != 204:
                 resp.failure(f"complete answered {resp.status_code}")
