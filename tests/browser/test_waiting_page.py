@@ -4,10 +4,15 @@ Three visitors (plain HTTP) join first with max_active 1: the first is let in, s
 waits behind two. A reload keeps the same ticket and a place no further back; completing the
 sessions ahead makes the browser's position fall, until it is admitted and redirected to the
 origin, which lets it in with the `waitingroom_token` cookie.
+
+The page computes its place from its ticket and the room's public documents (CLIENTS.md): the
+positions it shows are the ones the API's /status gives, and while it waits it asks only for the
+room state (and its slot document once), never /status.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import time
@@ -27,21 +32,23 @@ DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 pytestmark = pytest.mark.browser
 
 
-def _join(client: httpx.Client) -> str:
-    r = client.post(f"/rooms/{ROOM}/join")
+def _join(client: httpx.Client, room: str = ROOM) -> str:
+    r = client.post(f"/rooms/{room}/join")
     assert r.status_code == 201, r.text
     ticket: str = r.json()["ticket"]
     return ticket
 
 
-def _admit_next(client: httpx.Client, waiting: list[str], timeout: float = 20) -> str:
+def _admit_next(
+    client: httpx.Client, waiting: list[str], timeout: float = 20, room: str = ROOM
+) -> str:
     """Poll the waiting tickets like visitors do until one is admitted (which picks its place
     up); drop it from `waiting` and return its admission token. Within one second of joins the
     queue order is by random shard, so which one goes first is not known in advance."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for ticket in waiting:
-            r = client.get(f"/rooms/{ROOM}/status", headers={"Authorization": f"Bearer {ticket}"})
+            r = client.get(f"/rooms/{room}/status", headers={"Authorization": f"Bearer {ticket}"})
             assert r.status_code == 200, r.text
             body: dict[str, Any] = r.json()
             if body["state"] == "admitted":
@@ -72,8 +79,17 @@ def _exact_position(page: Page, below: int | None = None, timeout: float = 25) -
     return int(page.locator("#position").get_attribute("data-position") or "0")
 
 
-def _stored_ticket(page: Page) -> str:
-    raw = page.evaluate(f"() => localStorage.getItem({json.dumps(STORE_KEY)})")
+def _server_place(client: httpx.Client, ticket: str, room: str = ROOM) -> dict[str, Any]:
+    r = client.get(f"/rooms/{room}/status", headers={"Authorization": f"Bearer {ticket}"})
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    assert body["state"] == "waiting", body
+    return body
+
+
+def _stored_ticket(page: Page, room: str = ROOM) -> str:
+    key = f"waitingroom:ticket:{room}"
+    raw = page.evaluate(f"() => localStorage.getItem({json.dumps(key)})")
     assert isinstance(raw, str), "the page keeps its place in localStorage"
     ticket = json.loads(raw)["ticket"]
     assert isinstance(ticket, str) and ticket
@@ -116,6 +132,8 @@ def test_a_visitor_waits_keeps_the_place_across_a_reload_and_lands_on_the_origin
             first = _exact_position(page)
             assert first > 1, "two visitors are still ahead"
             ticket = _stored_ticket(page)
+            server = _server_place(client, ticket)
+            assert (server["position"], server["position_is_exact"]) == (first, True)
             assert page.locator("#ahead").inner_text().strip() == str(first - 1)
             assert page.locator("#eta").inner_text().strip()
             assert page.locator("#updated").inner_text().count(":") == 2  # HH:MM:SS
@@ -132,6 +150,7 @@ def test_a_visitor_waits_keeps_the_place_across_a_reload_and_lands_on_the_origin
             in_origin = _admit_next(client, ahead)
             fallen = _exact_position(page, below=again)
             assert fallen < again, "the position falls as people ahead are let in"
+            assert _server_place(client, ticket)["position"] == fallen
             # reduced motion: the bar is drawn at its value at once, no animation to wait for
             done = int(page.locator("#progress").get_attribute("aria-valuenow") or "0")
             assert _stored(page)["first"] == first, "the bar measures from the first exact place"
@@ -185,6 +204,7 @@ def test_the_page_rejoins_for_a_bad_ticket_rides_out_an_outage_and_can_join_agai
     page = context.new_page()
     # the page sends back the state version it saw (?v=N): match the route with or without it
     status_url = re.compile(re.escape(f"{stack.api_url}/rooms/{ROOM}/status") + r"(\?.*)?$")
+    state_url = f"{stack.api_url}/rooms/{ROOM}/state"
     try:
         page.goto(f"{stack.api_url}/rooms/{ROOM}")
         _state(page, "waiting")
@@ -199,9 +219,9 @@ def test_the_page_rejoins_for_a_bad_ticket_rides_out_an_outage_and_can_join_agai
         assert rec["ticket"] != "not-a-ticket" and rec["idem"] != "wr-old"
         ticket = rec["ticket"]
 
-        # the store is down: 503 with Retry-After; the place is kept and the page says so
+        # the API is down: 503 with Retry-After; the place is kept and the page says so
         page.route(
-            status_url,
+            state_url,
             lambda route: route.fulfill(
                 status=503,
                 headers={"Retry-After": "1", "Content-Type": "application/json"},
@@ -212,12 +232,13 @@ def test_the_page_rejoins_for_a_bad_ticket_rides_out_an_outage_and_can_join_agai
         page.locator("body[data-connection=reconnecting]").wait_for(state="attached")
         assert "Reconnecting" in page.locator("#note").inner_text()
         page.screenshot(path=str(ARTIFACTS / "reconnecting-phone.png"))
-        page.unroute(status_url)
+        page.unroute(state_url)
         page.locator("body[data-connection=ok]").wait_for(state="attached", timeout=15_000)
         assert page.locator("#note").inner_text() == ""
         assert _stored(page)["ticket"] == ticket, "an outage never costs the place"
 
-        # the place ended (reclaimed or completed): say so, and offer a new one
+        # the place ended (reclaimed or completed): the check of a reloaded ticket says so, and
+        # the page offers a new one
         page.route(
             status_url,
             lambda route: route.fulfill(
@@ -226,7 +247,7 @@ def test_the_page_rejoins_for_a_bad_ticket_rides_out_an_outage_and_can_join_agai
                 body='{"error": "expired", "message": "this ticket\'s session has expired"}',
             ),
         )
-        _poll_now(page)
+        page.reload()
         _state(page, "ended")
         page.screenshot(path=str(ARTIFACTS / "ended-phone.png"))
         page.unroute(status_url)
@@ -264,5 +285,132 @@ def test_the_page_reads_well_on_a_desktop(stack: Stack, browser: Browser) -> Non
         box = page.locator("main").bounding_box()
         assert box is not None and box["width"] <= 34 * 16 + 1, "a readable column, not full width"
         page.screenshot(path=str(ARTIFACTS / "waiting-desktop.png"))
+    finally:
+        context.close()
+
+
+def _quiet_room(client: httpx.Client, stack: Stack, room: str) -> list[str]:
+    """A room of its own with max_active 1: one visitor let in, two waiting; their tickets."""
+    r = client.put(
+        f"/admin/rooms/{room}",
+        headers=stack.admin,
+        json={"max_active": 1, "session_seconds": 120, "pickup_seconds": 60},
+    )
+    assert r.status_code in (200, 201), r.text
+    ahead = [_join(client, room) for _ in range(3)]
+    _admit_next(client, ahead, room=room)
+    return ahead
+
+
+def _api_path(url: str, stack: Stack) -> str:
+    return url.removeprefix(stack.api_url).split("?")[0]
+
+
+def test_while_waiting_the_page_asks_only_the_public_documents(
+    stack: Stack, browser: Browser
+) -> None:
+    room = "quiet-room"
+    with httpx.Client(base_url=stack.api_url, timeout=10) as client:
+        _quiet_room(client, stack, room)
+        context = browser.new_context(viewport=PHONE)
+        page = context.new_page()
+        seen: list[tuple[float, str, str]] = []
+        page.on(
+            "request",
+            lambda req: seen.append((time.monotonic(), req.method, _api_path(req.url, stack))),
+        )
+        try:
+            page.goto(f"{stack.api_url}/rooms/{room}")
+            shown = _exact_position(page)
+            assert shown == 3, "two visitors wait ahead of the browser"
+            ticket = _stored_ticket(page, room)
+            server = _server_place(client, ticket, room)
+            assert (server["position"], server["position_is_exact"]) == (shown, True)
+
+            watched_from = time.monotonic()
+            page.wait_for_timeout(30_000)
+            watched = time.monotonic() - watched_from
+            while_exact = [path for t, _, path in seen if t >= watched_from]
+            paths = [path for _, _, path in seen]
+            assert f"/rooms/{room}/status" not in paths, "the place is computed, not asked for"
+            assert paths.count(f"/rooms/{room}/join") == 1
+            assert paths.count(f"/rooms/{room}/slots/{_ticket_slot(ticket)}") <= 1, (
+                "the slot document is read once"
+            )
+            looks = while_exact.count(f"/rooms/{room}/state")
+            assert looks >= 1, "the page keeps looking at the room's state"
+            assert set(while_exact) == {f"/rooms/{room}/state"}, while_exact
+            assert int(page.locator("#position").get_attribute("data-position") or "0") == shown
+            print(
+                f"\nwhile waiting at place {shown}: {looks} state requests in {watched:.0f} s "
+                f"({60 * looks / watched:.1f}/min), 0 /status; whole visit: "
+                + ", ".join(f"{p} x{paths.count(p)}" for p in sorted(set(paths)) if "/rooms/" in p)
+            )
+        finally:
+            context.close()
+
+
+def _ticket_slot(ticket: str) -> int:
+    payload = ticket.split(".")[0]
+    return int(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).split(b":")[1])
+
+
+def _altered(ticket: str) -> str:
+    """The same ticket one place further forward in its slot (k - 1, or another shard)."""
+    body, mac = ticket.split(".")
+    room, slot, shard, k, joined = (
+        base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode().split(":")
+    )
+    new_k = int(k) - 1 if int(k) > 1 else int(k)
+    new_shard = int(shard) if new_k != int(k) else (int(shard) + 1) % 256
+    payload = f"{room}:{slot}:{new_shard}:{new_k}:{joined}".encode()
+    return base64.urlsafe_b64encode(payload).rstrip(b"=").decode() + "." + mac
+
+
+# Records every place the page shows, with the ticket stored when it shows it.
+SHOWN_SCRIPT = """
+window.__shown = [];
+new MutationObserver(() => {
+    const p = document.getElementById("position");
+    const raw = localStorage.getItem(STORE_KEY);
+    if (p && p.dataset.position) {
+        window.__shown.push([raw ? JSON.parse(raw).ticket : null, p.dataset.position]);
+    }
+}).observe(document, {subtree: true, attributes: true, attributeFilter: ["data-position"]});
+"""
+
+
+def test_a_ticket_altered_in_storage_never_shows_a_place(stack: Stack, browser: Browser) -> None:
+    room = "altered-room"
+    key = f"waitingroom:ticket:{room}"
+    with httpx.Client(base_url=stack.api_url, timeout=10) as client:
+        _quiet_room(client, stack, room)
+    context = browser.new_context(viewport=PHONE)
+    context.add_init_script(script=SHOWN_SCRIPT.replace("STORE_KEY", json.dumps(key)))
+    page = context.new_page()
+    answers: list[tuple[str, int]] = []
+    page.on("response", lambda res: answers.append((_api_path(res.url, stack), res.status)))
+    try:
+        page.goto(f"{stack.api_url}/rooms/{room}")
+        _exact_position(page)
+        ticket = _stored_ticket(page, room)
+        forged = _altered(ticket)
+        page.evaluate(
+            f"(t) => {{ const r = JSON.parse(localStorage.getItem({json.dumps(key)}));"
+            f" r.ticket = t; localStorage.setItem({json.dumps(key)}, JSON.stringify(r)); }}",
+            forged,
+        )
+        answers.clear()
+        page.reload()
+        _exact_position(page)
+        rejoined = _stored_ticket(page, room)
+        assert rejoined not in (ticket, forged), "the page took a new place"
+        shown = page.evaluate("() => window.__shown")
+        assert shown and all(t != forged for t, _ in shown), shown
+        calls = [(path, st) for path, st in answers if path.startswith(f"/rooms/{room}/")]
+        assert calls[0] == (f"/rooms/{room}/status", 401), (
+            "the stored ticket is checked before any place is computed from it",
+            calls,
+        )
     finally:
         context.close()

@@ -1,9 +1,13 @@
-// The waiting page's script: joins the room, polls the visitor's place and sends them on when
-// admitted. Every URL it calls is relative to the page's own path, so the page works behind any
-// prefix (an API Gateway stage, a CDN path). The decisions live in waiting-logic.mjs.
+// The waiting page's script: joins the room, then works out the visitor's place itself from its
+// ticket and the room's two public documents (the state, and the ticket's settled slot), which
+// the edge answers from its cache; the API is asked only to check a ticket read back from
+// storage, and for the pickup when the line reaches the visitor (CLIENTS.md). Every URL it calls
+// is relative to the page's own path, so the page works behind any prefix (an API Gateway stage,
+// a CDN path). The decisions live in waiting-logic.mjs.
 import {
-  POW_CODES, backoffSeconds, clock, delayMs, newKey, newStart, pollSeconds,
-  retryAfterSeconds, safeUrl, shownPlace, solve, ticketStore, transient, usableStorage, waitingTexts,
+  POW_CODES, backoffSeconds, clock, delayMs, jitter, newKey, newStart, newerState,
+  nextLookSeconds, placeBody, placeOf, pollSeconds, readTicket, retryAfterSeconds, safeUrl,
+  shownPlace, solve, ticketStore, transient, usableStorage, waitingTexts,
 } from "./waiting-logic.mjs";
 
 const ROOM = document.body.getAttribute("data-room") || "";
@@ -22,6 +26,9 @@ let timer = null;
 let busy = false;
 let failures = 0;
 let rejoined = false;
+let verified = null;  // the ticket the API has accepted during this page's life (join or status)
+let slotDoc = null;  // the ticket's settled slot document, once read: it never changes
+let closedAsked = false;
 let view = "joining";
 let lastAnnounced = "";
 let lastAnnouncedAt = 0;
@@ -173,11 +180,17 @@ function recovered() {
   note("");
   document.body.setAttribute("data-connection", "ok");
 }
-function request(path, options) {
+// The API's answers are the visitor's own (no-store, with its cookies); the public documents
+// are everybody's: sent without credentials and cached as their headers say.
+function request(path, options, shared) {
   const ctrl = typeof AbortController === "function" ? new AbortController() : null;
   const t = ctrl ? setTimeout(function () { ctrl.abort(); }, REQUEST_TIMEOUT_MS) : null;
-  options.cache = "no-store";
-  options.credentials = "same-origin";
+  if (shared) {
+    options.credentials = "omit";
+  } else {
+    options.cache = "no-store";
+    options.credentials = "same-origin";
+  }
   if (ctrl) { options.signal = ctrl.signal; }
   return fetch(BASE + path, options).then(function (res) {
     return res.text().then(function (text) {
@@ -222,7 +235,7 @@ function proveThenJoin() {
 
 function join() {
   const rec = load();
-  if (rec.ticket) { poll(); return; }  // another tab joined meanwhile
+  if (rec.ticket) { look(); return; }  // another tab joined meanwhile
   if (!rec.idem) {
     rec.idem = newKey(function (bytes) { return window.crypto.getRandomValues(bytes); });
     save(rec);
@@ -250,16 +263,21 @@ function join() {
       powTries = 0;
       recovered();
       const now = load();
-      if (now.idem !== rec.idem && now.ticket) { poll(); return; }
+      if (now.idem !== rec.idem && now.ticket) { look(); return; }
       now.idem = rec.idem;
       now.ticket = r.body.ticket;
       now.number = r.body.number;
       now.joined_at = Date.now();
+      now.u = Math.random();  // this visitor's own moment in a pre-queue's opening spread
       delete now.first;
       delete now.first_exact;
+      delete now.slot_doc;
       save(now);
+      verified = now.ticket;  // just given by the API: trusted
+      slotDoc = null;
+      closedAsked = false;
       renderWaiting(r.body);
-      later(poll, pollSeconds(r.body));
+      later(look, pollSeconds(r.body));
     } else if (st === 409 && r.body.error === "room_closed") {
       closed(r.body.message);
     } else if (st === 404) {
@@ -275,16 +293,20 @@ function join() {
   });
 }
 
-function poll() {
+// Asks the API where the ticket stands: once for a ticket read back from storage (a forged or
+// altered one gets a 401 and never a position), and for the pickup when the line has reached it
+// or the room has closed.
+function status() {
   const rec = load();
   if (!rec.ticket) { join(); return; }
   if (busy) { return; }
   busy = true;
-  // send back the state version we were last answered from: another server never answers
-  // from an older one, so the place shown never goes back up
+  const asked = rec.ticket;
+  // the state version the page has seen: the answer is never from an older one, so the place
+  // shown never goes back up
   request("/status" + (rec.v ? "?v=" + rec.v : ""), {
     method: "GET",
-    headers: { "Accept": "application/json", "Authorization": "Bearer " + rec.ticket }
+    headers: { "Accept": "application/json", "Authorization": "Bearer " + asked }
   }).then(function (r) {
     busy = false;
     const st = r.res.status;
@@ -295,13 +317,14 @@ function poll() {
       arrive(r.body);
     } else if (st === 200) {
       recovered();
-      if (Number(r.body.state_version) > (Number(load().v) || 0)) {
-        const kept = load();
+      verified = asked;
+      const kept = load();
+      if (Number(r.body.state_version) > (Number(kept.v) || 0)) {
         kept.v = Number(r.body.state_version);
         save(kept);
       }
       renderWaiting(r.body);
-      later(poll, pollSeconds(r.body));
+      later(look, pollSeconds(r.body));
     } else if (st === 410 && code === "room_closed") {
       recovered();
       closed(r.body.message);
@@ -309,21 +332,110 @@ function poll() {
       recovered();
       ended(code, r.body.message);
     } else if (st === 401 && !rejoined) {
-      rejoined = true;  // a ticket this room no longer accepts: take a new place, once
+      // a ticket this room does not accept (altered, forged, or signed with a retired secret):
+      // say so and take a new place, once
+      rejoined = true;
+      note("Your saved place could not be confirmed: taking a new place in line.");
+      show("joining");
       forget();
       join();
     } else if (st === 409 && code === "room_closed") {
       closed(r.body.message);
     } else if (st === 404) {
       problem("There is no waiting room here. Check the address.");
+    } else if (st === 401) {
+      problem(r.body.message || "The waiting room did not accept your place.");
     } else if (transient(st)) {
-      backoff(poll, r.res);
+      backoff(status, r.res);
     } else {
       problem(r.body.message || "The waiting room could not check your place (" + st + ").");
     }
   }, function () {
     busy = false;
-    backoff(poll, null);
+    backoff(status, null);
+  });
+}
+
+function fetchJson(path) {
+  return request(path, { method: "GET", headers: { "Accept": "application/json" } }, true);
+}
+
+// The ticket's settled slot document: from memory, storage, or the edge (once; a 404 means not
+// settled yet). Resolves to the document or null; rejects on a network error.
+function settledSlot(t, rec) {
+  if (slotDoc && slotDoc.slot === t.slot) { return Promise.resolve(slotDoc); }
+  if (rec.slot_doc && rec.slot_doc.slot === t.slot && Array.isArray(rec.slot_doc.counts)) {
+    slotDoc = rec.slot_doc;
+    return Promise.resolve(slotDoc);
+  }
+  return fetchJson("/slots/" + t.slot).then(function (r) {
+    if (r.res.status !== 200 || Number(r.body.slot) !== t.slot || !Array.isArray(r.body.counts)) {
+      return null;
+    }
+    slotDoc = r.body;
+    const kept = load();
+    if (kept.ticket === rec.ticket) {
+      kept.slot_doc = r.body;
+      save(kept);
+    }
+    return slotDoc;
+  });
+}
+
+// One look: the room's state (from the edge), the slot once, then the place computed here.
+function look() {
+  const rec = load();
+  if (!rec.ticket) { join(); return; }
+  if (rec.ticket !== verified) { status(); return; }  // read back from storage: check it first
+  const t = readTicket(rec.ticket, ROOM);
+  if (!t) { status(); return; }  // a form this page cannot read: the API places it
+  if (busy) { return; }
+  busy = true;
+  fetchJson("/state").then(function (r) {
+    const st = r.res.status;
+    if (st !== 200 || typeof r.body.version !== "number") {
+      busy = false;
+      if (st === 404) { problem("There is no waiting room here. Check the address."); return; }
+      backoff(look, r.res);
+      return;
+    }
+    const kept = load();
+    if (kept.ticket !== rec.ticket) { busy = false; look(); return; }
+    const state = newerState(kept.state, r.body);
+    const seen = Number(kept.v) || 0;
+    if (state.version < seen) {
+      // an older copy than the place already shown came from: keep showing it, look again soon
+      busy = false;
+      recovered();
+      later(look, jitter(1 + Math.random() * 2));
+      return;
+    }
+    kept.state = state;
+    kept.v = state.version;
+    if (typeof kept.u !== "number") { kept.u = Math.random(); }
+    save(kept);
+    const settled = t.slot <= Number(state.settled_through);
+    const wanted = settled && !(
+      state.opens_slot !== null && t.slot < Number(state.opens_slot) && !state.draw_seed
+    );
+    return (wanted ? settledSlot(t, kept) : Promise.resolve(null)).then(function (doc) {
+      return placeOf(t, state, doc);
+    }).then(function (place) {
+      busy = false;
+      recovered();
+      if (place.kind === "turn") {
+        status();  // the pickup: the API admits and hands over the token
+      } else if (place.kind === "closed" && !closedAsked) {
+        closedAsked = true;
+        status();  // the API's 410 says when nobody more will be let in
+      } else {
+        if (place.kind !== "closed") { renderWaiting(placeBody(place)); }
+        later(look, jitter(nextLookSeconds(place, state, kept.u)));
+      }
+    });
+  }).then(null, function () {
+    busy = false;
+    backoff(look, null);
   });
 }
 
@@ -336,15 +448,15 @@ el("rejoin").addEventListener("click", function () {
 });
 document.addEventListener("visibilitychange", function () {
   if (document.visibilityState === "visible" && view === "waiting" && failures === 0) {
-    poll();
+    look();
   }
 });
 window.addEventListener("storage", function (e) {
   // another tab took a new place after this one ended: follow it
   if (e.key === place.key && (view === "ended" || view === "problem") && load().ticket) {
     rejoined = false;
-    poll();
+    look();
   }
 });
-window.addEventListener("online", function () { if (failures > 0) { poll(); } });
-poll();
+window.addEventListener("online", function () { if (failures > 0) { look(); } });
+look();
