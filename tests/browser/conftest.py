@@ -1,4 +1,5 @@
-"""The local stack (`python -m devtools.devstack`) on free ports, and Debian's chromium.
+"""The local stack (`python -m devtools.devstack`, the edge included) on free ports, and Debian's
+chromium.
 
 Started once per module; stopped with SIGTERM (devstack stops its own children). Nothing here
 downloads a browser: `make setup` installs chromium through apt.
@@ -39,6 +40,7 @@ def _wait_ready(stack: Stack, proc: subprocess.Popen[bytes]) -> None:
                     ).status_code
                     == 200
                     and client.get(f"{stack.origin_url}/health").status_code == 200
+                    and client.get(f"{stack.edge_url}/rooms/demo").status_code == 200
                 )
             except httpx.TransportError:
                 ok = False
@@ -61,7 +63,8 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    port, origin_port, db_port = (
+    port, origin_port, edge_port, db_port = (
+        dynamodb_local.free_port(),
         dynamodb_local.free_port(),
         dynamodb_local.free_port(),
         dynamodb_local.free_port(),
@@ -70,6 +73,7 @@ def stack() -> Iterator[Stack]:
     stack = Stack(
         api_url=f"http://127.0.0.1:{port}",
         origin_url=f"http://127.0.0.1:{origin_port}",
+        edge_url=f"http://127.0.0.1:{edge_port}",
         admin_key=admin_key,
         log=ARTIFACTS / "devstack.log",
     )
@@ -77,6 +81,7 @@ def stack() -> Iterator[Stack]:
         **os.environ,
         "PORT": str(port),
         "ORIGIN_PORT": str(origin_port),
+        "EDGE_PORT": str(edge_port),
         "DYNAMODB_PORT": str(db_port),
         "WAITINGROOM_ADMIN_KEY": admin_key,
         "WAITINGROOM_TICK_SECONDS": "1",

@@ -25,6 +25,7 @@ STARTUP_SECONDS = 60
 class Stack:
     api_url: str
     origin_url: str
+    edge_url: str  # nginx in front of both, as CloudFront in AWS (devtools/edge.py)
     admin_key: str
     log: Path
 
