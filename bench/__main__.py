@@ -6,6 +6,8 @@
   d. DynamoDB operations per visitor by phase (botocore hooks, DynamoDB Local, >= 1,000 visitors)
   e. partition load at the target scale (a model replaying the store's key choices)
   f. drainer admissions/s with 10,000 waiting tickets (DynamoDB Local), count exact
+  g. quotas at the target scale, before and after the edge answers waiting visitors (a model:
+     bench/quota.py), the raises to ask for, WarmThroughput, the cost per 1,000,000 visitors
 
 Figures, not timed tests: they vary with the machine; the ratios are what matter.
 `python -m bench a c e` runs only some sections.
@@ -594,7 +596,7 @@ def bench_drainer(ddb: Ddb) -> None:
 
 def main(argv: list[str]) -> int:
     logging.disable(logging.INFO)  # the API logs every request; the figures are what matter
-    sections = set(argv) or set("abcdef")
+    sections = set(argv) or set("abcdefg")
     say("waitingroom benchmarks (figures vary by machine; targets are ratios and counts)")
     ddb = Ddb() if sections & set("adf") else None
     try:
@@ -610,6 +612,10 @@ def main(argv: list[str]) -> int:
             bench_partitions()
         if "f" in sections and ddb:
             bench_drainer(ddb)
+        if "g" in sections:
+            from bench import quota
+
+            quota.section(say, row)
     finally:
         if ddb:
             ddb.stop()
