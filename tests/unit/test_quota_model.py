@@ -100,5 +100,5 @@ def test_the_edge_design_costs_less_per_million_visitors(model: Model) -> None:
     (before, _), (after, per_after) = model.cost
     assert sum(after.dollars().values()) < sum(before.dollars().values())
     # the back end sees a visitor at its join, its pickup and its complete, and little else
-    assert after.api_requests / 1_000_000 <= 3.01
+    assert after.api_requests / 1_000_000 <= 3.05
     assert sum(per_after.values()) < 40
