@@ -536,3 +536,194 @@ def _camel(name: str) -> str:
 
 def dumps(data: Any) -> str:
     return json.dumps(data, indent=1, sort_keys=True, default=str)
+
+
+# ------------------------------------------------------------------ the CloudFront distribution
+CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"  # Managed-CachingDisabled
+ALL_VIEWER_EXCEPT_HOST = "b689b0a8-53d0-40ab-baf2-68738e2966ac"  # Managed-AllViewerExceptHostHeader
+YEAR = 31_536_000
+
+# What the edge must do for each route of the app (CLIENTS.md §2, DESIGN.md "Public contract"):
+#   state     one copy for everybody, at most 2 s old
+#   public    one copy for everybody, as long as the API's Cache-Control says (up to a year)
+#   visitor   never cached; cookies, headers and query strings reach the API
+#   bearer    a visitor route whose caller may send Authorization: not through the signing origin
+#   none      not served through the distribution
+EDGE_ROUTES = {
+    "/rooms/{room}/state": "state",
+    "/rooms/{room}/slots/{slot}": "public",
+    "/rooms/_assets/{name}": "public",
+    "/rooms/{room}": "public",
+    "/rooms/{room}/revoked": "public",
+    "/.well-known/jwks.json": "public",
+    "/rooms/{room}/join": "visitor",
+    "/rooms/{room}/challenge": "visitor",
+    "/rooms/{room}/status": "bearer",
+    "/rooms/{room}/complete": "bearer",
+    "/health": "none",
+}
+SAMPLE_VALUES = {"room": "demo", "slot": "1764505230", "name": "waiting.0123456789abcdef.js"}
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    pattern: str  # "*" for the default behaviour
+    props: dict[str, Any]
+
+    @property
+    def origin(self) -> str:
+        return str(self.props.get("TargetOriginId"))
+
+
+def distribution(template: dict[str, Any]) -> dict[str, Any]:
+    found = resources_of(template, "AWS::CloudFront::Distribution")
+    assert len(found) == 1, f"expected one distribution, found {sorted(found)}"
+    config: dict[str, Any] = next(iter(found.values()))["Properties"]["DistributionConfig"]
+    return config
+
+
+def behaviours(template: dict[str, Any]) -> list[Behaviour]:
+    """The distribution's cache behaviours in the order CloudFront tries them."""
+    config = distribution(template)
+    ordered = [Behaviour(b["PathPattern"], b) for b in config.get("CacheBehaviors", [])]
+    return [*ordered, Behaviour("*", config["DefaultCacheBehavior"])]
+
+
+def _pattern_regex(pattern: str) -> re.Pattern[str]:
+    # CloudFront: `*` is any run of characters, `/` included; `?` is one character.
+    return re.compile(re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".") + r"\Z")
+
+
+def behaviour_for(path: str, found: list[Behaviour]) -> Behaviour:
+    return next(b for b in found if _pattern_regex(b.pattern).match(path))
+
+
+def origin_kinds(template: dict[str, Any], api_function: str) -> dict[str, str]:
+    """Origin id -> "function_url" (the API function's URL), "http_api" (WaitingRoomApi),
+    "example" (OriginApi) or "other"."""
+    kinds = {}
+    for origin in distribution(template)["Origins"]:
+        domain = origin["DomainName"]
+        if references(domain, f"{api_function}Url"):
+            kinds[origin["Id"]] = "function_url"
+        elif references(domain, "WaitingRoomApi"):
+            kinds[origin["Id"]] = "http_api"
+        elif references(domain, "OriginApi"):
+            kinds[origin["Id"]] = "example"
+        else:
+            kinds[origin["Id"]] = "other"
+    return kinds
+
+
+def cache_policy(template: dict[str, Any], behaviour: Behaviour) -> dict[str, Any] | None:
+    """The behaviour's own cache policy config (None for a managed policy given by id)."""
+    ref = behaviour.props.get("CachePolicyId")
+    if isinstance(ref, dict) and "Ref" in ref:
+        config: dict[str, Any] = template["Resources"][ref["Ref"]]["Properties"][
+            "CachePolicyConfig"
+        ]
+        return config
+    return None
+
+
+def _key_problems(policy: dict[str, Any]) -> list[str]:
+    key = policy.get("ParametersInCacheKeyAndForwardedToOrigin", {})
+    found = [
+        f"{name} {key.get(config, {}).get(field)}"
+        for name, config, field in (
+            ("query strings", "QueryStringsConfig", "QueryStringBehavior"),
+            ("cookies", "CookiesConfig", "CookieBehavior"),
+            ("headers", "HeadersConfig", "HeaderBehavior"),
+        )
+        if key.get(config, {}).get(field) != "none"
+    ]
+    return [f"its cache key holds visitor data: {', '.join(found)}"] if found else []
+
+
+def _route_need_problems(
+    template: dict[str, Any], behaviour: Behaviour, need: str, kind: str
+) -> list[str]:
+    problems: list[str] = []
+    policy = cache_policy(template, behaviour)
+    if need in ("state", "public"):
+        if policy is None:
+            return [f"cache policy {behaviour.props.get('CachePolicyId')} is not the stack's own"]
+        problems += _key_problems(policy)
+        if need == "state" and not int(policy["MaxTTL"]) <= 2:
+            problems.append(f"MaxTTL {policy['MaxTTL']} lets the state get older than 2 s")
+        if need == "public" and int(policy["MaxTTL"]) < YEAR:
+            problems.append(f"MaxTTL {policy['MaxTTL']} cuts immutable documents short of a year")
+        if need == "public" and int(policy["DefaultTTL"]) != 0:
+            problems.append("DefaultTTL is not 0: an answer without Cache-Control would be cached")
+    else:
+        if behaviour.props.get("CachePolicyId") != CACHING_DISABLED:
+            problems.append("is cached (CachePolicyId is not Managed-CachingDisabled)")
+        if behaviour.props.get("OriginRequestPolicyId") != ALL_VIEWER_EXCEPT_HOST:
+            problems.append("does not forward cookies, headers and query strings (all but Host)")
+        if need == "bearer" and kind == "function_url":
+            problems.append("goes through the origin access control: it overwrites Authorization")
+    return problems
+
+
+def edge_problems(template: dict[str, Any], app_routes: list[tuple[str, str]]) -> list[str]:
+    """Each app route, sent through the distribution: to the API as EDGE_ROUTES says, or (the
+    operators' routes and anything EDGE_ROUTES marks "none") never to the API."""
+    api_function = function_by_handler(template, API_HANDLER).logical_id
+    kinds = origin_kinds(template, api_function)
+    found = behaviours(template)
+    problems = []
+    for b in found:
+        if b.props.get("ViewerProtocolPolicy") != "redirect-to-https":
+            problems.append(f"behaviour {b.pattern}: ViewerProtocolPolicy is not redirect-to-https")
+        if b.props.get("Compress") is not True:
+            problems.append(f"behaviour {b.pattern}: Compress is off")
+    for method, path in app_routes:
+        admin = path == "/admin" or path.startswith("/admin/")
+        need = "none" if admin else EDGE_ROUTES.get(path)
+        if need is None:
+            problems.append(f"{method} {path}: not in EDGE_ROUTES (say what the edge should do)")
+            continue
+        sample = re.sub(r"\{(\w+)\}", lambda m: SAMPLE_VALUES.get(m[1], "x"), path)
+        b = behaviour_for(sample, found)
+        kind = kinds.get(b.origin, "other")
+        where = f"{method} {path} (behaviour {b.pattern}, origin {b.origin})"
+        if need == "none":
+            if kind in ("function_url", "http_api"):
+                problems.append(f"{where}: reaches the API through the distribution")
+            continue
+        if kind not in ("function_url", "http_api"):
+            problems.append(f"{where}: does not reach the API")
+            continue
+        if method not in b.props.get("AllowedMethods", ["GET", "HEAD"]):
+            problems.append(f"{where}: {method} is not allowed")
+        problems += [f"{where}: {p}" for p in _route_need_problems(template, b, need, kind)]
+    default = found[-1]
+    if kinds.get(default.origin) != "example" or default.props.get("OriginRequestPolicyId") != (
+        ALL_VIEWER_EXCEPT_HOST
+    ):
+        problems.append("the default behaviour should send everything to the example origin")
+    return problems
+
+
+def cloudfront_function_code(template: dict[str, Any], name: str, **values: str) -> str:
+    """A CloudFront Function's code, with the ${Name} values of its !Sub filled in."""
+    code = template["Resources"][name]["Properties"]["FunctionCode"]
+    if isinstance(code, dict):
+        text, _variables = code["Fn::Sub"]
+        code = re.sub(r"\$\{(\w+)\}", lambda m: values[m[1]], text)
+    return str(code)
+
+
+def run_cloudfront_function(code: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Run a viewer-request function's handler(event) with node; its return value."""
+    script = code + "\nprocess.stdout.write(JSON.stringify(handler(JSON.parse(process.argv[1]))));"
+    done = subprocess.run(
+        ["node", "-e", script, json.dumps(event)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result

@@ -7,7 +7,9 @@ The last tests break a copy of the template on purpose and show that the checks 
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +20,9 @@ from packaging.requirements import Requirement
 
 from tests.infra import cfn_yaml
 from tests.infra.checks import (
+    ALL_VIEWER_EXCEPT_HOST,
     API_HANDLER,
+    CACHING_DISABLED,
     DRAINER_HANDLER,
     GUARD_HANDLER,
     MAKEFILE,
@@ -26,8 +30,14 @@ from tests.infra.checks import (
     ROOT,
     TEMPLATE,
     app_route_problems,
+    behaviour_for,
+    behaviours,
     bundle_import_problem,
+    cache_policy,
     cfn_lint,
+    cloudfront_function_code,
+    distribution,
+    edge_problems,
     fastapi_routes,
     function_by_handler,
     functions,
@@ -37,9 +47,11 @@ from tests.infra.checks import (
     load_template,
     makefile_bundles,
     missing_tools,
+    origin_kinds,
     references,
     resources_of,
     room_default_problems,
+    run_cloudfront_function,
     translate,
 )
 from waitingroom import table
@@ -48,6 +60,12 @@ from waitingroom.settings import ApiSettings
 
 SAM = load_template()
 FUNCTION_IDS = [f.logical_id for f in functions(SAM)]
+API_ID = function_by_handler(SAM, API_HANDLER).logical_id
+
+
+def app_routes() -> list[tuple[str, str]]:
+    pairs, hidden = fastapi_routes(API_HANDLER.rpartition(".")[0])
+    return [(m, path) for m, path in pairs if path not in hidden and m != "HEAD"]
 
 
 @pytest.fixture(scope="session")
@@ -286,6 +304,188 @@ def test_outputs_name_the_urls() -> None:
         assert outputs[name]["Value"]["Fn::Sub"].startswith("https://")
 
 
+# ------------------------------------------------------------------ the edge (CloudFront)
+def test_one_distribution_fronts_the_api_and_the_example_origin() -> None:
+    kinds = origin_kinds(SAM, API_ID)
+    assert sorted(kinds.values()) == ["example", "function_url", "http_api"]
+    found = behaviours(SAM)
+    assert kinds[found[-1].origin] == "example"  # everything not under /rooms or /.well-known
+    config = distribution(SAM)
+    assert config["HttpVersion"] == "http2and3"
+    assert config["Enabled"] is True
+
+
+def test_every_app_route_gets_what_it_needs_at_the_edge_and_admin_is_not_reachable() -> None:
+    assert any(path.startswith("/admin/") for _, path in app_routes())
+    assert edge_problems(SAM, app_routes()) == []
+
+
+def test_the_room_state_is_one_copy_for_everybody_at_most_two_seconds_old() -> None:
+    state = behaviour_for("/rooms/demo/state", behaviours(SAM))
+    policy = cache_policy(SAM, state)
+    assert policy is not None
+    assert int(policy["MaxTTL"]) <= 2
+    key = policy["ParametersInCacheKeyAndForwardedToOrigin"]
+    assert key["QueryStringsConfig"] == {"QueryStringBehavior": "none"}  # ?v=... is one copy
+    assert key["CookiesConfig"] == {"CookieBehavior": "none"}
+    assert key["HeadersConfig"] == {"HeaderBehavior": "none"}  # Authorization is not in it
+    assert "OriginRequestPolicyId" not in state.props  # nothing of the visitor reaches the API
+
+
+@pytest.mark.parametrize(
+    "path", ["/rooms/demo/slots/1764505230", "/rooms/_assets/waiting.0123456789abcdef.js"]
+)
+def test_settled_slots_and_page_assets_may_stay_a_year(path: str) -> None:
+    policy = cache_policy(SAM, behaviour_for(path, behaviours(SAM)))
+    assert policy is not None
+    assert int(policy["MaxTTL"]) >= 31_536_000
+    assert int(policy["DefaultTTL"]) == 0  # only as long as the API says: a slot's 404, 1 s
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/rooms/demo/join"),
+        ("GET", "/rooms/demo/status"),
+        ("GET", "/rooms/demo/challenge"),
+        ("POST", "/rooms/demo/complete"),
+        ("GET", "/"),  # the example origin: the token cookie must reach it
+    ],
+)
+def test_visitor_routes_are_never_cached_and_forward_cookies_and_authorization(
+    method: str, path: str
+) -> None:
+    b = behaviour_for(path, behaviours(SAM))
+    assert b.props["CachePolicyId"] == CACHING_DISABLED
+    # all viewer headers (Authorization, Idempotency-Key, X-Challenge*), cookies, query strings;
+    # not Host, which API Gateway and function URLs refuse when it is not their own
+    assert b.props["OriginRequestPolicyId"] == ALL_VIEWER_EXCEPT_HOST
+    assert method in b.props["AllowedMethods"]
+
+
+def test_bearer_routes_avoid_the_origin_that_overwrites_authorization() -> None:
+    kinds = origin_kinds(SAM, API_ID)
+    for path in ("/rooms/demo/status", "/rooms/demo/complete"):
+        assert kinds[behaviour_for(path, behaviours(SAM)).origin] == "http_api"
+    assert kinds[behaviour_for("/rooms/demo/join", behaviours(SAM)).origin] == "function_url"
+
+
+def test_errors_are_cached_no_longer_than_their_own_cache_control() -> None:
+    errors = distribution(SAM)["CustomErrorResponses"]
+    assert {e["ErrorCode"] for e in errors} >= {400, 403, 404, 500, 502, 503, 504}
+    assert {e["ErrorCachingMinTTL"] for e in errors} == {0}
+    assert not [e for e in errors if "ResponsePagePath" in e]
+
+
+def test_only_this_distribution_may_call_the_api_function_url(cfn: dict[str, Any]) -> None:
+    urls = resources_of(cfn, "AWS::Lambda::Url")
+    assert [u["Properties"]["AuthType"] for u in urls.values()] == ["AWS_IAM"]
+    assert references(next(iter(urls.values()))["Properties"]["TargetFunctionArn"], API_ID)
+    oac_origins = [o for o in distribution(cfn)["Origins"] if "OriginAccessControlId" in o]
+    assert [o["Id"] for o in oac_origins] == [
+        k for k, v in origin_kinds(cfn, API_ID).items() if v == "function_url"
+    ]
+    oac_id = oac_origins[0]["OriginAccessControlId"]["Fn::GetAtt"][0]
+    oac = cfn["Resources"][oac_id]["Properties"]["OriginAccessControlConfig"]
+    assert (oac["OriginAccessControlOriginType"], oac["SigningBehavior"]) == ("lambda", "always")
+    granted = [
+        p["Properties"]
+        for p in resources_of(cfn, "AWS::Lambda::Permission").values()
+        if references(p["Properties"]["FunctionName"], API_ID)
+        and p["Properties"]["Principal"] != "apigateway.amazonaws.com"
+    ]
+    assert sorted(p["Action"] for p in granted) == [
+        "lambda:InvokeFunction",
+        "lambda:InvokeFunctionUrl",
+    ]
+    for p in granted:
+        assert p["Principal"] == "cloudfront.amazonaws.com"
+        assert references(p["SourceArn"], "Distribution")
+        assert ":distribution/${Distribution}" in p["SourceArn"]["Fn::Sub"]
+
+
+def test_waf_and_custom_domain_are_optional() -> None:
+    params = SAM["Parameters"]
+    assert params["WebACLId"]["Default"] == params["DomainName"]["Default"] == ""
+    assert params["CertificateArn"]["Default"] == ""
+    config = distribution(SAM)
+    no_acl = {"Ref": "AWS::NoValue"}
+    assert config["WebACLId"] == {"Fn::If": ["HasWebACL", {"Ref": "WebACLId"}, no_acl]}
+    assert config["Aliases"]["Fn::If"][0] == "HasDomain"
+    own, default_cert = config["ViewerCertificate"]["Fn::If"][1:]
+    assert own["AcmCertificateArn"] == {"Ref": "CertificateArn"}
+    assert own["SslSupportMethod"] == "sni-only"
+    assert default_cert == {"CloudFrontDefaultCertificate": True}
+    url = SAM["Outputs"]["WaitingPageUrl"]["Value"]["Fn::Sub"]
+    assert url[0] == "https://${Host}/rooms/${Room}"
+    assert url[1]["Host"]["Fn::If"][0] == "HasDomain"
+
+
+JOIN_HASH = cloudfront_function_code(SAM, "JoinBodyHashFunction")
+ORIGIN_GATE = cloudfront_function_code(SAM, "OriginGateFunction", Room="demo")
+
+
+def viewer_request(
+    method: str, uri: str, headers: dict[str, str], cookies: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """A CloudFront Functions viewer-request event (runtime 2.0)."""
+    return {
+        "version": "1.0",
+        "context": {"eventType": "viewer-request"},
+        "viewer": {"ip": "198.51.100.7"},
+        "request": {
+            "method": method,
+            "uri": uri,
+            "querystring": {},
+            "headers": {k: {"value": v} for k, v in headers.items()},
+            "cookies": {k: {"value": v} for k, v in (cookies or {}).items()},
+        },
+    }
+
+
+def test_a_join_without_a_body_hash_gets_the_empty_bodys() -> None:
+    out = run_cloudfront_function(JOIN_HASH, viewer_request("POST", "/rooms/demo/join", {}))
+    assert out["headers"]["x-amz-content-sha256"]["value"] == hashlib.sha256(b"").hexdigest()
+    given = hashlib.sha256(b"{}").hexdigest()
+    event = viewer_request("POST", "/rooms/demo/join", {"x-amz-content-sha256": given})
+    assert run_cloudfront_function(JOIN_HASH, event)["headers"]["x-amz-content-sha256"] == {
+        "value": given
+    }
+
+
+def test_a_page_load_without_a_token_is_sent_to_the_waiting_page() -> None:
+    page = {"accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    out = run_cloudfront_function(ORIGIN_GATE, viewer_request("GET", "/", page))
+    assert out["statusCode"] == 302
+    assert out["headers"]["location"]["value"] == "/rooms/demo"
+    with_token = viewer_request("GET", "/", page, {"waitingroom_token": "eyJ..."})
+    assert run_cloudfront_function(ORIGIN_GATE, with_token)["uri"] == "/"  # on to the guard
+    api_call = viewer_request("GET", "/api/hello", {"accept": "application/json"})
+    assert run_cloudfront_function(ORIGIN_GATE, api_call)["uri"] == "/api/hello"  # guard's 401
+
+
+def test_the_api_answers_a_function_url_event_from_the_distribution() -> None:
+    from mangum import Mangum
+
+    from devtools.events import load_event
+    from waitingroom.api import create_app
+    from waitingroom.page import render_waiting_page
+
+    handler = Mangum(create_app(None, None), lifespan="off")  # as waitingroom.bootstrap does
+    context: Any = None  # Lambda's context object; the app does not read it
+    asset = re.findall(r"_assets/(waiting\.[0-9a-f]+\.js)", render_waiting_page("demo"))[0]
+    event = load_event("lambda-url-via-cloudfront")
+    event["rawPath"] = event["requestContext"]["http"]["path"] = f"/rooms/_assets/{asset}"
+    event["requestContext"]["http"]["method"] = "GET"
+    out = handler(event, context)
+    assert out["statusCode"] == 200
+    assert out["headers"]["cache-control"] == "public, max-age=31536000, immutable"
+    event["rawPath"] = event["requestContext"]["http"]["path"] = "/rooms/_assets/nope.js"
+    missing = handler(event, context)
+    assert missing["statusCode"] == 404
+    assert json.loads(missing["body"])["error"]
+
+
 # ------------------------------------------------------------------ broken on purpose
 def test_a_misspelled_handler_is_caught(tmp_path: Path) -> None:
     path = broken_copy(
@@ -367,3 +567,30 @@ def test_a_room_default_that_drifts_from_the_room_settings_is_caught(
 ) -> None:
     problems = room_defaults(cfn_yaml.load(broken_copy(tmp_path, old, new)))
     assert len(problems) == 1 and problem in problems[0], problems
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "problem"),
+    [
+        ("MaxTTL: 2\n", "MaxTTL: 60\n", "lets the state get older than 2 s"),
+        # a state pattern that no longer matches: the state falls to the page's behaviour
+        ("PathPattern: /rooms/*/state", "PathPattern: /rooms/*/state/*", "MaxTTL 31536000"),
+        # a catch-all in front of the page: the operators' routes reach the API
+        ("- PathPattern: /rooms/*\n", "- PathPattern: /*\n", "reaches the API through"),
+        (
+            "- PathPattern: /rooms/*/status\n            TargetOriginId: api-gateway",
+            "- PathPattern: /rooms/*/status\n            TargetOriginId: api-function-url",
+            "overwrites Authorization",
+        ),
+        (
+            "HeadersConfig: { HeaderBehavior: none }\n\n  # Public",
+            "HeadersConfig: { HeaderBehavior: whitelist, Headers: [Authorization] }\n\n  # Public",
+            "its cache key holds visitor data: headers whitelist",
+        ),
+    ],
+)
+def test_an_edge_that_breaks_the_contract_is_caught(
+    tmp_path: Path, old: str, new: str, problem: str
+) -> None:
+    problems = edge_problems(cfn_yaml.load(broken_copy(tmp_path, old, new)), app_routes())
+    assert problems and all(problem in p for p in problems), problems
