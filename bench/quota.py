@@ -679,7 +679,6 @@ class Line:
     quota: str
     values: tuple[float | None, float | None, float | None]  # before, after, after + shield
     verdicts: tuple[str, str]  # after, after + shield
-    unit: str = ""
 
 
 def lines(before: Load, after: Load, shielded: Load) -> list[Line]:
