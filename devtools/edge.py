@@ -48,7 +48,7 @@ def _host_port(url: str) -> str:
     return f"{parts.hostname}:{parts.port}"
 
 
-def render(port: int, api_url: str, origin_url: str, workdir: Path) -> str:
+def render(port: int, api_url: str, origin_url: str, workdir: Path, cache: bool = True) -> str:
     """The configuration for this edge: the template with its {{placeholders}} filled in."""
     # As root, nginx would run its workers as `nobody`, who cannot write the work directory:
     # keep them as the current user. An ordinary user's nginx cannot switch users at all.
@@ -59,6 +59,7 @@ def render(port: int, api_url: str, origin_url: str, workdir: Path) -> str:
         "port": str(port),
         "api": _host_port(api_url),
         "origin": _host_port(origin_url),
+        "cache": "edge" if cache else "off",
     }
     text = TEMPLATE.read_text(encoding="utf-8")
     for name, value in values.items():
@@ -69,11 +70,17 @@ def render(port: int, api_url: str, origin_url: str, workdir: Path) -> str:
 
 
 def start(
-    port: int, api_url: str, origin_url: str, workdir: Path, timeout: float = 15
+    port: int,
+    api_url: str,
+    origin_url: str,
+    workdir: Path,
+    timeout: float = 15,
+    cache: bool = True,
 ) -> subprocess.Popen[bytes]:
     """nginx in the foreground on 127.0.0.1:port, in front of `api_url` (`/rooms/`,
     `/.well-known/`) and `origin_url` (everything else), with an empty cache and access log;
-    returns once the port answers."""
+    returns once the port answers. `cache=False` is the same proxy caching nothing (a
+    baseline: every request reaches the API, logged alike)."""
     nginx = find_nginx()
     workdir = workdir.resolve()
     # a fresh cache and log each time: a cached answer from an earlier stack would be wrong
@@ -83,7 +90,7 @@ def start(
         (workdir / "tmp" / d).mkdir(parents=True, exist_ok=True)
     (workdir / "cache").mkdir()
     conf = workdir / "nginx.conf"
-    conf.write_text(render(port, api_url, origin_url, workdir), encoding="utf-8")
+    conf.write_text(render(port, api_url, origin_url, workdir, cache), encoding="utf-8")
     proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
         [
             nginx,

@@ -86,9 +86,11 @@ class Edge:
 
 
 @contextmanager
-def running_edge(api_url: str, origin_url: str, workdir: Path) -> Iterator[Edge]:
+def running_edge(
+    api_url: str, origin_url: str, workdir: Path, cache: bool = True
+) -> Iterator[Edge]:
     port = dynamodb_local.free_port()
-    proc = edge.start(port, api_url, origin_url, workdir)
+    proc = edge.start(port, api_url, origin_url, workdir, cache=cache)
     try:
         yield Edge(f"http://127.0.0.1:{port}", workdir)
     finally:
@@ -289,3 +291,12 @@ def test_the_state_is_answered_from_the_cache_while_the_api_is_down(
                 assert during.headers["x-cache"] == "Hit"
                 assert during.json() == before.json()
             assert client.post(f"/rooms/{ROOM}/join").status_code == 502
+
+
+def test_the_baseline_proxy_caches_nothing(stack: Stack, tmp_path: Path) -> None:
+    path = f"/rooms/{ROOM}/state"
+    with running_edge(stack.api_url, stack.api_url, tmp_path, cache=False) as plain:
+        answers = [httpx.get(f"{plain.url}{path}", timeout=10) for _ in range(2)]
+        assert [r.status_code for r in answers] == [200, 200]
+        assert [r.headers["x-cache"] for r in answers] == ["Miss", "Miss"]
+        assert plain.wait_fetches(path, 2) == 2
