@@ -230,6 +230,7 @@ def test_a_visitor_waits_on_the_documents_and_calls_status_once_to_pick_up(
 ) -> None:
     memory_service.put_room("demo", {"max_active": 2, "session_seconds": 600, "shards": 4})
     ahead = [memory_service.join("demo", None).ticket for _ in range(6)]
+    clock.advance(1)  # the visitor joins a slot later: behind all six, whatever the shards
     visitor = client.Visitor("demo", rng=random.Random(1))
     shown: list[client.Place] = []
 
@@ -318,6 +319,7 @@ def test_a_closed_room_ends_the_wait_with_a_410(
 ) -> None:
     memory_service.put_room("demo", {"max_active": 1, "session_seconds": 600})
     memory_service.join("demo", None)
+    clock.advance(1)  # the visitor joins a slot later: behind, whatever the shards
     visitor = client.Visitor("demo", rng=random.Random(5))
     call = visitor.next()
     assert call is not None
@@ -340,6 +342,7 @@ def test_status_only_polls_status_at_the_servers_pace(
     memory_service.put_room("demo", {"max_active": 1, "session_seconds": 30, "pickup_seconds": 30})
     for _ in range(3):
         memory_service.join("demo", None)
+    clock.advance(1)  # the visitor joins a slot later: behind all three
     visitor = client.Visitor("demo", status_only=True, rng=random.Random(6))
     run(visitor, transport, clock, memory_drainer)
     assert visitor.outcome is not None and visitor.outcome.kind == "admitted"
