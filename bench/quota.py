@@ -383,8 +383,9 @@ def opening(scale: Scale, *, before: bool, start: int = -300, end: int = 90) -> 
     The last pre-queue slot closes at the opening and settles SETTLE_DELAY later; the drainer
     draws at its next tick (half a tick later, on average) and starts admitting `batch` a
     tick; clients see each state one max-age later. Before the draw is visible a visitor
-    looks per the pre-queue schedule; after it, it fetches its slot once (after) and looks per
-    its position, picking its token up at the first look that finds its turn."""
+    looks per the pre-queue schedule; after it, it looks per its position, picking its token up
+    at the first look that finds its turn. After, its slot document was fetched when the slot
+    settled, during the pre-queue's fill, so the opening costs it one request a look."""
     rng = random.Random(scale.seed)
     n = scale.opening_reps
     weight = scale.prequeue / n
@@ -413,7 +414,6 @@ def opening(scale: Scale, *, before: bool, start: int = -300, end: int = 90) -> 
         u = (i + 0.5) / n  # the visitor's own offset in the opening's spread
         rank = rng.randrange(scale.prequeue)
         t = start - rng.uniform(0, 60)  # its looks are under way at a random phase
-        fetched = False
         while t < end:
             if t < visible:
                 add(looks, t)
@@ -422,9 +422,6 @@ def opening(scale: Scale, *, before: bool, start: int = -300, end: int = 90) -> 
                 else:
                     wait = prequeue_poll_seconds(-t, sized, scale.slot_seconds, u)
             else:
-                if not before and not fetched:
-                    add(slots, t)
-                    fetched = True
                 position = rank - consumed(t) + 1
                 if position <= 0:
                     # after, the look that finds the turn, then the pickup; before, the poll

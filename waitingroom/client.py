@@ -169,9 +169,9 @@ def _in_prequeue(ticket: Ticket, state: RoomState) -> bool:
 
 
 def needs_slot(ticket: Ticket, state: RoomState) -> bool:
-    """The ticket's slot has settled: its (immutable) document gives the exact rank."""
-    before_draw = _in_prequeue(ticket, state) and not state.draw_seed
-    return not before_draw and ticket.slot <= state.settled_through
+    """The ticket's slot has settled: its (immutable) document gives the exact rank. In the
+    pre-queue too, before the draw: the opening then costs one look (the state) a visitor."""
+    return ticket.slot <= state.settled_through
 
 
 def place(ticket: Ticket, state: RoomState, slot: SettledSlot | None) -> Place:

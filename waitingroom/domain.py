@@ -293,7 +293,7 @@ def poll_after_seconds(position: int, eta: int | None, pickup_seconds: int = 120
 # visitor looks first at its own moment in [opening + DRAW_DELAY, + spread), the spread growing
 # with the pre-queue (one second per PREQUEUE_PER_SECOND visitors), so the edge never sees the
 # whole pre-queue in the same second; before the opening it looks at most every 30 s.
-PREQUEUE_PER_SECOND = 100_000
+PREQUEUE_PER_SECOND = 50_000
 MIN_SPREAD_SECONDS = 2.0
 MAX_SPREAD_SECONDS = 60.0
 PREQUEUE_MIN_POLL_SECONDS = 30.0
@@ -320,7 +320,8 @@ def prequeue_poll_seconds(
         return MIN_POLL_SECONDS + offset * spread
     first_after = until_open + draw_delay_seconds(slot_seconds) + offset * spread
     before = max(PREQUEUE_MIN_POLL_SECONDS, min(float(MAX_POLL_SECONDS), until_open / 2))
-    return min(before, first_after)
+    # a look that would fall after the opening anyway waits for the visitor's own moment in it
+    return first_after if before >= until_open else before
 
 
 @dataclass(frozen=True, slots=True)

@@ -320,7 +320,7 @@ export function newerState(kept, fresh) {
 export const MIN_POLL_SECONDS = 2;
 export const MAX_POLL_SECONDS = 60;
 export const UNKNOWN_ETA_POLL_SECONDS = 20;
-const PREQUEUE_PER_SECOND = 100000;
+const PREQUEUE_PER_SECOND = 50000;
 const MIN_SPREAD_SECONDS = 2;
 const MAX_SPREAD_SECONDS = 60;
 const PREQUEUE_MIN_POLL_SECONDS = 30;
@@ -347,7 +347,8 @@ export function prequeuePollSeconds(untilOpen, prequeueSize, slotSeconds, u) {
   if (untilOpen <= 0) { return MIN_POLL_SECONDS + u * spread; }
   const firstAfter = untilOpen + slotSeconds + SETTLE_DELAY_SECONDS + 2 + u * spread;
   const before = Math.max(PREQUEUE_MIN_POLL_SECONDS, Math.min(MAX_POLL_SECONDS, untilOpen / 2));
-  return Math.min(before, firstAfter);
+  // a look that would fall after the opening anyway waits for the visitor's own moment in it
+  return before >= untilOpen ? firstAfter : before;
 }
 
 /** Seconds until the next look at the state for `place` (before the +-20 % jitter). */

@@ -415,10 +415,8 @@ function look() {
     if (typeof kept.u !== "number") { kept.u = Math.random(); }
     save(kept);
     const settled = t.slot <= Number(state.settled_through);
-    const wanted = settled && !(
-      state.opens_slot !== null && t.slot < Number(state.opens_slot) && !state.draw_seed
-    );
-    return (wanted ? settledSlot(t, kept) : Promise.resolve(null)).then(function (doc) {
+    // a pre-queue slot too, before the draw: the opening then costs one look (the state)
+    return (settled ? settledSlot(t, kept) : Promise.resolve(null)).then(function (doc) {
       return placeOf(t, state, doc);
     }).then(function (place) {
       busy = false;
