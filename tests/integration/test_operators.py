@@ -65,6 +65,16 @@ def test_in_aws_admin_routes_need_the_iam_identity_api_gateway_passes_on(
         assert r.status_code == 201, r.text
         entries = signed.get("/admin/rooms/iam/audit").json()["entries"]
         assert entries[0]["actor"] == arn
+    # the same identity through the API function's URL (there for CloudFront): refused
+    via_url = {
+        "requestContext": {
+            **event["requestContext"],
+            "domainName": "abc.lambda-url.eu-west-1.on.aws",
+        }
+    }
+    with TestClient(AwsEventMiddleware(app, via_url), raise_server_exceptions=False) as signed:
+        r = signed.put("/admin/rooms/iam", json={"max_active": 4})
+        assert r.status_code == 401
 
 
 def test_room_defaults_fill_what_a_new_room_leaves_out(store: Store, clock: FakeClock) -> None:

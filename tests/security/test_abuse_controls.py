@@ -106,6 +106,23 @@ def test_a_spoofed_forwarded_for_does_not_change_who_you_are(api: Api) -> None:
     assert _join(api, ip="2.2.2.2, 203.0.113.7").status_code == 429  # same real address
 
 
+def test_behind_cloudfront_the_viewer_address_is_the_client(api: Api) -> None:
+    _use(api, client_key="cloudfront_viewer")
+    _room(api, max_tickets_per_client=1)
+
+    def join(viewer: str) -> int:
+        r = api.client.post(
+            f"/rooms/{ROOM}/join",
+            headers={"CloudFront-Viewer-Address": viewer, "X-Forwarded-For": "9.9.9.9"},
+        )
+        return r.status_code
+
+    assert join("203.0.113.7:4711") == 201
+    assert join("203.0.113.7:5000") == 429  # another port, the same viewer
+    assert join("[2001:db8::1]:4711") == 201  # another viewer (IPv6)
+    assert join("[2001:db8::1]:4712") == 429
+
+
 def test_the_cookie_client_key(api: Api) -> None:
     _use(api, client_key="cookie")
     _room(api, max_tickets_per_client=1)

@@ -72,6 +72,11 @@ def source_ip(request: Request) -> str | None:
 
 def client_address(request: Request, settings: ApiSettings) -> str | None:
     """The client's IP address, from X-Forwarded-For when proxies we trust sit in front."""
+    if settings.client_key == "cloudfront_viewer":
+        viewer = request.headers.get("cloudfront-viewer-address", "")
+        host = viewer.rpartition(":")[0].strip("[]")  # "203.0.113.7:4711", "[2001:db8::1]:4711"
+        if host:
+            return host
     if settings.client_key == "forwarded_for":
         hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",")]
         hops = [h for h in hops if h]
@@ -162,10 +167,15 @@ def require_admin(
 
 
 def iam_caller(event: Any) -> str | None:
-    """The caller's ARN from an IAM-authorised API Gateway event (HTTP API v2 or REST v1)."""
+    """The caller's ARN from an IAM-authorised API Gateway event (HTTP API v2 or REST v1).
+
+    Never from a Lambda function URL: its events carry an IAM block too, but the URL is there
+    for CloudFront (the public routes); operators go through API Gateway."""
     if not isinstance(event, dict):
         return None
     ctx = event.get("requestContext") or {}
+    if ".lambda-url." in str(ctx.get("domainName") or ""):
+        return None
     iam = ((ctx.get("authorizer") or {}).get("iam")) or {}
     arn = iam.get("userArn") or (ctx.get("identity") or {}).get("userArn")
     return str(arn) if arn else None
