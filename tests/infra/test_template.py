@@ -188,6 +188,19 @@ def test_table_equals_waitingroom_table() -> None:
     assert props["DeletionProtectionEnabled"] == {"Ref": "DeletionProtection"}
 
 
+def test_the_table_can_be_pre_warmed_for_a_launch_and_is_not_by_default() -> None:
+    warm = SAM["Resources"]["Table"]["Properties"]["WarmThroughput"]["Fn::If"]
+    assert warm[0] == "WarmTable" and warm[2] == {"Ref": "AWS::NoValue"}
+    assert warm[1] == {
+        "WriteUnitsPerSecond": {"Ref": "TableWarmWriteUnits"},
+        "ReadUnitsPerSecond": {"Ref": "TableWarmReadUnits"},
+    }
+    params = SAM["Parameters"]
+    assert params["TableWarmWriteUnits"]["Default"] == 0
+    # the scale model's figure for 20,000 joins/s fits the parameter (BENCHMARKS.md)
+    assert params["TableWarmWriteUnits"]["MaxValue"] >= 36_000
+
+
 def test_drainer_runs_alone_every_minute_for_under_its_timeout(cfn: dict[str, Any]) -> None:
     drainer = function_by_handler(SAM, DRAINER_HANDLER)
     assert drainer.props["ReservedConcurrentExecutions"] == 1
