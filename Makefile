@@ -84,3 +84,9 @@ rehearsal: setup $(LOAD_STAMP)
 
 bench: setup $(LOAD_STAMP)
 	$(BIN)/python -m bench
+
+# What the edge saves the API: waiting visitors through the local edge against the same crowd
+# without it (loadtests/edge.py; BENCHMARKS.md "Measured through the local edge").
+.PHONY: edge-load
+edge-load: setup $(LOAD_STAMP)
+	$(BIN)/python -m loadtests.edge
