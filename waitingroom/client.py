@@ -333,8 +333,10 @@ class Visitor:
         if self._phase == "done":
             return None
         if self._phase == "join":
-            headers = {"Idempotency-Key": self.idempotency_key, "Content-Type": "application/json"}
-            return Call("join", "POST", f"{base}/join", headers, after, {})
+            # no body: the join needs none, and behind CloudFront's signed origin a body would
+            # need its hash in x-amz-content-sha256
+            headers = {"Idempotency-Key": self.idempotency_key}
+            return Call("join", "POST", f"{base}/join", headers, after)
         assert self.ticket is not None
         if self._phase in ("check", "pickup", "status"):
             path = f"{base}/status"
@@ -442,6 +444,7 @@ class Visitor:
             )
             return
         self._status_version = max(self._status_version, int(body.get("state_version") or 0))
+        self._closed_asked = False  # still waiting: ask again if the room still looks closed
         shown = place_of_answer(body)
         self._set_place(shown)
         poll = float(body.get("poll_after_seconds") or 1)
@@ -489,14 +492,27 @@ class Visitor:
 Transport = Callable[[Call], Reply]
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is answered as it is: the ticket never follows one to another place."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+LOOPBACK = ("localhost", "127.0.0.1", "::1")
+
+
 class UrllibTransport:
-    """Sends a `Call` to `base_url` with urllib: no cookies, no credentials but the ticket."""
+    """Sends a `Call` to `base_url` with urllib: no cookies, no credentials but the ticket,
+    never through a redirect, and over https (plain http only to this machine)."""
 
     def __init__(self, base_url: str, timeout: float = 10.0) -> None:
-        if urllib.parse.urlsplit(base_url).scheme not in ("http", "https"):
-            raise ValueError("base_url must be an http(s) URL")
+        parts = urllib.parse.urlsplit(base_url)
+        if parts.scheme != "https" and not (parts.scheme == "http" and parts.hostname in LOOPBACK):
+            raise ValueError("base_url must be https:// (http:// only for localhost)")
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self._opener = urllib.request.build_opener(_NoRedirects)
 
     def __call__(self, call: Call) -> Reply:
         data = None if call.json is None else json.dumps(call.json).encode()
@@ -504,7 +520,7 @@ class UrllibTransport:
             self.base_url + call.path, data=data, method=call.method, headers=dict(call.headers)
         )
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310
+            with self._opener.open(req, timeout=self.timeout) as resp:
                 return Reply(resp.status, dict(resp.headers.items()), _json_or_none(resp.read()))
         except urllib.error.HTTPError as exc:
             return Reply(exc.code, dict(exc.headers.items()), _json_or_none(exc.read()))

@@ -42,9 +42,14 @@ class UnknownRoom(WaitingRoomError):
 
 
 class SlotNotFound(WaitingRoomError):
-    """A queue slot that is not settled yet, holds no tickets, or never existed."""
+    """A queue slot that is not settled yet, holds no tickets, or never existed. `final`: it
+    never will (settled empty long ago), so the answer may be kept."""
 
     code = "slot_not_found"
+
+    def __init__(self, message: str, *, code: str | None = None, final: bool = False) -> None:
+        super().__init__(message, code=code)
+        self.final = final
 
 
 # -- who is asking ----------------------------------------------------------------------------

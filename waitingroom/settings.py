@@ -60,9 +60,9 @@ class ApiSettings(StoreSettings):
     #   forwarded_for the address `trusted_proxies` hops from the right of X-Forwarded-For
     #                 (each trusted proxy, e.g. CloudFront, appends the address it saw)
     #   cookie        the `client_cookie` cookie, set on first join (browsers only: a bot drops it)
-    #   cloudfront_viewer  the CloudFront-Viewer-Address header (the viewer's ip:port), for an
-    #                 API that only CloudFront can call (a function URL behind origin access
-    #                 control); the source IP when the header is absent
+    #   cloudfront_viewer  the CloudFront-Viewer-Address header (the viewer's ip:port) on a
+    #                 request through the function URL, which only CloudFront can call (origin
+    #                 access control); the source IP otherwise (API Gateway, locally)
     client_key: Literal["source_ip", "forwarded_for", "cookie", "cloudfront_viewer"] = "source_ip"
     trusted_proxies: int = Field(default=1, ge=1, le=10)
     client_cookie: str = Field(default="waitingroom_client", pattern=r"^[A-Za-z0-9_-]{1,64}$")

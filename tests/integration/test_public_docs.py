@@ -77,5 +77,16 @@ def test_missing_slots_and_rooms_are_404s_the_edge_keeps_for_a_second(
         r = api.client.get(f"/rooms/demo/slots/{bad}")
         assert r.status_code == 422, bad
         assert "slot" in r.json()["message"]
+    # a slot that settled empty long ago: final, the edge keeps its 404 for an hour
+    api.client.post("/rooms/demo/join")
+    clock.advance(30)
+    api.client.post("/rooms/demo/join")
+    clock.advance(1 + SETTLE_DELAY_SECONDS + 0.01)
+    drainer.tick_room("demo")
+    clock.advance(1.1)
+    settled = api.client.get("/rooms/demo/state").json()["settled_through"]
+    r = api.client.get(f"/rooms/demo/slots/{settled - 15}")
+    assert r.status_code == 404 and r.json()["error"] == "slot_empty"
+    assert r.headers["cache-control"] == "public, max-age=3600"
     r = api.client.get("/rooms/Bad_Room/state")
     assert r.status_code == 400 and r.json()["error"] == "invalid_room"

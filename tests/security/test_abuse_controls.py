@@ -107,20 +107,32 @@ def test_a_spoofed_forwarded_for_does_not_change_who_you_are(api: Api) -> None:
 
 
 def test_behind_cloudfront_the_viewer_address_is_the_client(api: Api) -> None:
+    from fastapi.testclient import TestClient
+
+    from tests.integration.test_operators import AwsEventMiddleware
+
     _use(api, client_key="cloudfront_viewer")
     _room(api, max_tickets_per_client=1)
+    url = {"requestContext": {"domainName": "abc.lambda-url.eu-west-1.on.aws", "http": {}}}
+    gateway = {
+        "requestContext": {
+            "domainName": "x.execute-api.eu-west-1.amazonaws.com",
+            "http": {"sourceIp": "192.0.2.9"},
+        }
+    }
 
-    def join(viewer: str) -> int:
-        r = api.client.post(
-            f"/rooms/{ROOM}/join",
-            headers={"CloudFront-Viewer-Address": viewer, "X-Forwarded-For": "9.9.9.9"},
-        )
-        return r.status_code
+    def join(event: dict[str, Any], viewer: str) -> int:
+        with TestClient(AwsEventMiddleware(api.app, event)) as c:
+            r = c.post(f"/rooms/{ROOM}/join", headers={"CloudFront-Viewer-Address": viewer})
+            return r.status_code
 
-    assert join("203.0.113.7:4711") == 201
-    assert join("203.0.113.7:5000") == 429  # another port, the same viewer
-    assert join("[2001:db8::1]:4711") == 201  # another viewer (IPv6)
-    assert join("[2001:db8::1]:4712") == 429
+    assert join(url, "203.0.113.7:4711") == 201
+    assert join(url, "203.0.113.7:5000") == 429  # another port, the same viewer
+    assert join(url, "[2001:db8::1]:4711") == 201  # another viewer (IPv6)
+    assert join(url, "[2001:db8::1]:4712") == 429
+    # straight to API Gateway the header is anybody's: the source IP decides
+    assert join(gateway, "198.51.100.1:1") == 201
+    assert join(gateway, "198.51.100.2:1") == 429
 
 
 def test_the_cookie_client_key(api: Api) -> None:

@@ -393,3 +393,18 @@ def test_wait_gives_up_at_its_timeout_and_keeps_the_ticket(
     )
     assert outcome.kind == "timeout" and outcome.ticket
     assert isinstance(memory_service.poll("demo", outcome.ticket), Waiting)
+
+
+def test_the_transport_keeps_the_ticket_on_https_or_this_machine() -> None:
+    for url in ("http://queue.example.com", "ftp://127.0.0.1", "file:///etc"):
+        with pytest.raises(ValueError, match="https"):
+            client.UrllibTransport(url)
+    client.UrllibTransport("https://queue.example.com")
+    client.UrllibTransport("http://127.0.0.1:8000")
+
+
+def test_a_join_carries_no_body() -> None:
+    # behind CloudFront's signed origin a body would need its hash in x-amz-content-sha256
+    call = client.Visitor("demo", rng=random.Random(1)).next()
+    assert call is not None and call.kind == "join"
+    assert call.json is None and "Content-Type" not in call.headers

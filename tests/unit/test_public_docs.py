@@ -124,3 +124,25 @@ def test_slots_not_settled_in_the_future_or_before_the_room_are_refused_without_
     assert store.reads == 0
     with pytest.raises(errors.UnknownRoom):
         svc.room_document("nowhere")
+
+
+def test_a_slot_that_settled_empty_long_ago_is_final_and_read_once(
+    clock: FakeClock, memory_drainer: Drainer
+) -> None:
+    store = CountingStore(memory_drainer.store)  # type: ignore[arg-type]
+    svc = WaitingRoom(store, [b"x" * 32], issuer="waitingroom", clock=clock)
+    svc.put_room("demo", {"max_active": 1})
+    svc.join("demo", None)
+    clock.advance(20)  # twenty empty slots
+    svc.join("demo", None)
+    settle_and_tick(clock, memory_drainer)
+    settled = svc.room_document("demo").state.settled_through
+    store.reads = 0
+    for _ in range(5):
+        with pytest.raises(errors.SlotNotFound) as old:
+            svc.slot_document("demo", settled - 12)
+        assert old.value.code == "slot_empty" and old.value.final
+    assert store.reads == 1  # remembered after the first look
+    with pytest.raises(errors.SlotNotFound) as recent:
+        svc.slot_document("demo", settled - 1)
+    assert not recent.value.final  # just settled: a replica may not have it yet

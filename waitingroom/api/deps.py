@@ -72,7 +72,10 @@ def source_ip(request: Request) -> str | None:
 
 def client_address(request: Request, settings: ApiSettings) -> str | None:
     """The client's IP address, from X-Forwarded-For when proxies we trust sit in front."""
-    if settings.client_key == "cloudfront_viewer":
+    if settings.client_key == "cloudfront_viewer" and via_function_url(
+        request.scope.get("aws.event")
+    ):
+        # only CloudFront can call the function URL (origin access control): the header is its
         viewer = request.headers.get("cloudfront-viewer-address", "")
         host = viewer.rpartition(":")[0].strip("[]")  # "203.0.113.7:4711", "[2001:db8::1]:4711"
         if host:
@@ -166,6 +169,14 @@ def require_admin(
     return "admin-key:" + hashlib.sha256(expected.encode()).hexdigest()[:8]
 
 
+def via_function_url(event: Any) -> bool:
+    """The request came through the API function's URL (which only CloudFront may call)."""
+    if not isinstance(event, dict):
+        return False
+    ctx = event.get("requestContext") or {}
+    return ".lambda-url." in str(ctx.get("domainName") or "")
+
+
 def iam_caller(event: Any) -> str | None:
     """The caller's ARN from an IAM-authorised API Gateway event (HTTP API v2 or REST v1).
 
@@ -173,9 +184,9 @@ def iam_caller(event: Any) -> str | None:
     for CloudFront (the public routes); operators go through API Gateway."""
     if not isinstance(event, dict):
         return None
-    ctx = event.get("requestContext") or {}
-    if ".lambda-url." in str(ctx.get("domainName") or ""):
+    if via_function_url(event):
         return None
+    ctx = event.get("requestContext") or {}
     iam = ((ctx.get("authorizer") or {}).get("iam")) or {}
     arn = iam.get("userArn") or (ctx.get("identity") or {}).get("userArn")
     return str(arn) if arn else None

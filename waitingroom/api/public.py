@@ -3,7 +3,8 @@
 Nothing here depends on who asks (no cookies, no Authorization, no query string), so a shared
 cache may answer everybody from one copy: the state for a second (and a little longer while it
 revalidates, or while the API is failing), a settled slot for a year. Their 404s are cached for
-a second, so a storm of unknown or future slots reaches the API once a second per slot.
+a second, so a storm of unknown or future slots reaches the API once a second per slot; a slot
+that settled empty long ago is a 404 kept for an hour (and remembered by the container).
 """
 
 from __future__ import annotations
@@ -21,13 +22,16 @@ from waitingroom.errors import SlotNotFound, UnknownRoom
 STATE_CACHE = "public, max-age=1, stale-while-revalidate=2, stale-if-error=60"
 SLOT_CACHE = "public, max-age=31536000, immutable"
 NOT_FOUND_CACHE = "public, max-age=1"
+EMPTY_CACHE = "public, max-age=3600"  # a slot that settled empty long ago stays empty
 MAX_SLOT = 2**40  # far beyond any slot a clock can reach; larger is a 422
 
 router = APIRouter(tags=["public documents"], responses=RESPONSES)
 
 
 def _not_found(exc: SlotNotFound | UnknownRoom) -> JSONResponse:
-    return error_response(404, exc.code, exc.message, {"Cache-Control": NOT_FOUND_CACHE})
+    final = isinstance(exc, SlotNotFound) and exc.final
+    cache = EMPTY_CACHE if final else NOT_FOUND_CACHE
+    return error_response(404, exc.code, exc.message, {"Cache-Control": cache})
 
 
 @router.get("/rooms/{room}/state", response_model=RoomStateOut)

@@ -27,6 +27,11 @@ class RoomDocument:
         return self.config.fallback_rate()
 
 
+# A slot settled this many slots before the newest has been readable everywhere for long: if
+# it holds nothing, it never will.
+FINAL_AFTER_SLOTS = 10
+
+
 class PublicDocs:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -47,7 +52,8 @@ class PublicDocs:
                 "estimate from the room state and ask again in a second",
                 code="slot_not_settled",
             )
-        found = self.ctx.reads.settled_slot(room, slot)
+        final = st.settled_through - slot >= FINAL_AFTER_SLOTS
+        found = self.ctx.reads.settled_slot(room, slot, remember_absence=final)
         if found is None:
-            raise SlotNotFound(f"slot {slot} holds no tickets", code="slot_empty")
+            raise SlotNotFound(f"slot {slot} holds no tickets", code="slot_empty", final=final)
         return found

@@ -101,11 +101,15 @@ class RoomReads:
             st = self._states.get(cfg.room, fetch)
         return st
 
-    def settled_slot(self, room: str, slot: int) -> SettledSlot | None:
+    def settled_slot(
+        self, room: str, slot: int, remember_absence: bool = False
+    ) -> SettledSlot | None:
+        """A settled slot (kept: it never changes); None for none, forgotten at once unless
+        the caller knows the absence is final (the slot settled empty long ago)."""
         key = f"{room}#{slot}"
         found = self._slots.get(key, lambda: self.store.get_settled_slot(room, slot))
-        if found is None:
-            self._slots.forget(key)  # only a settled, non-empty slot is immutable
+        if found is None and not remember_absence:
+            self._slots.forget(key)
         return found
 
     def jwks(self, refetch: bool = False) -> dict[str, Any]:

@@ -323,6 +323,9 @@ function status() {
         kept.v = Number(r.body.state_version);
         save(kept);
       }
+      // still waiting (a container that has not seen the room close yet): ask again at the
+      // next look that finds the room closed
+      closedAsked = false;
       renderWaiting(r.body);
       later(look, pollSeconds(r.body));
     } else if (st === 410 && code === "room_closed") {
