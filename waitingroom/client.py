@@ -216,7 +216,9 @@ def next_look_seconds(place: Place, state: RoomState, now: float, u: float) -> f
         return 0.0
     if place.kind == "prequeue":
         until_open = max(0.0, (state.opens_at or now) - now)
-        return prequeue_poll_seconds(until_open, state.settled_total, state.slot_seconds, u)
+        return prequeue_poll_seconds(
+            until_open, state.settled_total, state.slot_seconds, u, state.pickup_seconds
+        )
     wait = float(poll_after_seconds(place.position, place.eta, state.pickup_seconds))
     if place.kind == "estimate":
         return max(1.0, min(wait, 3.0))  # exact within a few seconds

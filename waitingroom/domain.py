@@ -304,18 +304,26 @@ def draw_delay_seconds(slot_seconds: int) -> float:
     return slot_seconds + SETTLE_DELAY_SECONDS + 2.0
 
 
-def opening_spread_seconds(prequeue_size: int) -> float:
-    return max(MIN_SPREAD_SECONDS, min(MAX_SPREAD_SECONDS, prequeue_size / PREQUEUE_PER_SECOND))
+def opening_spread_seconds(prequeue_size: int, pickup_seconds: int = 120) -> float:
+    """How long the pre-queue's first looks after the draw are spread over: longer for more
+    people, but within a third of the pickup window, so whoever the first batch admits looks
+    (and picks up) before its place is reclaimed."""
+    spread = min(MAX_SPREAD_SECONDS, prequeue_size / PREQUEUE_PER_SECOND, pickup_seconds / 3)
+    return max(MIN_SPREAD_SECONDS, spread)
 
 
 def prequeue_poll_seconds(
-    until_open: float, prequeue_size: int, slot_seconds: int, offset: float
+    until_open: float,
+    prequeue_size: int,
+    slot_seconds: int,
+    offset: float,
+    pickup_seconds: int = 120,
 ) -> float:
     """Seconds until a pre-queue visitor looks again, before the draw is public.
 
     `offset` in [0, 1) is the visitor's own, fixed once (random, or a hash of its ticket):
     where in the opening's spread its first look after the draw falls."""
-    spread = opening_spread_seconds(prequeue_size)
+    spread = opening_spread_seconds(prequeue_size, pickup_seconds)
     if until_open <= 0:  # opened, draw not public yet: look again within the spread
         return MIN_POLL_SECONDS + offset * spread
     first_after = until_open + draw_delay_seconds(slot_seconds) + offset * spread

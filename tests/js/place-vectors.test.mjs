@@ -64,7 +64,7 @@ describe("the page agrees with the Python reference", () => {
 
   it("waits as long between looks in the pre-queue", () => {
     for (const c of V.prequeue_poll_seconds) {
-      close(prequeuePollSeconds(c.until_open, c.prequeue_size, c.slot_seconds, c.u), c.seconds,
+      close(prequeuePollSeconds(c.until_open, c.prequeue_size, c.slot_seconds, c.u, c.pickup_seconds), c.seconds,
         JSON.stringify(c));
     }
   });

@@ -227,6 +227,9 @@ def test_the_pre_queue_looks_rarely_then_spreads_its_first_look_after_the_draw()
     first = [10 + prequeue_poll_seconds(10, 1_000_000, 1, u / 10) for u in range(10)]
     assert all(t >= 10 + draw_delay_seconds(1) for t in first)
     assert max(first) - min(first) >= 0.9 * opening_spread_seconds(1_000_000) >= 9
+    # a short pickup window narrows the spread: the first batch admitted looks in time
+    assert opening_spread_seconds(1_000_000, pickup_seconds=30) == 10
+    assert prequeue_poll_seconds(-1, 1_000_000, 1, 0.999, pickup_seconds=30) < 30 / 2
 
 
 def test_a_slot_settles_only_after_the_settle_delay() -> None:

@@ -110,15 +110,18 @@ def _prequeue_polls() -> list[dict[str, Any]]:
         for size in (0, 1, 150_000, 1_000_000, 50_000_000):
             for slot_seconds in (1, 5):
                 for u in (0.0, 0.25, 0.999):
-                    out.append(
-                        {
-                            "until_open": until_open,
-                            "prequeue_size": size,
-                            "slot_seconds": slot_seconds,
-                            "u": u,
-                            "seconds": prequeue_poll_seconds(until_open, size, slot_seconds, u),
-                        }
-                    )
+                    for pickup in (15, 120):
+                        seconds = prequeue_poll_seconds(until_open, size, slot_seconds, u, pickup)
+                        out.append(
+                            {
+                                "until_open": until_open,
+                                "prequeue_size": size,
+                                "slot_seconds": slot_seconds,
+                                "u": u,
+                                "pickup_seconds": pickup,
+                                "seconds": seconds,
+                            }
+                        )
     return out
 
 

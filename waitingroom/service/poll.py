@@ -99,7 +99,9 @@ class Polls:
         eta = math.ceil(until_open) + (math.ceil(in_line / 2 / rate) if rate > 0 else 0)
         # the ticket's own moment in the opening's spread, the same on every poll
         offset = (t.shard * 7919 + t.k * 104_729 + t.slot) % 1000 / 1000
-        wait = prequeue_poll_seconds(until_open, st.settled_total, cfg.slot_seconds, offset)
+        wait = prequeue_poll_seconds(
+            until_open, st.settled_total, cfg.slot_seconds, offset, cfg.pickup_seconds
+        )
         poll = max(1, math.ceil(wait))
         return Waiting(in_line, eta, poll, False, st.settled_total, opens_at=cfg.opens_at)
 

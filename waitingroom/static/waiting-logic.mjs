@@ -335,15 +335,17 @@ export function pollAfterSeconds(position, eta, pickupSeconds = 120) {
   return Math.max(MIN_POLL_SECONDS, Math.min(cap, Math.floor(eta / 3)));
 }
 
-function openingSpreadSeconds(prequeueSize) {
-  const spread = prequeueSize / PREQUEUE_PER_SECOND;
-  return Math.max(MIN_SPREAD_SECONDS, Math.min(MAX_SPREAD_SECONDS, spread));
+// within a third of the pickup window: whoever the first batch admits looks before its place
+// is reclaimed
+function openingSpreadSeconds(prequeueSize, pickupSeconds = 120) {
+  const spread = Math.min(MAX_SPREAD_SECONDS, prequeueSize / PREQUEUE_PER_SECOND, pickupSeconds / 3);
+  return Math.max(MIN_SPREAD_SECONDS, spread);
 }
 
 /** Seconds until a pre-queue visitor looks again before the draw is public; `u` in [0, 1) is
  * the visitor's own, fixed once: where in the opening's spread its first look falls. */
-export function prequeuePollSeconds(untilOpen, prequeueSize, slotSeconds, u) {
-  const spread = openingSpreadSeconds(prequeueSize);
+export function prequeuePollSeconds(untilOpen, prequeueSize, slotSeconds, u, pickupSeconds = 120) {
+  const spread = openingSpreadSeconds(prequeueSize, pickupSeconds);
   if (untilOpen <= 0) { return MIN_POLL_SECONDS + u * spread; }
   const firstAfter = untilOpen + slotSeconds + SETTLE_DELAY_SECONDS + 2 + u * spread;
   const before = Math.max(PREQUEUE_MIN_POLL_SECONDS, Math.min(MAX_POLL_SECONDS, untilOpen / 2));
@@ -364,7 +366,8 @@ export function nextLookSeconds(place, state, u, now = Date.now() / 1000) {
         num(state.opens_at) - now,
         Math.max(num(state.prequeue_size), num(state.settled_total)),
         num(state.slot_seconds, 1),
-        u
+        u,
+        pickup
       );
     case "estimate":  // exact within a few seconds, when the slot has settled
       return Math.max(1, Math.min(pollAfterSeconds(place.position, place.eta, pickup), 3));
