@@ -5,11 +5,14 @@ from __future__ import annotations
 import itertools
 import os
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -137,3 +140,30 @@ def api(service: WaitingRoom, api_settings: ApiSettings) -> Iterator[Api]:
 
 def stop_process(proc: subprocess.Popen[bytes]) -> None:
     dynamodb_local.stop(proc)
+
+
+@contextmanager
+def serve(app: FastAPI) -> Iterator[str]:
+    """The app on a free port, served by uvicorn in a thread; yields its URL."""
+    port = dynamodb_local.free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws="none")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def server(service: WaitingRoom, api_settings: ApiSettings) -> Iterator[str]:
+    """The real app over DynamoDB Local, over the wire; yields its URL."""
+    with serve(wired_app(service, api_settings)) as url:
+        yield url

@@ -4,36 +4,16 @@ the drainer ticking: a visitor waits from the public documents and reaches the b
 
 from __future__ import annotations
 
-import threading
-import time
 from collections import Counter
-from collections.abc import Iterator
 
 import pytest
-import uvicorn
 
-from devtools import dynamodb_local
-from tests.conftest import FakeClock, wired_app
+from tests.conftest import FakeClock
 from waitingroom import client
 from waitingroom.drainer import Drainer
 from waitingroom.service import WaitingRoom
-from waitingroom.settings import ApiSettings
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def server(service: WaitingRoom, api_settings: ApiSettings) -> Iterator[str]:
-    app = wired_app(service, api_settings)
-    port = dynamodb_local.free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    while not srv.started:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
 
 
 class Counting:

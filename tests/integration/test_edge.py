@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -20,14 +19,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 from mypy_boto3_dynamodb.client import DynamoDBClient
 from pydantic import SecretStr
 
 from devtools import dynamodb_local, edge
 from devtools.demo_origin import create_app as create_origin
-from tests.conftest import ADMIN_KEY, TICKET_SECRET, FakeClock, wired_app
+from tests.conftest import ADMIN_KEY, TICKET_SECRET, FakeClock, serve, wired_app
 from waitingroom.domain import SETTLE_DELAY_SECONDS
 from waitingroom.drainer import Drainer
 from waitingroom.service import WaitingRoom
@@ -40,26 +37,6 @@ pytestmark = pytest.mark.integration
 
 ROOM = "edge-room"
 LIMITED = "edge-limited"
-
-
-@contextmanager
-def serve(app: FastAPI) -> Iterator[str]:
-    """The app on a free port, served by uvicorn in a thread; yields its URL."""
-    port = dynamodb_local.free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws="none")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @dataclass
