@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -34,21 +33,12 @@ from pathlib import Path
 from typing import Any
 
 from devtools import dynamodb_local, edge
-from loadtests.rehearsal import _http, _wait_for
+from loadtests.rehearsal import _http, _wait_for, create_room, start_stack, stop_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 WAITING_URIS = ("/state", "/status")
 HIT = {"HIT", "STALE", "UPDATING", "REVALIDATED"}
 MODES = ("edge", "no edge", "status polls")
-
-_STACK = """
-import sys
-from pathlib import Path
-from devtools import devstack
-devstack.DEV_DIR = Path(sys.argv[1])
-sys.exit(devstack.run(port=int(sys.argv[2]), origin_port=int(sys.argv[3]),
-                      db_port=int(sys.argv[4]), edge_port=int(sys.argv[5])))
-"""
 
 
 @dataclass(frozen=True)
@@ -142,19 +132,7 @@ def run_one(
     env: dict[str, str],
 ) -> Result:
     room = room_name(visitors, mode)
-    status, body = _http(
-        "PUT",
-        f"{api}/admin/rooms/{room}",
-        key,
-        {
-            "max_active": args.max_active,
-            "session_seconds": args.session_seconds,
-            "pickup_seconds": args.pickup_seconds,
-            "origin_url": f"{origin}/",
-        },
-    )
-    if status not in (200, 201):
-        raise RuntimeError(f"could not create room {room}: {status} {body}")
+    create_room(api, key, room, args, origin)
     run_seconds = args.burst_seconds + args.settle_seconds + args.seconds + 5
     cmd = [
         sys.executable,
@@ -311,13 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     stack_dir = out / "stack"
     stack_log = (out / "stack.log").open("w")
-    stack = subprocess.Popen(  # noqa: S603 - fixed argv
-        [sys.executable, "-c", _STACK, str(stack_dir), *map(str, ports[:4])],
-        env=env,
-        cwd=ROOT,
-        stdout=stack_log,
-        stderr=subprocess.STDOUT,
-    )
+    stack = start_stack(stack_dir, ports[:4], env, stack_log)
     plain: subprocess.Popen[bytes] | None = None
     results: list[Result] = []
     try:
@@ -345,12 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if plain is not None:
             edge.stop(plain)
-        if stack.poll() is None:
-            stack.send_signal(signal.SIGTERM)
-            try:
-                stack.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                stack.kill()
+        stop_stack(stack)
         stack_log.close()
     judged = verdicts(results)
     report = "\n".join(

@@ -36,9 +36,50 @@ import sys
 from pathlib import Path
 from devtools import devstack
 devstack.DEV_DIR = Path(sys.argv[1])
+edge = int(sys.argv[5]) if len(sys.argv) > 5 else None
 sys.exit(devstack.run(port=int(sys.argv[2]), origin_port=int(sys.argv[3]),
-                      db_port=int(sys.argv[4])))
+                      db_port=int(sys.argv[4]), edge_port=edge))
 """
+
+
+def start_stack(
+    stack_dir: Path, ports: list[int], env: dict[str, str], log: Any
+) -> subprocess.Popen[bytes]:
+    """`devstack.run` in a subprocess: ports are the API's, the origin's, DynamoDB Local's and,
+    optionally, the edge's."""
+    return subprocess.Popen(  # noqa: S603 - fixed argv
+        [sys.executable, "-c", _STACK, str(stack_dir), *map(str, ports)],
+        env=env,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def stop_stack(stack: subprocess.Popen[bytes]) -> None:
+    if stack.poll() is None:
+        stack.send_signal(signal.SIGTERM)
+        try:
+            stack.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            stack.kill()
+
+
+def create_room(api: str, key: str, room: str, args: argparse.Namespace, origin: str) -> None:
+    """A room sized by the run's --max-active, --session-seconds and --pickup-seconds."""
+    status, body = _http(
+        "PUT",
+        f"{api}/admin/rooms/{room}",
+        key,
+        {
+            "max_active": args.max_active,
+            "session_seconds": args.session_seconds,
+            "pickup_seconds": args.pickup_seconds,
+            "origin_url": f"{origin}/",
+        },
+    )
+    if status not in (200, 201):
+        raise RuntimeError(f"could not create room {room}: {status} {body}")
 
 
 def _http(
@@ -174,36 +215,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     started = time.monotonic()
     stack_log = (out / "stack.log").open("w")
-    stack = subprocess.Popen(  # noqa: S603 - fixed argv
-        [
-            sys.executable,
-            "-c",
-            _STACK,
-            str(out / "stack"),
-            str(api_port),
-            str(origin_port),
-            str(db_port),
-        ],
-        env=env,
-        cwd=ROOT,
-        stdout=stack_log,
-        stderr=subprocess.STDOUT,
-    )
+    stack = start_stack(out / "stack", [api_port, origin_port, db_port], env, stack_log)
     try:
         _wait_for(f"{origin}/health", 90)
-        status, body = _http(
-            "PUT",
-            f"{api}/admin/rooms/{ROOM}",
-            key,
-            {
-                "max_active": args.max_active,
-                "session_seconds": args.session_seconds,
-                "pickup_seconds": args.pickup_seconds,
-                "origin_url": f"{origin}/",
-            },
-        )
-        if status not in (200, 201):
-            raise RuntimeError(f"could not create the room: {status} {body}")
+        create_room(api, key, ROOM, args, origin)
         warm_up(api, origin, key)
         print(f"stack up in {time.monotonic() - started:.0f} s: API {api}, origin {origin}")  # noqa: T201
         print(  # noqa: T201
@@ -262,12 +277,7 @@ def main(argv: list[str] | None = None) -> int:
             f.writelines(json.dumps(a) + "\n" for a in audits)
         records += audits
     finally:
-        if stack.poll() is None:
-            stack.send_signal(signal.SIGTERM)
-            try:
-                stack.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                stack.kill()
+        stop_stack(stack)
         stack_log.close()
     v = verdict.analyse(records, drained=drained)
     print(verdict.write_report(v, records, out))  # noqa: T201
