@@ -679,13 +679,17 @@ class Line:
 
 
 def lines(before: Load, after: Load, shielded: Load) -> list[Line]:
-    def vals(
-        get: Callable[[Load], float], *, none_before: bool = False
-    ) -> tuple[float | None, float | None, float | None]:
-        return (None if none_before else get(before), get(after), get(shielded))
-
-    def both(judge: Callable[[float], str], get: Callable[[Load], float]) -> tuple[str, str]:
-        return judge(get(after)), judge(get(shielded))
+    def line(
+        label: str,
+        quota: str,
+        get: Callable[[Load], float],
+        judge: Callable[[float], str] | None = None,
+        *,
+        none_before: bool = False,
+    ) -> Line:
+        values = (None if none_before else get(before), get(after), get(shielded))
+        verdicts = (judge(get(after)), judge(get(shielded))) if judge else ("", "")
+        return Line(label, quota, values, verdicts)
 
     def ramp(x: Load) -> float:
         return lambda_ramp_seconds(x.concurrency)
@@ -693,78 +697,75 @@ def lines(before: Load, after: Load, shielded: Load) -> list[Line]:
     def judge_ramp(s: float) -> str:
         return "fits" if s == 0 else f"{s:.0f} s: warm up first"
 
+    def key(limit: int) -> Callable[[float], str]:
+        return lambda v: key_need(v, limit)
+
+    def table(new_table: int) -> Callable[[float], str]:
+        return lambda v: table_need(v, new_table)
+
     return [
-        Line(
+        line(
             "CloudFront req/s per distribution",
             f"{CLOUDFRONT_RPS:,}",
-            vals(lambda x: x.edge, none_before=True),
-            both(lambda v: need(v, CLOUDFRONT_RPS), lambda x: x.edge),
+            lambda x: x.edge,
+            lambda v: need(v, CLOUDFRONT_RPS),
+            none_before=True,
         ),
-        Line(
+        line(
             "API req/s (HTTP API; a function URL has no quota)",
             f"{API_GATEWAY_RPS:,}",
-            vals(lambda x: x.api),
-            both(api_need, lambda x: x.api),
+            lambda x: x.api,
+            api_need,
         ),
-        Line(
+        line(
             "  of which edge misses (/state + /slots)",
             "",
-            vals(lambda x: x.state_misses + x.slot_misses, none_before=True),
-            ("", ""),
+            lambda x: x.state_misses + x.slot_misses,
+            none_before=True,
         ),
-        Line(
-            "Lambda invocations/s",
-            "10 x conc.",
-            vals(lambda x: x.invocations),
-            ("", ""),
-        ),
-        Line(
+        line("Lambda invocations/s", "10 x conc.", lambda x: x.invocations),
+        line(
             "Lambda concurrent executions",
             f"{LAMBDA_CONCURRENCY:,}",
-            vals(lambda x: x.concurrency),
-            both(lambda v: need(v, LAMBDA_CONCURRENCY), lambda x: x.concurrency),
+            lambda x: x.concurrency,
+            lambda v: need(v, LAMBDA_CONCURRENCY),
         ),
-        Line(
-            "Lambda scale-up from cold, s (+1,000 per 10 s)",
-            "0",
-            vals(ramp),
-            both(judge_ramp, ramp),
-        ),
-        Line(
+        line("Lambda scale-up from cold, s (+1,000 per 10 s)", "0", ramp, judge_ramp),
+        line(
             "DynamoDB join counter key, writes/s",
             f"{DDB_KEY_WCU:,}",
-            vals(lambda x: x.counter_key_wcu),
-            both(lambda v: key_need(v, DDB_KEY_WCU), lambda x: x.counter_key_wcu),
+            lambda x: x.counter_key_wcu,
+            key(DDB_KEY_WCU),
         ),
-        Line(
+        line(
             "DynamoDB ledger shard key, write units/s",
             f"{DDB_KEY_WCU:,}",
-            vals(lambda x: x.ledger_key_wcu),
-            both(lambda v: key_need(v, DDB_KEY_WCU), lambda x: x.ledger_key_wcu),
+            lambda x: x.ledger_key_wcu,
+            key(DDB_KEY_WCU),
         ),
-        Line(
+        line(
             "DynamoDB STATE item, read units/s",
             f"{DDB_KEY_RCU:,}",
-            vals(lambda x: x.state_key_rcu),
-            both(lambda v: key_need(v, DDB_KEY_RCU), lambda x: x.state_key_rcu),
+            lambda x: x.state_key_rcu,
+            key(DDB_KEY_RCU),
         ),
-        Line(
+        line(
             "DynamoDB settled-slots key, read units/s",
             f"{DDB_KEY_RCU:,}",
-            vals(lambda x: x.slots_key_rcu),
-            both(lambda v: key_need(v, DDB_KEY_RCU), lambda x: x.slots_key_rcu),
+            lambda x: x.slots_key_rcu,
+            key(DDB_KEY_RCU),
         ),
-        Line(
+        line(
             "DynamoDB table, write units/s (new: 4,000)",
             f"{DDB_TABLE_MAX:,}",
-            vals(lambda x: x.table_wcu),
-            both(lambda v: table_need(v, DDB_NEW_TABLE_WCU), lambda x: x.table_wcu),
+            lambda x: x.table_wcu,
+            table(DDB_NEW_TABLE_WCU),
         ),
-        Line(
+        line(
             "DynamoDB table, read units/s (new: 12,000)",
             f"{DDB_TABLE_MAX:,}",
-            vals(lambda x: x.table_rcu),
-            both(lambda v: table_need(v, DDB_NEW_TABLE_RCU), lambda x: x.table_rcu),
+            lambda x: x.table_rcu,
+            table(DDB_NEW_TABLE_RCU),
         ),
     ]
 
