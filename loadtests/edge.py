@@ -33,7 +33,14 @@ from pathlib import Path
 from typing import Any
 
 from devtools import dynamodb_local, edge
-from loadtests.rehearsal import _http, _wait_for, create_room, start_stack, stop_stack
+from loadtests.rehearsal import (
+    _http,
+    _wait_for,
+    create_room,
+    locust_command,
+    start_stack,
+    stop_stack,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 WAITING_URIS = ("/state", "/status")
@@ -134,45 +141,21 @@ def run_one(
     room = room_name(visitors, mode)
     create_room(api, key, room, args, origin)
     run_seconds = args.burst_seconds + args.settle_seconds + args.seconds + 5
-    cmd = [
-        sys.executable,
-        "-m",
-        "locust",
-        "-f",
-        str(ROOT / "loadtests" / "locustfile.py"),
-        "--headless",
-        "--only-summary",
-        "--loglevel",
-        "WARNING",
-        "--host",
+    cmd = locust_command(
         host,
-        "--origin",
         origin,
-        "--room",
         room,
-        "--burst-users",
-        str(visitors),
-        "--burst-seconds",
-        str(args.burst_seconds),
-        "--tail-users",
-        "0",
-        "--max-seconds",
-        str(run_seconds),
-        "--leave-before-pickup",
-        "0",
-        "--origin-calls",
-        "2",
-        "--think-seconds",
-        str(args.think_seconds),
-        "--records",
-        str(out / f"records-{room}.jsonl"),
-        "--verdict-dir",
-        "none",
-        "--stop-timeout",
-        "3",
-    ]
-    if mode == "status polls":
-        cmd.append("--status-only")
+        out / f"records-{room}.jsonl",
+        burst_users=visitors,
+        burst_seconds=args.burst_seconds,
+        tail_users=0,
+        max_seconds=run_seconds,
+        leave_before_pickup=0,
+        origin_calls=2,
+        think_seconds=args.think_seconds,
+        stop_timeout=3,
+        status_only=mode == "status polls",
+    )
     started = time.time()
     with (out / f"locust-{room}.log").open("w") as locust_log:
         locust = subprocess.Popen(  # noqa: S603 - fixed argv, loopback host

@@ -65,6 +65,39 @@ def stop_stack(stack: subprocess.Popen[bytes]) -> None:
             stack.kill()
 
 
+def locust_command(host: str, origin: str, room: str, records: Path, **options: Any) -> list[str]:
+    """Locust headless on loadtests/locustfile.py against `host`, writing its records; each
+    option becomes `--its-name VALUE` (True: a bare flag; False or None: left out)."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(ROOT / "loadtests" / "locustfile.py"),
+        "--headless",
+        "--only-summary",
+        "--loglevel",
+        "WARNING",
+        "--host",
+        host,
+        "--origin",
+        origin,
+        "--room",
+        room,
+        "--records",
+        str(records),
+        "--verdict-dir",
+        "none",
+    ]
+    for name, value in options.items():
+        flag = "--" + name.replace("_", "-")
+        if value is True:
+            cmd.append(flag)
+        elif value is not None and value is not False:
+            cmd += [flag, str(value)]
+    return cmd
+
+
 def create_room(api: str, key: str, room: str, args: argparse.Namespace, origin: str) -> None:
     """A room sized by the run's --max-active, --session-seconds and --pickup-seconds."""
     status, body = _http(
@@ -228,41 +261,19 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         locust = subprocess.run(  # noqa: S603 - fixed argv
-            [
-                sys.executable,
-                "-m",
-                "locust",
-                "-f",
-                str(ROOT / "loadtests" / "locustfile.py"),
-                "--headless",
-                "--only-summary",
-                "--loglevel",
-                "WARNING",
-                "--host",
+            locust_command(
                 api,
-                "--origin",
                 origin,
-                "--room",
                 ROOM,
-                "--burst-users",
-                str(args.visitors),
-                "--burst-seconds",
-                str(args.burst_seconds),
-                "--tail-users",
-                str(args.tail),
-                "--tail-seconds",
-                str(args.tail_seconds),
-                "--max-seconds",
-                str(args.max_seconds),
-                "--max-active-changes",
-                args.max_active_changes,
-                "--records",
-                str(records_path),
-                "--verdict-dir",
-                "none",
-                "--stop-timeout",
-                "5",
-            ],
+                records_path,
+                burst_users=args.visitors,
+                burst_seconds=args.burst_seconds,
+                tail_users=args.tail,
+                tail_seconds=args.tail_seconds,
+                max_seconds=args.max_seconds,
+                max_active_changes=args.max_active_changes,
+                stop_timeout=5,
+            ),
             env=env,
             cwd=ROOT,
             stdout=(out / "locust.log").open("w"),
