@@ -32,6 +32,7 @@ from typing import Any, Literal
 from waitingroom.domain import (
     SettledSlot,
     draw_place,
+    estimated_position,
     eta_seconds,
     poll_after_seconds,
     prequeue_poll_seconds,
@@ -190,8 +191,9 @@ def place(ticket: Ticket, state: RoomState, slot: SettledSlot | None) -> Place:
     if not settled or slot is None:
         if closed:
             return Place("closed", 0, False, None)
-        ahead = max(0, ticket.slot - state.settled_through - 1) * state.join_rate_per_slot
-        position = state.waiting + int(ahead) + ticket.k
+        position = estimated_position(
+            state.waiting, state.settled_through, state.join_rate_per_slot, ticket.slot, ticket.k
+        )
         return Place("estimate", position, False, _eta(position, state))
     rank = slot.rank_of(ticket.k, ticket.shard)
     if _in_prequeue(ticket, state):

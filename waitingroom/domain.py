@@ -263,6 +263,15 @@ class RateWindow:
         return sum(n for _, n in pts) / span
 
 
+def estimated_position(
+    waiting_settled: int, settled_through: int, join_rate_per_slot: float, slot: int, k: int
+) -> int:
+    """A place before the ticket's slot has settled: everyone waiting in settled slots, the
+    slots between (at the recent join rate), and the ticket's own counter value."""
+    unsettled_before = max(0, slot - settled_through - 1) * join_rate_per_slot
+    return waiting_settled + int(unsettled_before) + k
+
+
 def eta_seconds(position: int, admit_rate: float, fallback_rate: float) -> int | None:
     """Seconds until admission at the observed rate (or the configured one before any)."""
     rate = admit_rate if admit_rate > 0 else fallback_rate

@@ -13,6 +13,7 @@ from waitingroom.domain import (
     PublicState,
     RoomConfig,
     draw_place,
+    estimated_position,
     eta_seconds,
     ledger_shard_of,
     poll_after_seconds,
@@ -107,8 +108,9 @@ class Polls:
 
     def estimate(self, cfg: RoomConfig, st: PublicState, t: Ticket) -> Waiting:
         """A place before the ticket's slot has settled (exact a few seconds later)."""
-        unsettled_before = max(0, t.slot - st.settled_through - 1) * st.join_rate_per_slot
-        position = st.waiting_settled + int(unsettled_before) + t.k
+        position = estimated_position(
+            st.waiting_settled, st.settled_through, st.join_rate_per_slot, t.slot, t.k
+        )
         eta = eta_seconds(position, st.admit_rate, cfg.fallback_rate())
         poll = max(1, min(poll_after_seconds(position, eta, cfg.pickup_seconds), 3))  # exact soon
         return Waiting(position, eta, poll, False, st.waiting_settled)
