@@ -44,7 +44,7 @@ class GuardSettings:
     GUARD_JWKS_TTL_SECONDS; GUARD_REQUIRE_BINDING (1/true), GUARD_BINDING_KEY,
     GUARD_BINDING_COOKIE; GUARD_REVOCATION_URL (may contain {room}),
     GUARD_REVOCATION_TTL_SECONDS; GUARD_FAIL_OPEN_AFTER_SECONDS (unset: fail closed),
-    GUARD_HEALTH_URL (default: /health on the JWKS host)."""
+    GUARD_HEALTH_URL (default: /health on the JWKS host), GUARD_HEALTH_INTERVAL_SECONDS."""
 
     audience: tuple[str, ...]
     jwks_url: str | None = None
@@ -63,6 +63,7 @@ class GuardSettings:
     revocation_ttl_seconds: float = 5.0
     fail_open_after_seconds: float | None = None
     health_url: str | None = None
+    health_interval_seconds: float = 5.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> GuardSettings:
@@ -108,6 +109,7 @@ class GuardSettings:
         return cls(
             fail_open_after_seconds=fail_open_after,
             health_url=health_url,
+            health_interval_seconds=_number(env, "GUARD_HEALTH_INTERVAL_SECONDS", 5.0, 0.5, 300),
             require_binding=require_binding,
             binding_key=binding_key,
             binding_cookie=env.get("GUARD_BINDING_COOKIE", "").strip() or DEFAULT_BINDING_COOKIE,
@@ -152,7 +154,11 @@ class GuardSettings:
         if self.health_url is None:
             return None
         return RoomHealth(
-            self.health_url, fail_open_after=self.fail_open_after_seconds, clock=clock, probe=probe
+            self.health_url,
+            fail_open_after=self.fail_open_after_seconds,
+            interval=self.health_interval_seconds,
+            clock=clock,
+            probe=probe,
         )
 
 
