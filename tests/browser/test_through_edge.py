@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, Dialog
 
 from tests.browser.stack import ARTIFACTS, Stack
 
@@ -155,7 +155,12 @@ def test_a_return_to_off_the_origin_lands_on_the_origin_root(
     context = browser.new_context()
     page = context.new_page()
     dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+    def on_dialog(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
     try:
         page.goto(f"{stack.edge_url}/rooms/{ROOM}?return_to={urllib.parse.quote(attempt)}")
         page.wait_for_url(f"{stack.edge_url}/", timeout=30_000)
