@@ -6,10 +6,9 @@
 // a CDN path). The decisions live in waiting-logic.mjs.
 import {
   POW_CODES, backoffSeconds, clock, delayMs, jitter, newKey, newStart, newerState,
-  nextLookSeconds, placeBody, placeOf, pollSeconds, readTicket, retryAfterSeconds, safeUrl,
-  shownPlace, solve, ticketStore, transient, usableStorage, waitingTexts,
+  nextLookSeconds, placeBody, placeOf, pollSeconds, readTicket, retryAfterSeconds, returnTarget,
+  safeUrl, shownPlace, solve, ticketStore, transient, usableStorage, waitingTexts,
 } from "./waiting-logic.mjs";
-import { returnTarget } from "./waiting-logic.mjs";
 
 const ROOM = document.body.getAttribute("data-room") || "";
 const BASE = location.pathname.replace(/\/+$/, "");
