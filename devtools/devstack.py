@@ -37,10 +37,10 @@ def origin_app() -> Any:
 
     jwks_url = os.environ["DEMO_JWKS_URL"]
     # the guard's own settings for a room that is down (origin_guard/README.md)
-    after = os.environ.get("GUARD_FAIL_OPEN_AFTER_SECONDS", "").strip()
+    after = os.environ.get("GUARD_FAIL_OPEN_AFTER_SECONDS", "").strip().lower()
     health = RoomHealth(
         os.environ.get("GUARD_HEALTH_URL") or default_health_url(jwks_url),
-        fail_open_after=float(after) if after else None,
+        fail_open_after=float(after) if after not in ("", "never") else None,
         interval=float(os.environ.get("GUARD_HEALTH_INTERVAL_SECONDS") or 5),
     )
     return create_app(
