@@ -33,12 +33,22 @@ DEMO_ROOM = "demo"
 def origin_app() -> Any:
     """uvicorn --factory target for the demo origin (configured by DEMO_* variables)."""
     from devtools.demo_origin import create_app
+    from origin_guard.health import RoomHealth, default_health_url
 
+    jwks_url = os.environ["DEMO_JWKS_URL"]
+    # the guard's own settings for a room that is down (origin_guard/README.md)
+    after = os.environ.get("GUARD_FAIL_OPEN_AFTER_SECONDS", "").strip().lower()
+    health = RoomHealth(
+        os.environ.get("GUARD_HEALTH_URL") or default_health_url(jwks_url),
+        fail_open_after=float(after) if after not in ("", "never") else None,
+        interval=float(os.environ.get("GUARD_HEALTH_INTERVAL_SECONDS") or 5),
+    )
     return create_app(
-        jwks_url=os.environ["DEMO_JWKS_URL"],
+        jwks_url=jwks_url,
         issuer=os.environ.get("WAITINGROOM_ISSUER", "waitingroom"),
         rooms=os.environ.get("DEMO_ROOMS", DEMO_ROOM).split(","),
         waiting_room_url=os.environ["DEMO_WAITING_ROOM_URL"],
+        room_health=health,
     )
 
 
@@ -131,6 +141,7 @@ def run(
         origin_env = {
             **env,
             "DEMO_JWKS_URL": f"{api_url}/.well-known/jwks.json",
+            # the guard adds the page the visitor asked for as ?return_to=
             "DEMO_WAITING_ROOM_URL": f"{edge_url}/rooms/{{room}}",
         }
         uvicorn = [sys.executable, "-m", "uvicorn", "--factory", "--log-level", "warning"]

@@ -93,6 +93,8 @@ def _add_setting(group: argparse._ArgumentGroup, spec: RoomField[Any]) -> None:
         group.add_argument(spec.flag, dest=dest, choices=ROOM_STATUSES, help=help_text)
     elif spec.kind == "time":
         group.add_argument(spec.flag, dest=dest, type=_time, metavar="TIME", help=help_text)
+    elif spec.kind == "origins":
+        group.add_argument(spec.flag, dest=dest, metavar="ORIGINS", help=help_text)
     else:
         group.add_argument(spec.flag, dest=dest, metavar="URL", help=help_text)
 

@@ -365,6 +365,7 @@ class RoomConfig:
     max_joins_per_minute_per_client: int = rooms.MAX_JOINS_PER_MINUTE_PER_CLIENT.default
     challenge_bits: int = rooms.CHALLENGE_BITS.default
     bind_tokens: bool = rooms.BIND_TOKENS.default
+    return_origins: str = rooms.RETURN_ORIGINS.default
 
     @property
     def opens_slot(self) -> int | None:

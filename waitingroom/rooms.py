@@ -10,6 +10,7 @@ Pure: no web framework (the drainer's bundle has none).
 
 from __future__ import annotations
 
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar, get_args
 
@@ -18,9 +19,10 @@ T = TypeVar("T")
 RoomStatus = Literal["scheduled", "open", "paused", "closed"]
 ROOM_STATUSES: tuple[str, ...] = get_args(RoomStatus)
 
-# What a value is on the wire: an integer, a boolean, one of ROOM_STATUSES, an http(s) URL, or a
-# time (ISO 8601 with a zone, or epoch seconds; stored as epoch seconds).
-Kind = Literal["int", "bool", "status", "url", "time"]
+# What a value is on the wire: an integer, a boolean, one of ROOM_STATUSES, an http(s) URL, a
+# time (ISO 8601 with a zone, or epoch seconds; stored as epoch seconds), or a list of http(s)
+# origins separated by spaces or commas (stored as one space-separated string).
+Kind = Literal["int", "bool", "status", "url", "time", "origins"]
 # When it may change: at any time, only when the room is created, or (opens_at) until the
 # room's pre-queue has been drawn at opening.
 Changes = Literal["any time", "at creation", "until drawn"]
@@ -154,6 +156,13 @@ BIND_TOKENS: RoomField[bool] = RoomField(
     "bind admission tokens to the browser that picked them up (a cookie the origin guard "
     "checks); needs WAITINGROOM_BINDING_KEY",
 )
+RETURN_ORIGINS: RoomField[str] = RoomField(
+    "return_origins",
+    "origins",
+    "",
+    "more origins an admitted visitor may be sent back to, besides origin_url's own "
+    "(space-separated, e.g. https://www.example.com)",
+)
 
 # In the order RoomConfig declares them (and RoomOut shows them).
 ROOM_FIELDS: tuple[RoomField[Any], ...] = (
@@ -170,5 +179,40 @@ ROOM_FIELDS: tuple[RoomField[Any], ...] = (
     MAX_JOINS_PER_MINUTE_PER_CLIENT,
     CHALLENGE_BITS,
     BIND_TOKENS,
+    RETURN_ORIGINS,
 )
 BY_NAME: dict[str, RoomField[Any]] = {f.name: f for f in ROOM_FIELDS}
+
+
+MAX_RETURN_ORIGINS = 20
+
+
+def parse_origins(text: str) -> tuple[str, ...]:
+    """Origins (`https://host[:port]`) from a space- or comma-separated list, lower-cased and
+    without duplicates; ValueError says which entry is not a bare http(s) origin."""
+    found: list[str] = []
+    for entry in text.replace(",", " ").split():
+        origin = _origin(entry)
+        if origin is None:
+            raise ValueError(
+                f"return_origins entry {entry[:100]!r} is not an origin such as "
+                "https://www.example.com (scheme and host, optionally a port; no path)"
+            )
+        if origin not in found:
+            found.append(origin)
+    if len(found) > MAX_RETURN_ORIGINS:
+        raise ValueError(f"return_origins lists more than {MAX_RETURN_ORIGINS} origins")
+    return tuple(found)
+
+
+def _origin(entry: str) -> str | None:
+    try:
+        parts = urllib.parse.urlsplit(entry)
+        port = parts.port
+    except ValueError:
+        return None
+    bare = parts.path in ("", "/") and not (parts.query or parts.fragment or "\\" in entry)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or not bare:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}" + ("" if port is None else f":{port}")

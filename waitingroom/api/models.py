@@ -58,6 +58,11 @@ class AdmittedOut(BaseModel):
     token: str
     expires_at: int
     origin_url: str
+    return_origins: list[str] = Field(
+        default_factory=list,
+        description="besides origin_url's own, the origins the page may send the visitor back "
+        "to (the return_to the origin guard gave it)",
+    )
 
 
 class ChallengeOut(BaseModel):
@@ -89,6 +94,7 @@ def _in_type(spec: RoomField[Any]) -> Any:
         "status": RoomStatus,
         "url": HttpUrl,
         "time": AwareDatetime | float,
+        "origins": Annotated[str, Field(max_length=2048)],
     }
     return kinds[spec.kind]
 
@@ -101,6 +107,7 @@ def _out_type(spec: RoomField[Any]) -> Any:
         "status": RoomStatus,
         "url": str,
         "time": float | None,
+        "origins": str,
     }
     return kinds[spec.kind]
 

@@ -124,7 +124,12 @@ def status(
     assert isinstance(result, Admitted)
     settings = settings_of(request)
     out = _json(
-        AdmittedOut(token=result.token, expires_at=result.expires_at, origin_url=result.origin_url)
+        AdmittedOut(
+            token=result.token,
+            expires_at=result.expires_at,
+            origin_url=result.origin_url,
+            return_origins=list(result.return_origins),
+        )
     )
     max_age = max(1, result.expires_at - int(svc.clock()))
     _cookie(out, TOKEN_COOKIE, result.token, max_age, "/", settings.cookie_secure)

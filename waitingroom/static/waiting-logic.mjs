@@ -510,3 +510,29 @@ export function solve(challenge, bits) {
     slice();
   });
 }
+
+// -- back to the page the visitor asked for ---------------------------------------------------
+export const MAX_RETURN_TO = 2048;
+
+/**
+ * Where an admitted visitor goes: the page they asked for (`returnTo`, which the origin guard
+ * put in the waiting page's address) when it is on the room's origin (`originUrl`) or one of
+ * its `allowedOrigins`, else `originUrl` itself. A path ("/shop?id=7") is taken on the origin;
+ * another host, another scheme (javascript:, data:), "//host", backslashes, control characters,
+ * credentials, or more than MAX_RETURN_TO characters are ignored: no open redirect.
+ */
+export function returnTarget(returnTo, originUrl, allowedOrigins) {
+  const home = safeUrl(originUrl, undefined);
+  if (!home || typeof returnTo !== "string" || !returnTo) { return home; }
+  if (returnTo.length > MAX_RETURN_TO || /[\\\u0000-\u001f\u007f]/.test(returnTo)) { return home; }
+  const isPath = returnTo.charAt(0) === "/" && returnTo.charAt(1) !== "/";
+  if (!isPath && !/^https?:\/\/[^/]/i.test(returnTo)) { return home; }
+  let u;
+  try { u = new URL(returnTo, home); } catch (e) { return home; }
+  const origins = [new URL(home).origin].concat((allowedOrigins || []).map(function (o) {
+    try { return new URL(String(o)).origin; } catch (e) { return null; }
+  }));
+  const ok = (u.protocol === "https:" || u.protocol === "http:") && !u.username && !u.password &&
+    origins.indexOf(u.origin) >= 0;
+  return ok ? u.href : home;
+}

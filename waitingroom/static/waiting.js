@@ -6,8 +6,8 @@
 // a CDN path). The decisions live in waiting-logic.mjs.
 import {
   POW_CODES, backoffSeconds, clock, delayMs, jitter, newKey, newStart, newerState,
-  nextLookSeconds, placeBody, placeOf, pollSeconds, readTicket, retryAfterSeconds, safeUrl,
-  shownPlace, solve, ticketStore, transient, usableStorage, waitingTexts,
+  nextLookSeconds, placeBody, placeOf, pollSeconds, readTicket, retryAfterSeconds, returnTarget,
+  safeUrl, shownPlace, solve, ticketStore, transient, usableStorage, waitingTexts,
 } from "./waiting-logic.mjs";
 
 const ROOM = document.body.getAttribute("data-room") || "";
@@ -16,6 +16,8 @@ const REDIRECT_KEY = "waitingroom:redirected:" + ROOM;
 const REQUEST_TIMEOUT_MS = 10000;
 const ANNOUNCE_EVERY_MS = 15000;
 const TITLE = document.title;
+// the page the origin guard sent the visitor here from (checked by returnTarget on arrival)
+const RETURN_TO = new URLSearchParams(location.search).get("return_to");
 
 const place = ticketStore(ROOM, function () { return window.localStorage; });
 const load = place.load;
@@ -103,7 +105,7 @@ function renderWaiting(body) {
 }
 
 function arrive(body) {
-  const url = safeUrl(body.origin_url, location.href);
+  const url = returnTarget(RETURN_TO, safeUrl(body.origin_url, location.href), body.return_origins);
   const expires = new Date(Number(body.expires_at) * 1000);
   const until = el("expires");
   until.setAttribute("datetime", isNaN(expires.getTime()) ? "" : expires.toISOString());
