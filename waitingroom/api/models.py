@@ -96,7 +96,7 @@ def _in_type(spec: RoomField[Any]) -> Any:
         "int": Annotated[int, Field(strict=True, ge=spec.ge, le=spec.le)],
         "bool": Annotated[bool, Field(strict=True)],
         "status": RoomStatus,
-        "url": Annotated[HttpUrl, AfterValidator(str)] | Literal[""],
+        "url": HttpUrl | Literal[""],
         "time": AwareDatetime | float,
         "text": Annotated[str, Field(max_length=spec.max_length), AfterValidator(_plain_text)],
         "color": Annotated[str, Field(pattern=r"^(#[0-9a-fA-F]{6})?$")],
