@@ -14,12 +14,12 @@ from fastapi.testclient import TestClient
 
 from tests.conftest import ADMIN_KEY, wired_app
 from waitingroom.api.models import RoomConfigIn
-from waitingroom.service import WaitingRoom
-from waitingroom.settings import ApiSettings
 from waitingroom.domain import RoomConfig
 from waitingroom.page import brand_css, page_csp, render_waiting_page
 from waitingroom.page_template import TemplateError, check_template
 from waitingroom.rooms import PAGE_TEMPLATE
+from waitingroom.service import WaitingRoom
+from waitingroom.settings import ApiSettings
 
 GOOD = """<!doctype html>
 <html lang="en"><head>{{head}}<title>{{title}}</title>
