@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
-from tests.conftest import ADMIN_KEY, wired_app
+from tests.conftest import ADMIN_KEY, TICKET_SECRET, wired_app
 from waitingroom.api.models import RoomConfigIn
 from waitingroom.domain import RoomConfig
 from waitingroom.page import brand_css, page_csp, render_waiting_page
@@ -30,9 +31,15 @@ GOOD = """<!doctype html>
 
 
 @pytest.fixture
-def api_client(memory_service: WaitingRoom, api_settings: ApiSettings) -> Iterator[TestClient]:
+def api_client(memory_service: WaitingRoom) -> Iterator[TestClient]:
+    """The API over the in-memory store."""
+    settings = ApiSettings(
+        ticket_secret=SecretStr(TICKET_SECRET.decode()),
+        admin_key=SecretStr(ADMIN_KEY),
+        cookie_secure=False,
+    )
     headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
-    app = wired_app(memory_service, api_settings)
+    app = wired_app(memory_service, settings)
     with TestClient(app, raise_server_exceptions=False, headers=headers) as client:
         yield client
 
