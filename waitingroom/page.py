@@ -158,6 +158,19 @@ def _files() -> _Files:
     )
 
 
+def visitor_files(language: str = "ja") -> dict[str, bytes]:
+    """What one visitor's browser loads for the default page: the page, its files, and the
+    words of `language` (none for English, the page's own language), by served name."""
+    files = _files()
+    loaded = {"waiting.html": render_waiting_page("demo").encode()}
+    for name, asset in files.assets.items():
+        if not name.startswith("locale-") or (
+            name.startswith(f"locale-{language}.") and (language != DEFAULT_LANGUAGE)
+        ):
+            loaded[name] = asset.body
+    return loaded
+
+
 # -- a room's own look -----------------------------------------------------------------------
 
 

@@ -69,6 +69,8 @@ describe("translator", () => {
 describe("locales", () => {
   it("each is one file with a name and translations that keep their {names}", () => {
     assert.deepEqual(Object.keys(LOCALES).sort(), ["en", "ja"]);
+    // English is the page's own words (the script does not load its file)
+    assert.deepEqual(LOCALES.en.strings, {});
     for (const [code, locale] of Object.entries(LOCALES)) {
       assert.equal(typeof locale.language_name, "string", code);
       for (const [english, text] of Object.entries(locale.strings)) {

@@ -536,9 +536,12 @@ function speak(code) {
     buttons[i].setAttribute("aria-pressed", on ? "true" : "false");
   }
   if (!files[lang]) { return Promise.resolve(); }
-  return fetch(files[lang], { credentials: "omit" }).then(function (res) {
-    return res.ok ? res.json() : null;
-  }).then(function (locale) {
+  // English is the page's own language: its words are already here, no request needed
+  const words = lang === "en" ? Promise.resolve({ strings: {} })
+    : fetch(files[lang], { credentials: "omit" }).then(function (res) {
+      return res.ok ? res.json() : null;
+    });
+  return words.then(function (locale) {
     if (!locale) { return; }
     t = translator(locale.strings, lang);
     document.documentElement.setAttribute("lang", lang);
