@@ -167,3 +167,59 @@ def test_an_unknown_room_is_an_html_page_in_a_browser(
     with httpx.Client(base_url=stack.edge_url, timeout=10) as client:
         r = client.get("/rooms/nosuchroom", headers={"Accept": "application/json"})
         assert r.status_code == 404 and r.json()["error"] == "unknown_room"
+
+
+TEMPLATE = """<!doctype html>
+<html lang="en"><head>{{head}}<title>{{title}}</title></head>
+<body><main><header class="brand">{{logo}}<p class="eyebrow">{{title}}</p></header>
+<h2>Welcome to {{title}}</h2><p class="message">{{message}}</p>{{queue}}
+<p class="meta">Room {{room}} · <a href="https://example.com/help">Help</a></p></main></body>
+</html>"""
+
+
+def test_a_rooms_own_template_keeps_the_live_queue_and_the_policy(
+    stack: Stack, context: BrowserContext
+) -> None:
+    _room(
+        stack,
+        "custom",
+        max_active=1,
+        page_title="Custom & Co",
+        page_message="Thanks for your patience",
+        page_accent_color="#047857",
+        page_template=TEMPLATE,
+    )
+    _someone_waits_ahead(stack, "custom")
+    page = context.new_page()
+    problems = _watch(page)
+    page.goto(f"{stack.edge_url}/rooms/custom")
+    _waiting(page)
+    assert page.locator("h2").first.inner_text() == "Welcome to Custom & Co"
+    assert page.locator(".message").inner_text() == "Thanks for your patience"
+    assert page.locator("#position").inner_text().strip("~").isdigit()
+    assert _css(page, "#position", "color") == "rgb(4, 120, 87)"
+    page.screenshot(path=str(SHOTS / "custom-template.png"), full_page=True)
+    assert not problems, problems
+
+
+def test_a_scheduled_room_says_when_it_opens_and_a_closed_one_promises_no_wait(
+    stack: Stack, context: BrowserContext
+) -> None:
+    import time
+
+    _room(stack, "later", max_active=5, opens_at=time.time() + 3600)
+    page = context.new_page()
+    page.goto(f"{stack.edge_url}/rooms/later")
+    _waiting(page)
+    assert page.locator("#room-state").inner_text().startswith("The room opens at ")
+    assert page.locator("#eta").inner_text().startswith("opens at ")
+    page.screenshot(path=str(SHOTS / "scheduled-room.png"), full_page=True)
+
+    _room(stack, "shut", max_active=5, status="closed")
+    page.goto(f"{stack.edge_url}/rooms/shut")
+    page.locator("body[data-state=closed]").wait_for(state="attached", timeout=20_000)
+    text = page.locator("[data-view=closed]").inner_text()
+    assert "This room is closed" in text
+    assert not page.locator("[data-view=waiting]").is_visible()
+    assert "wait" not in text.lower() and "minute" not in text.lower()
+    page.screenshot(path=str(SHOTS / "closed-room.png"), full_page=True)

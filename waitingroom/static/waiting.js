@@ -119,7 +119,7 @@ function renderWaiting(body) {
 function stateLine(body, texts, paused) {
   if (paused) { return t("The room is paused: nobody is being let in for now. Your place is kept."); }
   if (body.opens_at) {
-    const time = clock(new Date(Number(body.opens_at) * 1000));
+    const time = new Date(Number(body.opens_at) * 1000).toLocaleTimeString(t.lang);
     return t("The room opens at {time}. Everyone who joins before then is put in a random order at opening, so there is no need to hurry.", { time: time });
   }
   if (texts.pos === 1 && texts.exact) { return t("You are next!"); }
