@@ -36,7 +36,25 @@ _REFUSED_TAGS = {
     "form": "a <form>",
     "noscript": "a <noscript> ({{queue}} has its own)",
 }
-_URL_ATTRIBUTES = {"href", "src", "action", "formaction", "poster", "data", "xlink:href"}
+# attributes a browser may follow or run as a URL (SVG animations can set href through values=)
+_URL_ATTRIBUTES = {
+    "href",
+    "src",
+    "action",
+    "formaction",
+    "poster",
+    "data",
+    "xlink:href",
+    "background",
+    "cite",
+    "ping",
+    "manifest",
+    "icon",
+    "values",
+    "to",
+    "from",
+    "by",
+}
 _BAD_SCHEMES = ("javascript:", "vbscript:", "data:")
 _INVISIBLE = re.compile(r"[\x00-\x20]+")
 _MAX_PROBLEMS = 3

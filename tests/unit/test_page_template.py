@@ -78,6 +78,10 @@ def test_a_template_with_the_page_parts_is_accepted_with_the_sites_it_loads() ->
         ('<meta http-equiv="refresh" content="0;url=https://evil.example">', "http-equiv"),
         ('<form action="https://evil.example"><input></form>', "<form>"),
         ('<img src="data:text/html,hi">', "data: URL"),
+        (
+            '<svg><a><animate attributeName="href" values="javascript:alert(1)"/></a></svg>',
+            "javascript: URL",
+        ),
         ("<p>{{secret}}</p>", "unknown placeholder {{secret}}"),
         ('<div title="{{queue}}"></div>', "{{queue}} inside the <div> tag"),
     ],
