@@ -22,8 +22,8 @@ import random
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from importlib import resources
 
+from waitingroom import page
 from waitingroom.domain import (
     COALESCE_SECONDS,
     PREQUEUE_PER_SECOND,
@@ -271,12 +271,8 @@ def durations(scale: Scale) -> dict[str, float]:
 
 
 def page_files() -> dict[str, bytes]:
-    """The waiting page and the assets it loads, as served (waitingroom/static)."""
-    root = resources.files("waitingroom") / "static"
-    names = sorted(
-        p.name for p in root.iterdir() if p.name.endswith((".html", ".css", ".js", ".mjs"))
-    )
-    return {name: (root / name).read_bytes() for name in names}
+    """The waiting page and the files a visitor loads with it, as served (waitingroom.page)."""
+    return page.visitor_files()
 
 
 def finish(load: Load, scale: Scale, *, before: bool, slot_readers: float) -> Load:

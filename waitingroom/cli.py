@@ -68,6 +68,17 @@ def _time(value: str) -> str | float:
         return value  # ISO 8601: the API validates it
 
 
+def _file_text(path: str) -> str:
+    """A page template from its file ("" clears it; the API checks the contents)."""
+    if not path:
+        return ""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"cannot read {path}: {exc.strerror}") from exc
+
+
 def _add_setting(group: argparse._ArgumentGroup, spec: RoomField[Any]) -> None:
     """One flag per room setting, from its definition; the API checks the values."""
     notes = []
@@ -95,8 +106,13 @@ def _add_setting(group: argparse._ArgumentGroup, spec: RoomField[Any]) -> None:
         group.add_argument(spec.flag, dest=dest, type=_time, metavar="TIME", help=help_text)
     elif spec.kind == "origins":
         group.add_argument(spec.flag, dest=dest, metavar="ORIGINS", help=help_text)
+    elif spec.kind == "template":
+        group.add_argument(
+            spec.flag, dest=dest, type=_file_text, metavar="FILE", help=help_text + " (a file)"
+        )
     else:
-        group.add_argument(spec.flag, dest=dest, metavar="URL", help=help_text)
+        metavar = {"text": "TEXT", "color": "#RRGGBB"}.get(spec.kind, "URL")
+        group.add_argument(spec.flag, dest=dest, metavar=metavar, help=help_text)
 
 
 def _show(args: argparse.Namespace, data: Any) -> None:

@@ -20,9 +20,10 @@ RoomStatus = Literal["scheduled", "open", "paused", "closed"]
 ROOM_STATUSES: tuple[str, ...] = get_args(RoomStatus)
 
 # What a value is on the wire: an integer, a boolean, one of ROOM_STATUSES, an http(s) URL, a
-# time (ISO 8601 with a zone, or epoch seconds; stored as epoch seconds), or a list of http(s)
-# origins separated by spaces or commas (stored as one space-separated string).
-Kind = Literal["int", "bool", "status", "url", "time", "origins"]
+# time (ISO 8601 with a zone, or epoch seconds; stored as epoch seconds), a list of http(s)
+# origins separated by spaces or commas (stored as one space-separated string), plain text, a
+# colour (#rrggbb), or an HTML page template (checked by waitingroom.page_template).
+Kind = Literal["int", "bool", "status", "url", "time", "origins", "text", "color", "template"]
 # When it may change: at any time, only when the room is created, or (opens_at) until the
 # room's pre-queue has been drawn at opening.
 Changes = Literal["any time", "at creation", "until drawn"]
@@ -38,6 +39,7 @@ class RoomField(Generic[T]):
     le: int | None = None
     changes: Changes = "any time"
     required: bool = False  # a new room must set it (it has no default)
+    max_length: int | None = None  # text and templates: at most this many characters
 
     @property
     def flag(self) -> str:
@@ -163,6 +165,44 @@ RETURN_ORIGINS: RoomField[str] = RoomField(
     "more origins an admitted visitor may be sent back to, besides origin_url's own "
     "(space-separated, e.g. https://www.example.com)",
 )
+# The waiting page, as operators make it their own (all empty: the default page). A value is
+# shown HTML-escaped wherever it appears; the colours reach the page in a style block the page's
+# Content-Security-Policy names by its hash (waitingroom.page).
+PAGE_TITLE: RoomField[str] = RoomField(
+    "page_title",
+    "text",
+    "",
+    "the waiting page's title, above the line and in the browser tab (empty: the room's name)",
+    max_length=120,
+)
+PAGE_LOGO_URL: RoomField[str] = RoomField(
+    "page_logo_url", "url", "", "an image shown at the top of the waiting page (empty: none)"
+)
+PAGE_ACCENT_COLOR: RoomField[str] = RoomField(
+    "page_accent_color",
+    "color",
+    "",
+    "the waiting page's accent (the place number, progress bar, buttons) as #rrggbb",
+)
+PAGE_BACKGROUND_COLOR: RoomField[str] = RoomField(
+    "page_background_color", "color", "", "the waiting page's background as #rrggbb"
+)
+PAGE_MESSAGE: RoomField[str] = RoomField(
+    "page_message",
+    "text",
+    "",
+    "a message to waiting visitors, shown as plain text under the title (empty: none)",
+    max_length=1000,
+)
+PAGE_TEMPLATE: RoomField[str] = RoomField(
+    "page_template",
+    "template",
+    "",
+    "a whole HTML page replacing the default one: {{head}} and {{queue}} once each; {{logo}} "
+    "between tags; {{title}}, {{message}}, {{logo_url}}, {{room}} anywhere; no script, style "
+    "or inline handlers (empty: the default page)",
+    max_length=16_384,
+)
 
 # In the order RoomConfig declares them (and RoomOut shows them).
 ROOM_FIELDS: tuple[RoomField[Any], ...] = (
@@ -180,6 +220,12 @@ ROOM_FIELDS: tuple[RoomField[Any], ...] = (
     CHALLENGE_BITS,
     BIND_TOKENS,
     RETURN_ORIGINS,
+    PAGE_TITLE,
+    PAGE_LOGO_URL,
+    PAGE_ACCENT_COLOR,
+    PAGE_BACKGROUND_COLOR,
+    PAGE_MESSAGE,
+    PAGE_TEMPLATE,
 )
 BY_NAME: dict[str, RoomField[Any]] = {f.name: f for f in ROOM_FIELDS}
 

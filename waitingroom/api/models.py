@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, create_model
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    create_model,
+)
 
 from waitingroom.domain import RoomConfig
+from waitingroom.page_template import check_template
 from waitingroom.rooms import ROOM_FIELDS, RoomField, RoomStatus
 
 
@@ -92,11 +101,29 @@ def _in_type(spec: RoomField[Any]) -> Any:
         "int": Annotated[int, Field(strict=True, ge=spec.ge, le=spec.le)],
         "bool": Annotated[bool, Field(strict=True)],
         "status": RoomStatus,
-        "url": HttpUrl,
+        "url": HttpUrl | Literal[""],
         "time": AwareDatetime | float,
         "origins": Annotated[str, Field(max_length=2048)],
+        "text": Annotated[str, Field(max_length=spec.max_length), AfterValidator(_plain_text)],
+        "color": Annotated[str, Field(pattern=r"^(#[0-9a-fA-F]{6})?$")],
+        "template": Annotated[
+            str, Field(max_length=spec.max_length), AfterValidator(_usable_template)
+        ],
     }
     return kinds[spec.kind]
+
+
+def _plain_text(value: str) -> str:
+    """Text shown on the page: any characters but controls (line breaks are kept)."""
+    if any((ord(c) < 32 and c not in "\n\t") or ord(c) == 127 for c in value):
+        raise ValueError("control characters are not allowed (line breaks are)")
+    return value
+
+
+def _usable_template(value: str) -> str:
+    if value:
+        check_template(value)  # a TemplateError (a ValueError) says what to change
+    return value
 
 
 def _out_type(spec: RoomField[Any]) -> Any:
@@ -108,6 +135,9 @@ def _out_type(spec: RoomField[Any]) -> Any:
         "url": str,
         "time": float | None,
         "origins": str,
+        "text": str,
+        "color": str,
+        "template": str,
     }
     return kinds[spec.kind]
 
