@@ -196,11 +196,13 @@ waitingroom is up (Ctrl-C stops everything)
   admin key         {admin_key}
   edge access log   {DEV_DIR / "edge" / edge.ACCESS_LOG}   (JSON lines)
 
-Try it:
+Try it (in another terminal, from this directory):
+  export WAITINGROOM_URL={api_url} WAITINGROOM_ADMIN_KEY={admin_key}
+  .venv/bin/waitingroom rooms stats {DEMO_ROOM} --watch   # the operators' CLI; Ctrl-C stops watching
   T=$(curl -s -X POST {edge_url}/rooms/{DEMO_ROOM}/join | python3 -c 'import json,sys; print(json.load(sys.stdin)["ticket"])')
   curl -s -i {edge_url}/rooms/{DEMO_ROOM}/state   # twice: X-Cache: Hit
   curl -s -H "Authorization: Bearer $T" {edge_url}/rooms/{DEMO_ROOM}/status
-  curl -s -H "Authorization: Bearer $ADMIN" {api_url}/admin/rooms/{DEMO_ROOM}/stats   # ADMIN=the admin key
+  curl -s -H "Authorization: Bearer $WAITINGROOM_ADMIN_KEY" {api_url}/admin/rooms/{DEMO_ROOM}/stats
 """  # noqa: E501
         )
         sys.stdout.flush()
