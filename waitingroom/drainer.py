@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from waitingroom.domain import (
+    Batch,
     DrainerState,
     Pending,
     PublicState,
@@ -298,10 +299,23 @@ class Drainer:
                 )
             )
         self.store.put_admitted(cfg.room, items)
+        self._release_unheld(cfg.room, b, tickets)
         new_pub = replace(pub, materialized=b.start + b.count)
         new_dst = replace(dst, pending=None)
         self.store.commit_state(cfg.room, new_pub, new_dst, dst.version)
         return replace(new_pub, version=dst.version + 1), replace(new_dst, version=dst.version + 1)
+
+    def _release_unheld(self, room: str, b: Batch, tickets: list[tuple[int, int, int]]) -> None:
+        """Numbers the API knows nobody holds (their join got no ticket) free their places at
+        the next tick instead of holding them until the pickup deadline."""
+        if not tickets:
+            return
+        slots = [slot for slot, _, _ in tickets]  # drawn places come in any order
+        found = self.store.unheld_numbers(room, min(slots), max(slots))
+        n = sum(1 for slot, k, shard in tickets if (slot, shard, k) in found)
+        if n:
+            self.store.release_unheld(room, b, n)
+            log.info("admitted numbers nobody holds: places freed", extra={"room": room, "n": n})
 
     # -- loops -----------------------------------------------------------------------------
 
