@@ -150,9 +150,12 @@ def test_state_commits_are_conditioned_on_the_version(any_store: WaitingRoomStor
 def test_one_lease_holder_until_it_runs_out_or_is_released(
     any_store: WaitingRoomStore, clock: FakeClock
 ) -> None:
+    assert any_store.lease_expiry("demo") is None
     assert any_store.acquire_lease("demo", "a", 30)
     assert not any_store.acquire_lease("demo", "b", 30)
+    clock.advance(5)
     assert any_store.acquire_lease("demo", "a", 30)  # the holder renews
+    assert any_store.lease_expiry("demo") == pytest.approx(clock() + 30)
     clock.advance(31)
     assert any_store.acquire_lease("demo", "b", 30)
     any_store.release_lease("demo", "a")  # not the holder: nothing happens

@@ -238,6 +238,11 @@ class MemoryStore:
             self._items.leases[room] = (owner, now + seconds)
             return True
 
+    def lease_expiry(self, room: str) -> float | None:
+        with self._lock:
+            held = self._items.leases.get(room)
+        return held[1] if held is not None else None
+
     def release_lease(self, room: str, owner: str) -> None:
         with self._lock:
             held = self._items.leases.get(room)
