@@ -30,7 +30,8 @@ from waitingroom.domain import SETTLE_DELAY_SECONDS
 from waitingroom.drainer import Drainer
 from waitingroom.observability import MetricsBuffer
 from waitingroom.service import WaitingRoom
-from waitingroom.settings import ApiSettings
+from waitingroom.settings import ApiSettings, StoreSettings
+from waitingroom.store import make_client
 from waitingroom.table import ensure_table
 from waitingroom.tokens import KeySet
 
@@ -142,8 +143,9 @@ def test_a_frozen_store_gets_quick_503s_and_leaves_no_multiplied_ghosts(
         admin_key=SecretStr("admin-key-0123456789"),
         cookie_secure=False,
     )
-    store = bootstrap.build_store(settings)  # the API's own client: its timeouts and retries
-    ensure_table(store.client, settings.table)
+    # set up with a patient client (a fresh DynamoDB Local can be slow to create a table) ...
+    ensure_table(make_client(StoreSettings(dynamodb_endpoint=own_store.endpoint)), settings.table)
+    store = bootstrap.build_store(settings)  # ... then the API's own: its timeouts and retries
     counted = Counted()
     service = WaitingRoom(
         store,
