@@ -73,6 +73,7 @@ def test_admissions_resume_within_the_lease_after_a_drainer_dies_mid_batch(
         "FAULT_KEYS": keyset.to_json(),
         "WAITINGROOM_DYNAMODB_ENDPOINT": dynamodb_endpoint,
         "WAITINGROOM_TABLE": table,
+        "WAITINGROOM_STORE_READ_TIMEOUT": "10",  # a busy machine must not kill it first
     }
     proc = subprocess.Popen(
         [sys.executable, "-c", DOOMED_DRAINER, ROOM],

@@ -56,7 +56,7 @@ class RetryPolicy:
 
     attempts: int = 3
     budget_seconds: float = 10.0
-    attempt_seconds: float = 3.0  # the client's read timeout: how long one attempt can hang
+    attempt_seconds: float = 4.0  # connect + read timeout: how long one attempt can hang
 
     @classmethod
     def from_settings(cls, settings: StoreSettings) -> RetryPolicy:
