@@ -140,6 +140,12 @@ def run(
             # the load tests that call the API directly, is keyed on its own address)
             "WAITINGROOM_CLIENT_KEY": os.environ.get("WAITINGROOM_CLIENT_KEY", "forwarded_for"),
             "WAITINGROOM_TRUSTED_PROXIES": os.environ.get("WAITINGROOM_TRUSTED_PROXIES", "1"),
+            # DynamoDB Local on a busy machine answers far slower than DynamoDB: locally a store
+            # call may take 3 s (not 1 s), and a stopped store still gets its 503 within ~3 s
+            "WAITINGROOM_STORE_READ_TIMEOUT": os.environ.get("WAITINGROOM_STORE_READ_TIMEOUT", "3"),
+            "WAITINGROOM_STORE_BUDGET_SECONDS": os.environ.get(
+                "WAITINGROOM_STORE_BUDGET_SECONDS", "3.5"
+            ),
         }
         drainer_env = {
             **env,

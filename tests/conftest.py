@@ -59,7 +59,9 @@ def dynamodb_endpoint() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def dynamodb_client(dynamodb_endpoint: str) -> DynamoDBClient:
-    return make_client(StoreSettings(dynamodb_endpoint=dynamodb_endpoint))
+    # patient: on a busy machine DynamoDB Local can take seconds to answer, and the store sends
+    # a write that timed out only once (tests/faults check the production timeouts)
+    return make_client(StoreSettings(dynamodb_endpoint=dynamodb_endpoint, store_read_timeout=10))
 
 
 @pytest.fixture

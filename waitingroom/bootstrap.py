@@ -22,7 +22,7 @@ from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from waitingroom.drainer import Drainer
 from waitingroom.observability import MetricsBuffer, emit_emf, emit_nothing
 from waitingroom.settings import ApiSettings, DrainerSettings, StoreSettings
-from waitingroom.store import Store, make_client
+from waitingroom.store import RetryPolicy, Store, make_client
 from waitingroom.tokens import KeySet
 
 if TYPE_CHECKING:
@@ -36,7 +36,12 @@ Clock = Callable[[], float]
 
 
 def build_store(settings: StoreSettings, clock: Clock = time.time) -> Store:
-    return Store(make_client(settings), settings.table, clock=clock)
+    return Store(
+        make_client(settings),
+        settings.table,
+        clock=clock,
+        retry=RetryPolicy.from_settings(settings),
+    )
 
 
 def secrets_provider(settings: StoreSettings) -> SecretsProvider:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from waitingroom.domain import (
+    Batch,
     DrainerState,
     Pending,
     PublicState,
@@ -56,6 +57,9 @@ from waitingroom.tokens import KeySet, TokenSigner
 log = logging.getLogger("waitingroom.drainer")
 
 DORMANT = "closed and settled: nothing to do"
+LEASE_HELD = "another drainer holds the lease"
+# how long after another drainer's lease runs out a drainer standing by tries to take it
+LEASE_MARGIN_SECONDS = 0.2
 # how often a dormant (closed, settled, empty) room is looked at again, in case it reopens
 DORMANT_RECHECK_SECONDS = 60.0
 # how often the loop lists the rooms again (a new room waits at most this long for its first tick)
@@ -134,19 +138,38 @@ class Drainer:
         if is_dormant(cfg, pub, dst):
             return TickReport(room, False, DORMANT, active=0, waiting=pub.waiting_settled)
         if not self.store.acquire_lease(room, self.owner, self.lease_seconds):
-            return TickReport(room, False, "another drainer holds the lease")
+            return TickReport(room, False, LEASE_HELD)
         # read again under the lease: another drainer may have committed meanwhile
         pub = self.store.get_public_state(room, consistent=True) or pub
         dst = self.store.get_drainer_state(room) or dst
         try:
             if dst.pending is not None:
-                pub, dst = self._materialise(cfg, pub, dst)
+                pub, dst = self._finish_interrupted(cfg, pub, dst)
             return self._tick(cfg, pub, dst)
         except Conflict:
             log.warning(
                 "state changed under us; leaving the room to the lease holder", extra={"room": room}
             )
             return TickReport(room, False, "lost a state race")
+
+    def _finish_interrupted(
+        self, cfg: RoomConfig, pub: PublicState, dst: DrainerState
+    ) -> tuple[PublicState, DrainerState]:
+        """A batch committed by a tick that never wrote its tickets (that drainer died, or the
+        store failed under it): write them now, keeping any token already written."""
+        assert dst.pending is not None
+        b = dst.pending.batch
+        out = self._materialise(cfg, pub, dst)
+        log.warning(
+            "finished a batch an interrupted tick had committed",
+            extra={
+                "room": cfg.room,
+                "seq": b.seq,
+                "tickets": b.count,
+                "committed_seconds_ago": round(self.clock() - b.admitted_at, 1),
+            },
+        )
+        return out
 
     def _tick(self, cfg: RoomConfig, pub: PublicState, dst: DrainerState) -> TickReport:
         """Read, plan (pure), write: settled slots, the committed state, then the tickets."""
@@ -298,10 +321,23 @@ class Drainer:
                 )
             )
         self.store.put_admitted(cfg.room, items)
+        self._release_unheld(cfg.room, b, tickets)
         new_pub = replace(pub, materialized=b.start + b.count)
         new_dst = replace(dst, pending=None)
         self.store.commit_state(cfg.room, new_pub, new_dst, dst.version)
         return replace(new_pub, version=dst.version + 1), replace(new_dst, version=dst.version + 1)
+
+    def _release_unheld(self, room: str, b: Batch, tickets: list[tuple[int, int, int]]) -> None:
+        """Numbers the API knows nobody holds (their join got no ticket) free their places at
+        the next tick instead of holding them until the pickup deadline."""
+        if not tickets:
+            return
+        slots = [slot for slot, _, _ in tickets]  # drawn places come in any order
+        found = self.store.unheld_numbers(room, min(slots), max(slots))
+        n = sum(1 for slot, k, shard in tickets if (slot, shard, k) in found)
+        if n:
+            self.store.release_unheld(room, b, n)
+            log.info("admitted numbers nobody holds: places freed", extra={"room": room, "n": n})
 
     # -- loops -----------------------------------------------------------------------------
 
@@ -332,6 +368,7 @@ class Drainer:
         backoff = 0.0
         last_tick: dict[str, float] = {}
         dormant: dict[str, float] = {}  # room -> when it was last found dormant
+        leased: set[str] = set()  # rooms whose lease this drainer may hold
         rooms: list[str] = []
         rooms_at = float("-inf")
         while not should_stop() and self.clock() - start < seconds:
@@ -352,6 +389,10 @@ class Drainer:
                         last_tick[room] = self.clock()
                         report = self._safe_tick(room)
                         ticks += 1
+                        if report.reason == LEASE_HELD:
+                            last_tick[room] = self._standby(room, tick_seconds)
+                        elif report.reason != DORMANT:
+                            leased.add(room)
                         if report.reason == DORMANT:
                             dormant[room] = now
                         else:
@@ -369,7 +410,27 @@ class Drainer:
             if stop_when_idle and all(room in dormant for room in rooms):
                 break  # nothing open anywhere: the next scheduled run looks again
             sleep(min(0.5, tick_seconds))
+        self._release_leases(leased)
         return ticks
+
+    def _standby(self, room: str, tick_seconds: float) -> float:
+        """Another drainer holds the room: look again just as its lease runs out (if it died,
+        admissions resume then, not up to a tick later), and not every tick meanwhile. Returns
+        the time to count the next tick from."""
+        expiry = self.store.lease_expiry(room)
+        if expiry is None:
+            return self.clock()
+        return expiry + LEASE_MARGIN_SECONDS - tick_seconds
+
+    def _release_leases(self, rooms: set[str]) -> None:
+        """Hand the rooms over at the end of a run: a drainer already running (the next
+        scheduled run overlaps this one) takes them at its next look, not when the lease runs
+        out 30 s later. A drainer that dies cannot do this; its leases run out instead."""
+        for room in sorted(rooms):
+            try:
+                self.store.release_lease(room, self.owner)
+            except StoreUnavailable:
+                return  # the leases run out by themselves
 
 
 def _as_dict(report: TickReport) -> dict[str, Any]:

@@ -30,6 +30,14 @@ class StoreSettings(BaseSettings):
     issuer: str = "waitingroom"
     # CloudWatch EMF metrics: "auto" emits them when running in Lambda.
     metrics: Literal["auto", "emf", "off"] = "auto"
+    # How long one store call may take (waitingroom.store.dynamodb.table): each attempt's
+    # connect and read timeouts, how many attempts, and the time after which no new attempt
+    # starts. Only what provably did not happen is tried again (throttling, refused
+    # connections), and reads. Patient here (the drainer); the API answers visitors sooner.
+    store_connect_timeout: float = Field(default=1.0, gt=0, le=10)
+    store_read_timeout: float = Field(default=3.0, gt=0, le=30)
+    store_attempts: int = Field(default=3, ge=1, le=10)
+    store_budget_seconds: float = Field(default=10.0, gt=0, le=60)
 
     def metrics_enabled(self) -> bool:
         if self.metrics == "auto":
@@ -38,6 +46,11 @@ class StoreSettings(BaseSettings):
 
 
 class ApiSettings(StoreSettings):
+    # A visitor gets its 503 and Retry-After within about 2 s when the store does not answer
+    # (its page retries later), rather than after botocore's 3 x 60 s.
+    store_connect_timeout: float = Field(default=0.5, gt=0, le=10)
+    store_read_timeout: float = Field(default=1.0, gt=0, le=30)
+    store_budget_seconds: float = Field(default=2.5, gt=0, le=60)
     # Queue-ticket HMAC secrets, comma-separated: the first signs, all verify (rotation).
     ticket_secret: SecretStr | None = None
     # In AWS: the Secrets Manager secret holding the ticket secret(s).

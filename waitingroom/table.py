@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import boto3
+from botocore.config import Config
+
 TTL_ATTRIBUTE = "expires_at"
 
 KEY_SCHEMA: list[dict[str, str]] = [
@@ -35,7 +38,15 @@ def ttl_kwargs(table_name: str) -> dict[str, Any]:
 
 
 def ensure_table(client: Any, table_name: str) -> None:
-    """Create the table if it is missing (local stack and tests; AWS gets it from the template)."""
+    """Create the table if it is missing (local stack and tests; AWS gets it from the template).
+    Through a copy of `client` with botocore's own retries: the store's client has none (it
+    decides itself what is safe to send twice), and creating a table is."""
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=client.meta.endpoint_url,
+        region_name=client.meta.region_name,
+        config=Config(read_timeout=10, retries={"mode": "standard", "total_max_attempts": 5}),
+    )
     try:
         client.describe_table(TableName=table_name)
         return

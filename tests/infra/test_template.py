@@ -201,10 +201,15 @@ def test_the_table_can_be_pre_warmed_for_a_launch_and_is_not_by_default() -> Non
     assert params["TableWarmWriteUnits"]["MaxValue"] >= 36_000
 
 
-def test_drainer_runs_alone_every_minute_for_under_its_timeout(cfn: dict[str, Any]) -> None:
+def test_drainer_runs_every_minute_overlapping_the_next_run_for_under_its_timeout(
+    cfn: dict[str, Any],
+) -> None:
+    """Two runs at a time: one ticks, the other stands by to take over a dead one's rooms."""
     drainer = function_by_handler(SAM, DRAINER_HANDLER)
-    assert drainer.props["ReservedConcurrentExecutions"] == 1
-    assert 60 < drainer.props["Timeout"] <= 90
+    assert drainer.props["ReservedConcurrentExecutions"] == 2
+    run_seconds = float(drainer.props["Environment"]["Variables"]["WAITINGROOM_RUN_SECONDS"])
+    assert 60 < run_seconds <= 120  # outlasts the schedule's period; never three at once
+    assert run_seconds + 10 <= drainer.props["Timeout"] <= 150
     rules = resources_of(cfn, "AWS::Events::Rule").values()
     schedules = [
         r["Properties"]["ScheduleExpression"]

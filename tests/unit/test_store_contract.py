@@ -61,6 +61,28 @@ def test_counters_count_per_slot_and_shard(any_store: WaitingRoomStore) -> None:
     }
 
 
+def test_unheld_numbers_are_recorded_once_and_found_by_slot(any_store: WaitingRoomStore) -> None:
+    any_store.put_unheld("demo", 100, 2, 7, "late")
+    any_store.put_unheld("demo", 100, 2, 7, "late")  # sent twice: still one number
+    any_store.put_unheld("demo", 103, 0, 1, "unanswered")
+    any_store.put_unheld("other", 100, 0, 1, "late")
+    assert any_store.count_unheld("demo") == 2
+    assert any_store.unheld_numbers("demo", 100, 102) == {(100, 2, 7)}
+    assert any_store.unheld_numbers("demo", 99, 103) == {(100, 2, 7), (103, 0, 1)}
+    assert any_store.unheld_numbers("demo", 101, 102) == set()
+    assert any_store.count_unheld("nobody") == 0
+
+
+def test_released_unheld_numbers_count_as_picked_and_completed_once(
+    any_store: WaitingRoomStore, clock: FakeClock
+) -> None:
+    now = clock()
+    batch = Batch(3, 0, 5, now, now + 10, now + 100, ledger_shards=2)
+    any_store.release_unheld("demo", batch, 2)
+    any_store.release_unheld("demo", batch, 2)  # an interrupted batch finished again
+    assert any_store.read_ledger("demo", [batch]) == {3: LedgerCounts(2, 2)}
+
+
 def test_idempotency_records_keep_the_first_ticket_until_they_expire(
     any_store: WaitingRoomStore, clock: FakeClock
 ) -> None:
@@ -128,9 +150,12 @@ def test_state_commits_are_conditioned_on_the_version(any_store: WaitingRoomStor
 def test_one_lease_holder_until_it_runs_out_or_is_released(
     any_store: WaitingRoomStore, clock: FakeClock
 ) -> None:
+    assert any_store.lease_expiry("demo") is None
     assert any_store.acquire_lease("demo", "a", 30)
     assert not any_store.acquire_lease("demo", "b", 30)
+    clock.advance(5)
     assert any_store.acquire_lease("demo", "a", 30)  # the holder renews
+    assert any_store.lease_expiry("demo") == pytest.approx(clock() + 30)
     clock.advance(31)
     assert any_store.acquire_lease("demo", "b", 30)
     any_store.release_lease("demo", "a")  # not the holder: nothing happens

@@ -207,6 +207,12 @@ class StatsOut(BaseModel):
     wait_seconds_p50: float | None
     wait_seconds_p90: float | None
     updated_at: float
+    unheld_numbers: int = Field(
+        default=0,
+        description="numbers taken by joins that got no ticket (answered too late, or the "
+        "answer failed): each is admitted in turn and frees its place at the next tick. A join "
+        "whose write timed out may leave one more (the joins_unsure metric)",
+    )
 
 
 class AuditEntry(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import math
 import secrets
 
@@ -27,6 +28,8 @@ from waitingroom.tokens import (
 )
 
 IDEMPOTENCY_SECONDS = 24 * 3600
+
+log = logging.getLogger("waitingroom.join")
 
 
 class Joins:
@@ -72,6 +75,16 @@ class Joins:
         ticket = self._take_number(cfg)
         self.ctx.metrics.count(cfg.room, "joins")
         text = sign_ticket(self.ctx.secrets[0], ticket)
+        try:
+            return self._answer(cfg, ticket, text, idempotency_key)
+        except StoreUnavailable:
+            if idempotency_key is None:  # no retry can ever be given this number
+                self._unheld(cfg, ticket.slot, ticket.shard, ticket.k, "unanswered")
+            raise
+
+    def _answer(
+        self, cfg: RoomConfig, ticket: Ticket, text: str, idempotency_key: str | None
+    ) -> Joined:
         if idempotency_key is not None:
             stored = self.ctx.store.put_idempotent(
                 cfg.room, idempotency_key, text, IDEMPOTENCY_SECONDS
@@ -93,12 +106,42 @@ class Joins:
             now = self.ctx.clock()
             slot = slot_of(now, cfg.slot_seconds)
             shard = self.ctx.rng.randrange(cfg.shards)
-            k = self.ctx.store.bump_counter(cfg.room, slot, shard, cfg.slot_seconds)
+            try:
+                k = self.ctx.store.bump_counter(cfg.room, slot, shard, cfg.slot_seconds)
+            except StoreUnavailable as exc:
+                if exc.ambiguous:
+                    self._unsure(cfg, slot, shard, exc)
+                raise
             # A bump that came back too late might be missed by the drainer's settle: leave
             # it as an unissued number and take a fresh one.
             if not join_was_late(slot, cfg.slot_seconds, self.ctx.clock()):
                 return Ticket(cfg.room, slot, shard, k, int(now * 1000))
+            self._unheld(cfg, slot, shard, k, "late")
         raise StoreUnavailable("the store is answering too slowly to hand out a place")
+
+    # -- numbers nobody holds ----------------------------------------------------------------
+
+    def _unheld(self, cfg: RoomConfig, slot: int, shard: int, k: int, reason: str) -> None:
+        """A number was taken but no ticket carries it: record it, so the stats count it and
+        the drainer frees its place as soon as it admits it (not after pickup_seconds)."""
+        self.ctx.metrics.count(cfg.room, "numbers_unheld")
+        try:
+            self.ctx.store.put_unheld(cfg.room, slot, shard, k, reason)
+        except StoreUnavailable:
+            log.warning(
+                "an unheld number could not be recorded: its place is reclaimed after "
+                "pickup_seconds",
+                extra={"room": cfg.room, "slot": slot, "shard": shard, "k": k, "reason": reason},
+            )
+
+    def _unsure(self, cfg: RoomConfig, slot: int, shard: int, exc: StoreUnavailable) -> None:
+        """The counter bump failed after it was sent: it may still land. Never sent again, so
+        this join leaves at most one number nobody holds (reclaimed after pickup_seconds)."""
+        self.ctx.metrics.count(cfg.room, "joins_unsure")
+        log.warning(
+            "a join's number may have been taken without a ticket",
+            extra={"room": cfg.room, "slot": slot, "shard": shard, "reason": str(exc)},
+        )
 
     def _joined(self, cfg: RoomConfig, text: str) -> Joined:
         ticket = parse_ticket(self.ctx.secrets, text)

@@ -132,6 +132,7 @@ class Operators:
             "wait_seconds_p50": st.wait_p50,
             "wait_seconds_p90": st.wait_p90,
             "updated_at": st.updated_at,
+            "unheld_numbers": self.ctx.store.count_unheld(room),
         }
 
     def request_drain(self, room: str, actor: str = "system") -> None:

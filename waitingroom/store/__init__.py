@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from waitingroom.store.dynamodb import (
+    RetryPolicy,
     Store,
     counter_pk,
     decode_drainer_state,
@@ -37,6 +38,7 @@ __all__ = [
     "Conflict",
     "KeyStore",
     "QueueStore",
+    "RetryPolicy",
     "RoomStateStore",
     "RoomStore",
     "SlotStore",

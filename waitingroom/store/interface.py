@@ -29,7 +29,14 @@ TICKET_KEEP_SECONDS = 86_400
 
 
 class StoreUnavailable(Exception):
-    """The store cannot be reached or is throttling: retry after a few seconds."""
+    """The store cannot be reached or is throttling: retry after a few seconds.
+
+    `ambiguous` is True when a write failed in a way that does not say whether it happened (a
+    timeout after the request was sent, a 500): it may still land, so it is never retried."""
+
+    def __init__(self, what: str, *, ambiguous: bool = False) -> None:
+        super().__init__(what)
+        self.ambiguous = ambiguous
 
 
 class Conflict(Exception):
@@ -81,6 +88,9 @@ class QueueStore(Protocol):
     def count_client_join(
         self, room: str, client_hash: str, *, now: float, max_total: int, max_per_minute: int
     ) -> str | None: ...
+    def put_unheld(self, room: str, slot: int, shard: int, k: int, reason: str) -> None: ...
+    def unheld_numbers(self, room: str, first: int, last: int) -> set[tuple[int, int, int]]: ...
+    def count_unheld(self, room: str) -> int: ...
 
 
 class SlotStore(Protocol):
@@ -103,6 +113,7 @@ class RoomStateStore(Protocol):
     ) -> None: ...
     def acquire_lease(self, room: str, owner: str, seconds: float) -> bool: ...
     def release_lease(self, room: str, owner: str) -> None: ...
+    def lease_expiry(self, room: str) -> float | None: ...
 
 
 class TicketStore(Protocol):
@@ -115,6 +126,7 @@ class TicketStore(Protocol):
     def pick_up(self, room: str, t: AdmittedTicket, ledger_shard: int, now: float) -> None: ...
     def complete(self, room: str, t: AdmittedTicket, ledger_shard: int, now: float) -> None: ...
     def read_ledger(self, room: str, batches: Sequence[Batch]) -> dict[int, LedgerCounts]: ...
+    def release_unheld(self, room: str, batch: Batch, n: int) -> None: ...
 
 
 class KeyStore(Protocol):

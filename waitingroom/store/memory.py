@@ -51,6 +51,7 @@ class _Items:
     leases: dict[str, tuple[str, float]] = field(default_factory=dict)
     tickets: dict[tuple[str, int, int, int], AdmittedTicket] = field(default_factory=dict)
     ledger: dict[tuple[str, int, int], dict[str, int]] = field(default_factory=dict)
+    unheld: dict[str, set[tuple[int, int, int]]] = field(default_factory=dict)
     jwks: str | None = None
     revoked: dict[str, dict[int, set[str]]] = field(default_factory=dict)
 
@@ -140,6 +141,18 @@ class MemoryStore:
             c = self._items.counters
             return {sl: tuple(c.get((room, sl, s), 0) for s in range(shards)) for sl in slots}
 
+    def put_unheld(self, room: str, slot: int, shard: int, k: int, reason: str) -> None:
+        with self._lock:
+            self._items.unheld.setdefault(room, set()).add((slot, shard, k))
+
+    def unheld_numbers(self, room: str, first: int, last: int) -> set[tuple[int, int, int]]:
+        with self._lock:
+            return {n for n in self._items.unheld.get(room, set()) if first <= n[0] <= last}
+
+    def count_unheld(self, room: str) -> int:
+        with self._lock:
+            return len(self._items.unheld.get(room, set()))
+
     def get_idempotent(self, room: str, key: str) -> str | None:
         now = self.clock()
         with self._lock:
@@ -225,6 +238,11 @@ class MemoryStore:
             self._items.leases[room] = (owner, now + seconds)
             return True
 
+    def lease_expiry(self, room: str) -> float | None:
+        with self._lock:
+            held = self._items.leases.get(room)
+        return held[1] if held is not None else None
+
     def release_lease(self, room: str, owner: str) -> None:
         with self._lock:
             held = self._items.leases.get(room)
@@ -278,11 +296,16 @@ class MemoryStore:
                 shards = [
                     self._items.ledger.get((room, b.seq, n), {}) for n in range(b.ledger_shards)
                 ]
+                unheld = sum(c.get("unheld", 0) for c in shards)
                 out[b.seq] = LedgerCounts(
-                    sum(c.get("picked", 0) for c in shards),
-                    sum(c.get("completed", 0) for c in shards),
+                    sum(c.get("picked", 0) for c in shards) + unheld,
+                    sum(c.get("completed", 0) for c in shards) + unheld,
                 )
         return out
+
+    def release_unheld(self, room: str, batch: Batch, n: int) -> None:
+        with self._lock:
+            self._items.ledger.setdefault((room, batch.seq, 0), {})["unheld"] = n
 
     # -- keys -----------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ TTL deletes late):
   ROOM#{id}#IDEM#{key}      / IDEM           join idempotency record
   ROOM#{id}#AUDIT           / {time}#{id}    who changed what, when (operators)
   ROOM#{id}#CLIENT#{hash}   / CLIENT         joins of one client (hashed key, never the IP)
+  ROOM#{id}#UNHELD          / U#{slot}#{s}#{k}  a number taken by a join that got no ticket
   ROOM#{id}#REVOKED         / E#{minute}     jti's completed early, bucketed by their exp
   KEYS                      / JWKS           public signing keys, published by the drainer
 
@@ -36,6 +37,7 @@ from waitingroom.store.dynamodb.state import (
 )
 from waitingroom.store.dynamodb.table import (
     DynamoTable,
+    RetryPolicy,
     counter_pk,
     ledger_pk,
     make_client,
@@ -51,6 +53,7 @@ class Store(DynamoRooms, DynamoQueue, DynamoSlots, DynamoRoomState, DynamoTicket
 
 __all__ = [
     "DynamoTable",
+    "RetryPolicy",
     "Store",
     "counter_pk",
     "decode_drainer_state",

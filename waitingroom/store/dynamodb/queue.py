@@ -17,6 +17,14 @@ from waitingroom.store.dynamodb.table import (
 from waitingroom.store.interface import KEEP_SECONDS, Conflict
 
 
+def _unheld_pk(room: str) -> str:
+    return f"ROOM#{room}#UNHELD"
+
+
+def _unheld_sk(slot: int, shard: int, k: int) -> str:
+    return f"U#{slot:012d}#{shard:03d}#{k:09d}"
+
+
 class DynamoQueue(DynamoTable):
     def bump_counter(self, room: str, slot: int, shard: int, slot_seconds: int) -> int:
         """Take the next k in (slot, shard): one write, never a hot key (rate / S per key)."""
@@ -41,6 +49,50 @@ class DynamoQueue(DynamoTable):
             _, sl, s = str(item["pk"]).rsplit("#", 2)
             found[(int(sl), int(s))] = as_int(item.get("n"))
         return {sl: tuple(found.get((sl, s), 0) for s in range(shards)) for sl in slots}
+
+    # -- numbers nobody holds --------------------------------------------------------------
+
+    def put_unheld(self, room: str, slot: int, shard: int, k: int, reason: str) -> None:
+        """Record a number whose join got no ticket (it came back too late, or the answer
+        failed after it): counted in the stats, and its place freed as soon as it is admitted.
+        A plain put of the same item: safe to send twice."""
+        item = {
+            "pk": _unheld_pk(room),
+            "sk": _unheld_sk(slot, shard, k),
+            "reason": reason,
+            "expires_at": int(self.clock()) + KEEP_SECONDS,
+        }
+        self._call("put_item", Item=attrs(item))
+
+    def unheld_numbers(self, room: str, first: int, last: int) -> set[tuple[int, int, int]]:
+        """(slot, shard, k) of the unheld numbers in slots first..last (usually none)."""
+        items = self._query(
+            KeyConditionExpression="pk = :p AND sk BETWEEN :a AND :b",
+            ExpressionAttributeValues=attrs(
+                {":p": _unheld_pk(room), ":a": f"U#{first:012d}#", ":b": f"U#{last:012d}#~"}
+            ),
+            ConsistentRead=True,
+        )
+        out = set()
+        for item in items:
+            _, slot, shard, k = str(item["sk"]).split("#")
+            out.add((int(slot), int(shard), int(k)))
+        return out
+
+    def count_unheld(self, room: str) -> int:
+        """How many numbers of the room were taken by joins that got no ticket."""
+        total = 0
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :p",
+            "ExpressionAttributeValues": attrs({":p": _unheld_pk(room)}),
+            "Select": "COUNT",
+        }
+        while True:
+            resp = self._call("query", **kwargs)
+            total += as_int(resp.get("Count"))
+            if "LastEvaluatedKey" not in resp:
+                return total
+            kwargs = {**kwargs, "ExclusiveStartKey": resp["LastEvaluatedKey"]}
 
     # -- idempotency -----------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from dataclasses import asdict
 from typing import Any
 
 from waitingroom.domain import Batch, DrainerState, Pending, PublicState, RateWindow
-from waitingroom.store.dynamodb.table import DynamoTable, as_int, attrs, key, room_pk
+from waitingroom.store.dynamodb.table import DynamoTable, as_float, as_int, attrs, key, room_pk
 from waitingroom.store.interface import Conflict
 
 _PUBLIC_FIELDS = [f for f in PublicState.__dataclass_fields__ if f != "version"]
@@ -149,6 +149,11 @@ class DynamoRoomState(DynamoTable):
             return True
         except Conflict:
             return False
+
+    def lease_expiry(self, room: str) -> float | None:
+        """When the room's lease runs out (None: nobody holds it), for a drainer standing by."""
+        item = self._get(room_pk(room), "LEASE", consistent=True)
+        return as_float(item["lease_until"]) if item else None
 
     def release_lease(self, room: str, owner: str) -> None:
         with contextlib.suppress(Conflict):

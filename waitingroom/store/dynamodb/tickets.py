@@ -137,6 +137,20 @@ class DynamoTickets(DynamoTable):
         totals: dict[int, list[int]] = {b.seq: [0, 0] for b in batches}
         for item in self._batch_get(keys, consistent=True):
             seq = int(str(item["pk"]).rsplit("#", 2)[1])
-            totals[seq][0] += as_int(item.get("picked"))
-            totals[seq][1] += as_int(item.get("completed"))
+            unheld = as_int(item.get("unheld"))  # picked up and done at once, by nobody
+            totals[seq][0] += as_int(item.get("picked")) + unheld
+            totals[seq][1] += as_int(item.get("completed")) + unheld
         return {seq: LedgerCounts(p, c) for seq, (p, c) in totals.items()}
+
+    def release_unheld(self, room: str, batch: Batch, n: int) -> None:
+        """Free the places of the batch's `n` unheld numbers at the next tick: they count as
+        picked up and completed. SET, not ADD: finishing an interrupted batch again, or sending
+        the write twice, still counts each number once."""
+        self._call(
+            "update_item",
+            Key=key(ledger_pk(room, batch.seq, 0), "LEDGER"),
+            UpdateExpression="SET unheld = :n, expires_at = if_not_exists(expires_at, :ttl)",
+            ExpressionAttributeValues=attrs(
+                {":n": n, ":ttl": int(batch.expires_at) + TICKET_KEEP_SECONDS}
+            ),
+        )
