@@ -11,7 +11,6 @@ import hashlib
 import json
 import re
 import tomllib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from packaging.requirements import Requirement
 
 from tests.infra import cfn_yaml
 from tests.infra.checks import (
+    ADMIN_HANDLER,
     ALL_VIEWER_EXCEPT_HOST,
     API_HANDLER,
     CACHING_DISABLED,
@@ -46,14 +46,13 @@ from tests.infra.checks import (
     least_privilege_problems,
     load_template,
     makefile_bundles,
-    missing_tools,
     origin_kinds,
     references,
     resources_of,
     room_default_problems,
     run_cloudfront_function,
-    translate,
 )
+from tests.infra.conftest import Translate
 from waitingroom import table
 from waitingroom.rooms import ROOM_FIELDS
 from waitingroom.settings import ApiSettings
@@ -66,38 +65,6 @@ API_ID = function_by_handler(SAM, API_HANDLER).logical_id
 def app_routes() -> list[tuple[str, str]]:
     pairs, hidden = fastapi_routes(API_HANDLER.rpartition(".")[0])
     return [(m, path) for m, path in pairs if path not in hidden and m != "HEAD"]
-
-
-@pytest.fixture(scope="session")
-def tools() -> None:
-    if problem := missing_tools():
-        pytest.fail(problem)
-
-
-Translate = Callable[[Path], dict[str, Any]]
-
-
-@pytest.fixture(scope="session")
-def translate_file(tools: None) -> Translate:
-    def run(path: Path) -> dict[str, Any]:
-        done = translate(path)
-        assert done.returncode == 0, f"translate.py failed:\n{done.stderr}"
-        result: dict[str, Any] = json.loads(done.stdout)
-        return result
-
-    return run
-
-
-@pytest.fixture(scope="session")
-def cfn(translate_file: Translate) -> dict[str, Any]:
-    return translate_file(TEMPLATE)
-
-
-@pytest.fixture(scope="session")
-def cfn_path(cfn: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("cfn") / "translated.json"
-    path.write_text(json.dumps(cfn))
-    return path
 
 
 def broken_copy(tmp_path: Path, old: str, new: str) -> Path:
@@ -130,9 +97,17 @@ def test_every_handler_resolves_to_a_function(logical_id: str) -> None:
     assert handler_problems(sam, MAKEFILE.read_text()) == []
 
 
-def test_the_three_entry_points_are_the_ones_the_code_defines() -> None:
-    for handler in (API_HANDLER, DRAINER_HANDLER, GUARD_HANDLER):
+def test_the_four_entry_points_are_the_ones_the_code_defines() -> None:
+    for handler in (API_HANDLER, ADMIN_HANDLER, DRAINER_HANDLER, GUARD_HANDLER):
         assert function_by_handler(SAM, handler).metadata.get("BuildMethod") == "makefile"
+
+
+def test_the_operators_function_creates_rooms_with_the_same_defaults() -> None:
+    def defaults(handler: str) -> dict[str, Any]:
+        env = function_by_handler(SAM, handler).props["Environment"]["Variables"]
+        return {k: v for k, v in env.items() if k.startswith("WAITINGROOM_DEFAULT_")}
+
+    assert defaults(ADMIN_HANDLER) == defaults(API_HANDLER) != {}
 
 
 @pytest.mark.parametrize("handler", [API_HANDLER, DRAINER_HANDLER, GUARD_HANDLER])
@@ -234,10 +209,6 @@ def test_secrets_start_as_the_code_expects() -> None:
     assert ticket["GenerateSecretString"]["PasswordLength"] >= 32
     assert "SecretString" not in ticket
     assert SAM["Resources"]["SigningKeySecret"]["Properties"]["SecretString"] == "{}"
-
-
-def test_least_privilege(cfn: dict[str, Any]) -> None:
-    assert least_privilege_problems(cfn) == []
 
 
 def test_origin_routes_all_go_through_the_guard(cfn: dict[str, Any]) -> None:
@@ -521,8 +492,10 @@ def test_a_handler_missing_from_its_bundle_is_caught(tmp_path: Path) -> None:
 def test_a_dangling_ref_is_caught_by_cfn_lint(tmp_path: Path, translate_file: Translate) -> None:
     path = broken_copy(
         tmp_path,
-        "WAITINGROOM_TICKET_SECRET_ID: !Ref TicketSecret",
-        "WAITINGROOM_TICKET_SECRET_ID: !Ref TicketSecrett",
+        "WAITINGROOM_TICKET_SECRET_ID: !Ref TicketSecret\n          WAITINGROOM_ADMIN_AUTH: iam\n"
+        "          WAITINGROOM_COOKIE_SECURE",
+        "WAITINGROOM_TICKET_SECRET_ID: !Ref TicketSecrett\n          WAITINGROOM_ADMIN_AUTH: iam\n"
+        "          WAITINGROOM_COOKIE_SECURE",
     )
     translated = tmp_path / "translated.json"
     translated.write_text(json.dumps(translate_file(path)))
@@ -536,8 +509,14 @@ def test_granting_the_api_the_signing_keys_is_caught(
 ) -> None:
     path = broken_copy(
         tmp_path,
+        '                      - "ROOM#*#REVOKED"\n'
+        "              - Sid: TicketSecret\n"
+        "                Effect: Allow\n"
         "                Action: secretsmanager:GetSecretValue\n"
         "                Resource: !Ref TicketSecret\n",
+        '                      - "ROOM#*#REVOKED"\n'
+        "              - Sid: TicketSecret\n"
+        "                Effect: Allow\n"
         "                Action: secretsmanager:GetSecretValue\n"
         "                Resource: [!Ref TicketSecret, !Ref SigningKeySecret]\n",
     )
