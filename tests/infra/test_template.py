@@ -141,6 +141,45 @@ def test_bundle_requirements_agree_with_pyproject() -> None:
     assert set(declared) - api == {"boto3"}
 
 
+def _locked(name: str) -> dict[str, tuple[str, int]]:
+    """requirements/<name>.lock: package -> (version, number of hashes)."""
+    text = (REQUIREMENTS / f"{name}.lock").read_text()
+    blocks = re.split(r"\n(?=[A-Za-z0-9])", text)
+    found = {}
+    for block in blocks:
+        m = re.match(r"([A-Za-z0-9_.-]+)==(\S+)", block)
+        if m:
+            found[m[1].lower().replace("_", "-")] = (m[2], block.count("--hash=sha256:"))
+    return found
+
+
+@pytest.mark.parametrize("name", ["api", "drainer", "authorizer"])
+def test_each_bundle_is_locked_with_hashes_and_the_lock_satisfies_its_requirements(
+    name: str,
+) -> None:
+    locked = _locked(name)
+    assert locked and all(hashes for _, hashes in locked.values()), "every pin has its hashes"
+    for line in _requirements(name):
+        req = Requirement(line)
+        version, _ = locked[req.name.lower().replace("_", "-")]
+        assert req.specifier.contains(version), f"{name}.lock pins {req.name} {version}: {req}"
+    build = makefile_bundles(MAKEFILE.read_text())
+    assert "--require-hashes" in MAKEFILE.read_text()
+    assert any(b.requirements == name for b in build.values())
+
+
+def test_the_bundles_are_precompiled_for_the_runtime_they_run_on() -> None:
+    makefile = MAKEFILE.read_text()
+    [version] = re.findall(r"^LAMBDA_PYTHON \?= (\S+)$", makefile, re.M)
+    assert {f.props["Runtime"] for f in functions(SAM)} == {f"python{version}"}
+    for logical_id in makefile_bundles(makefile):
+        target = re.search(rf"^build-{logical_id}:.*\n((?:\t.*\n)+)", makefile, re.M)
+        assert target and "$(call compile)" in target[1], logical_id
+    assert "--invalidation-mode unchecked-hash" in makefile
+    # the compile step refuses a build Python other than the runtime's
+    assert 'sys.exit(0 if v == "$(LAMBDA_PYTHON)"' in makefile
+
+
 def test_api_routes_reach_the_app_with_the_right_auth(cfn: dict[str, Any]) -> None:
     pairs, hidden = fastapi_routes(API_HANDLER.rpartition(".")[0])
     assert any(path.startswith("/admin/") for _, path in pairs)
