@@ -217,7 +217,10 @@ def test_the_table_can_be_pre_warmed_for_a_launch_and_is_not_by_default() -> Non
 
 def test_drainer_runs_alone_every_minute_for_under_its_timeout(cfn: dict[str, Any]) -> None:
     drainer = function_by_handler(SAM, DRAINER_HANDLER)
-    assert drainer.props["ReservedConcurrentExecutions"] == 1
+    # nothing reserved by default: a reservation fails a new account's stack (quota 10)
+    reserved = drainer.props["ReservedConcurrentExecutions"]
+    assert reserved["Fn::If"][0] == "ReserveDrainer"
+    assert SAM["Parameters"]["DrainerReservedConcurrency"]["Default"] == 0
     assert 60 < drainer.props["Timeout"] <= 90
     rules = resources_of(cfn, "AWS::Events::Rule").values()
     schedules = [
@@ -625,3 +628,13 @@ def test_an_edge_that_breaks_the_contract_is_caught(
 ) -> None:
     problems = edge_problems(cfn_yaml.load(broken_copy(tmp_path, old, new)), app_routes())
     assert problems and all(problem in p for p in problems), problems
+
+
+def test_every_function_logs_json_without_the_platform_lines(cfn: dict[str, Any]) -> None:
+    """No START/END/REPORT line per invocation (SystemLogLevel WARN): at a million visitors
+    they were most of the log bill."""
+    for name, fn in resources_of(cfn, "AWS::Lambda::Function").items():
+        logging = fn["Properties"]["LoggingConfig"]
+        assert logging["LogFormat"] == "JSON", name
+        assert logging["SystemLogLevel"] == "WARN", name
+        assert logging["ApplicationLogLevel"] in ("INFO", "WARN"), name
