@@ -321,7 +321,12 @@ def test_nothing_is_always_on(cfn: dict[str, Any]) -> None:
     assert not [k for k in kinds if k.startswith(always_on)]
     for fn in resources_of(cfn, "AWS::Lambda::Function").values():
         assert "VpcConfig" not in fn["Properties"]
-    assert not resources_of(cfn, "AWS::Lambda::Version", "AWS::Lambda::Alias")
+    # the API's alias `live` holds provisioned concurrency only when asked (billed while idle)
+    for alias in resources_of(cfn, "AWS::Lambda::Alias").values():
+        config = alias["Properties"]["ProvisionedConcurrencyConfig"]
+        assert config["Fn::If"][0] == "ProvisionApi"
+        assert config["Fn::If"][2] == {"Ref": "AWS::NoValue"}
+    assert SAM["Parameters"]["ApiProvisionedConcurrency"]["Default"] == 0
 
 
 def test_outputs_name_the_urls() -> None:
@@ -406,7 +411,9 @@ def test_errors_are_cached_no_longer_than_their_own_cache_control() -> None:
 def test_only_this_distribution_may_call_the_api_function_url(cfn: dict[str, Any]) -> None:
     urls = resources_of(cfn, "AWS::Lambda::Url")
     assert [u["Properties"]["AuthType"] for u in urls.values()] == ["AWS_IAM"]
-    assert references(next(iter(urls.values()))["Properties"]["TargetFunctionArn"], API_ID)
+    url = next(iter(urls.values()))["Properties"]
+    # on the alias every deploy moves (AutoPublishAlias), which the permissions below name
+    assert url["TargetFunctionArn"] == {"Ref": f"{API_ID}Aliaslive"}
     oac_origins = [o for o in distribution(cfn)["Origins"] if "OriginAccessControlId" in o]
     assert [o["Id"] for o in oac_origins] == [
         k for k, v in origin_kinds(cfn, API_ID).items() if v == "function_url"
@@ -417,7 +424,7 @@ def test_only_this_distribution_may_call_the_api_function_url(cfn: dict[str, Any
     granted = [
         p["Properties"]
         for p in resources_of(cfn, "AWS::Lambda::Permission").values()
-        if references(p["Properties"]["FunctionName"], API_ID)
+        if references(p["Properties"]["FunctionName"], f"{API_ID}Aliaslive")
         and p["Properties"]["Principal"] != "apigateway.amazonaws.com"
     ]
     assert sorted(p["Action"] for p in granted) == [
