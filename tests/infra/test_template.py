@@ -645,3 +645,21 @@ def test_every_function_logs_json_without_the_platform_lines(cfn: dict[str, Any]
         assert logging["LogFormat"] == "JSON", name
         assert logging["SystemLogLevel"] == "WARN", name
         assert logging["ApplicationLogLevel"] in ("INFO", "WARN"), name
+
+
+def test_gradual_deployment_is_optional_and_its_role_moves_only_this_alias(
+    cfn: dict[str, Any],
+) -> None:
+    assert SAM["Parameters"]["ApiDeploymentType"]["Default"] == "AllAtOnce"
+    [group] = resources_of(cfn, "AWS::CodeDeploy::DeploymentGroup").values()
+    props = group["Properties"]
+    # the rollback alarm exists (and is wired) only for a gradual deployment
+    assert props["AlarmConfiguration"]["Fn::If"][0] == "GradualApi"
+    assert cfn["Resources"]["ApiDeployErrorsAlarm"]["Condition"] == "GradualApi"
+    role = props["ServiceRoleArn"]["Fn::GetAtt"][0]
+    assert not cfn["Resources"][role]["Properties"].get("ManagedPolicyArns")
+    resources = [
+        s["Resource"]
+        for s in cfn["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    ]
+    assert resources[0]["Fn::Sub"].endswith(":function:${ApiFunction}:*")
