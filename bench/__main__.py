@@ -8,6 +8,9 @@
   f. drainer admissions/s with 10,000 waiting tickets (DynamoDB Local), count exact
   g. quotas at the target scale, before and after the edge answers waiting visitors (a model:
      bench/quota.py), the raises to ask for, WarmThroughput, the cost per 1,000,000 visitors
+  h. each Lambda bundle built as `sam build` does (locked, precompiled): cold import vs a bare
+     FastAPI+Mangum bundle built the same way (bench/bundles.py)
+  i. DynamoDB Local's raw write rates in the same run, next to f (bench/write_rate.py)
 
 Figures, not timed tests: they vary with the machine; the ratios are what matter.
 `python -m bench a c e` runs only some sections.
@@ -623,9 +626,9 @@ def bench_drainer(ddb: Ddb) -> None:
 
 def main(argv: list[str]) -> int:
     logging.disable(logging.INFO)  # the API logs every request; the figures are what matter
-    sections = set(argv) or set("abcdefg")
+    sections = set(argv) or set("abcdefghi")
     say("waitingroom benchmarks (figures vary by machine; targets are ratios and counts)")
-    ddb = Ddb() if sections & set("adf") else None
+    ddb = Ddb() if sections & set("adfi") else None
     try:
         if "a" in sections and ddb:
             bench_warm_invoke(ddb)
@@ -643,6 +646,14 @@ def main(argv: list[str]) -> int:
             from bench import quota
 
             quota.section(say, row, check)
+        if "h" in sections:
+            from bench import bundles
+
+            bundles.section(say, row)
+        if "i" in sections and ddb:
+            from bench import write_rate
+
+            write_rate.section(ddb, say, row)
     finally:
         if ddb:
             ddb.stop()

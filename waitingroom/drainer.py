@@ -79,6 +79,15 @@ class TickReport:
     completed: int = 0
 
 
+def _free_places(cfg: RoomConfig, pub: PublicState) -> int:
+    """Places the room could fill now: none while paused or closed, nor before its draw."""
+    if cfg.status not in ("open", "scheduled") or (
+        cfg.opens_slot is not None and not pub.draw_seed
+    ):
+        return 0
+    return max(0, cfg.max_active - pub.active)
+
+
 class Drainer:
     def __init__(
         self,
@@ -210,7 +219,7 @@ class Drainer:
         new_dst = replace(plan.dst, version=dst.version + 1)
         if plan.admit is not None:
             new_pub, new_dst = self._materialise(cfg, new_pub, new_dst)
-        return self._report(room, plan, new_pub)
+        return self._report(room, plan, new_pub, free=_free_places(cfg, new_pub))
 
     def _first_settled_after_open(self, cfg: RoomConfig, pub: PublicState) -> SettledSlot | None:
         """The first slot settled before this tick from the opening slot on (the pre-queue's
@@ -221,7 +230,7 @@ class Drainer:
         found = self.store.settled_slots_from(cfg.room, cfg.opens_slot, pub.settled_through)
         return next(iter(found), None)
 
-    def _report(self, room: str, plan: TickPlan, pub: PublicState) -> TickReport:
+    def _report(self, room: str, plan: TickPlan, pub: PublicState, free: int = 0) -> TickReport:
         report = TickReport(
             room,
             True,
@@ -234,6 +243,13 @@ class Drainer:
         )
         if plan.admitted or plan.settled or plan.reclaimed or plan.completed:
             log.info("tick", extra={"report": _as_dict(report)})
+        # for the alarms and the dashboard (infra/template.yaml): a tick that admitted nobody
+        # while people waited and places were free, and the recent admissions' time in queue
+        stalled = pub.waiting_settled > 0 and free > 0 and not plan.admitted
+        self.metrics.gauge(room, "stalled", int(stalled))
+        if pub.wait_p50 is not None:
+            self.metrics.gauge(room, "wait_p50_seconds", pub.wait_p50)
+            self.metrics.gauge(room, "wait_p90_seconds", pub.wait_p90 or pub.wait_p50)
         self._record(report, plan.joined)
         return report
 

@@ -20,3 +20,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     # one app per container, built on the first invocation and reused by warm ones
     response: dict[str, Any] = bootstrap.lambda_api()(event, context)
     return response
+
+
+def admin_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The /admin routes' entry point: the same app, deployed as a function of its own whose role
+    may change room settings (the public function's role may not)."""
+    return handler(event, context)

@@ -32,6 +32,7 @@ MAKEFILE = INFRA / "Makefile"
 REQUIREMENTS = INFRA / "requirements"
 
 API_HANDLER = "waitingroom.handler.handler"
+ADMIN_HANDLER = "waitingroom.handler.admin_handler"
 DRAINER_HANDLER = "waitingroom.drainer.handler"
 GUARD_HANDLER = "origin_guard.authorizer.handler"
 # The repository's own top-level packages: a bundle sees only those its Makefile target copies.
@@ -328,21 +329,123 @@ def bundle_import_problem(handler: str, bundle: Bundle) -> str | None:
 
 
 # ------------------------------------------------------------------ least privilege
-def secret_problems(cfn: dict[str, Any], secret: str, owner_function: str) -> list[str]:
-    """Only `owner_function` (its env) and its own role may reference `secret`."""
+def secret_problems(cfn: dict[str, Any], secret: str, owner_functions: Sequence[str]) -> list[str]:
+    """Only `owner_functions` (their env), their own roles and the secret's resource policy may
+    reference `secret`."""
     problems = []
     lambdas = resources_of(cfn, "AWS::Lambda::Function")
-    owner_role = role_of(lambdas[owner_function])
-    if owner_role is None:
-        return [f"{owner_function} has no role of its own (Role: !GetAtt <Role>.Arn)"]
-    sharing = [n for n, f in lambdas.items() if n != owner_function and role_of(f) == owner_role]
-    if sharing:
-        problems.append(f"{owner_role} is shared with {sharing}: it may touch {secret}")
+    owner_roles = []
+    for owner in owner_functions:
+        role = role_of(lambdas[owner])
+        if role is None:
+            return [f"{owner} has no role of its own (Role: !GetAtt <Role>.Arn)"]
+        owner_roles.append(role)
+        sharing = [n for n, f in lambdas.items() if n not in owner_functions and role_of(f) == role]
+        if sharing:
+            problems.append(f"{role} is shared with {sharing}: it may touch {secret}")
     for name, res in cfn["Resources"].items():
-        if name in (secret, owner_function, owner_role):
+        if name in (secret, *owner_functions, *owner_roles) or _is_policy_of(res, secret):
             continue
         if references(res, secret):
             problems.append(f"{name} ({res.get('Type')}) references {secret}")
+    return problems
+
+
+def _is_policy_of(res: dict[str, Any], secret: str) -> bool:
+    return res.get("Type") == "AWS::SecretsManager::ResourcePolicy" and references(
+        res.get("Properties", {}).get("SecretId"), secret
+    )
+
+
+def secret_policy_problems(cfn: dict[str, Any], secret: str, readers: Sequence[str]) -> list[str]:
+    """`secret` has one resource policy, public policies blocked, that denies reading (and
+    writing) it to every principal but the roles of `readers` (and an optional key admin)."""
+    found = [r for r in cfn["Resources"].values() if _is_policy_of(r, secret)]
+    if len(found) != 1:
+        return [f"{secret}: expected one resource policy, found {len(found)}"]
+    props = found[0]["Properties"]
+    problems = [] if props.get("BlockPublicPolicy") is True else [f"{secret}: BlockPublicPolicy"]
+    lambdas = resources_of(cfn, "AWS::Lambda::Function")
+    wanted = {str(role_of(lambdas[f])) for f in readers}
+    for statement in _as_list(props.get("ResourcePolicy", {}).get("Statement", [])):
+        actions = set(_as_list(statement.get("Action", [])))
+        if statement.get("Effect") != "Deny" or "secretsmanager:GetSecretValue" not in actions:
+            continue
+        if statement.get("Principal") != "*" or "secretsmanager:PutSecretValue" not in actions:
+            problems.append(f"{secret}: the deny must cover every principal, reads and writes")
+        arns = _as_list(
+            statement.get("Condition", {}).get("ArnNotEquals", {}).get("aws:PrincipalArn")
+        )
+        roles = {a["Fn::GetAtt"][0] for a in arns if isinstance(a, dict) and "Fn::GetAtt" in a}
+        if roles != wanted:
+            problems.append(f"{secret}: readable by roles {sorted(roles)}, want {sorted(wanted)}")
+        return problems
+    return [*problems, f"{secret}: its resource policy denies nobody GetSecretValue"]
+
+
+def _iam_like(pattern: str, value: str) -> bool:
+    """IAM's StringLike: * any characters, ? one."""
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, value, re.S) is not None
+
+
+def _matches(statement: dict[str, Any], action: str, pk: str) -> bool:
+    actions = [str(a) for a in _as_list(statement.get("Action", []))]
+    if not any(_iam_like(a, action) for a in actions):
+        return False
+    condition = statement.get("Condition", {})
+    for operator, tests in condition.items():
+        for condition_key, values in tests.items():
+            if condition_key != "dynamodb:LeadingKeys":
+                continue
+            if operator not in ("ForAllValues:StringLike", "ForAllValues:StringEquals"):
+                return True  # not understood here: assume it lets the write through
+            like = operator.endswith("StringLike")
+            hit = any(_iam_like(v, pk) if like else v == pk for v in _as_list(values))
+            if not hit:
+                return False
+    return True
+
+
+def may_write(cfn: dict[str, Any], role: str, action: str, pk: str) -> bool:
+    """Would `role`'s policies let it `action` (dynamodb:PutItem, ...) an item in partition `pk`
+    of the table? Explicit denies win; conditions other than dynamodb:LeadingKeys are ignored
+    (they can only narrow what is allowed, so this errs towards allowing)."""
+    allowed = False
+    for name, statement in statements(cfn):
+        res = cfn["Resources"][name]
+        owner = name == role or references(res.get("Properties", {}).get("Roles", []), role)
+        if not owner or not _matches(statement, action, pk):
+            continue
+        if statement.get("Effect") == "Deny":
+            return False
+        allowed = True
+    return allowed
+
+
+def operator_policy_problems(cfn: dict[str, Any], api: str) -> list[str]:
+    """A managed policy among the outputs grants operators /admin of `api` and nothing else."""
+    outputs = cfn.get("Outputs", {}).values()
+    exported = [
+        name
+        for name in resources_of(cfn, "AWS::IAM::ManagedPolicy")
+        if any(references(o.get("Value"), name) for o in outputs)
+    ]
+    if not exported:
+        return ["no managed operator policy is a stack output"]
+    problems = []
+    for name in exported:
+        for _, statement in (s for s in statements(cfn) if s[0] == name):
+            actions = _as_list(statement.get("Action", []))
+            for resource in _as_list(statement.get("Resource", [])):
+                sub = resource.get("Fn::Sub") if isinstance(resource, dict) else None
+                on_admin = isinstance(sub, str) and sub.endswith("/admin/*")
+                if (
+                    actions != ["execute-api:Invoke"]
+                    or not on_admin
+                    or not references(resource, api)
+                ):
+                    problems.append(f"{name}: {actions} on {resource}: want /admin/* of {api} only")
     return problems
 
 
@@ -370,10 +473,14 @@ def wildcard_problems(cfn: dict[str, Any], table: str) -> list[str]:
 def least_privilege_problems(cfn: dict[str, Any]) -> list[str]:
     lambdas = resources_of(cfn, "AWS::Lambda::Function")
     by_handler = {f["Properties"].get("Handler"): n for n, f in lambdas.items()}
+    api = [by_handler[API_HANDLER], by_handler[ADMIN_HANDLER]]
     return [
-        *secret_problems(cfn, "SigningKeySecret", by_handler[DRAINER_HANDLER]),
-        *secret_problems(cfn, "TicketSecret", by_handler[API_HANDLER]),
+        *secret_problems(cfn, "SigningKeySecret", [by_handler[DRAINER_HANDLER]]),
+        *secret_problems(cfn, "TicketSecret", api),
+        *secret_policy_problems(cfn, "SigningKeySecret", [by_handler[DRAINER_HANDLER]]),
+        *secret_policy_problems(cfn, "TicketSecret", api),
         *wildcard_problems(cfn, "Table"),
+        *operator_policy_problems(cfn, "WaitingRoomApi"),
     ]
 
 
@@ -731,3 +838,118 @@ def run_cloudfront_function(code: str, event: dict[str, Any]) -> dict[str, Any]:
     assert done.returncode == 0, done.stderr
     result: dict[str, Any] = json.loads(done.stdout)
     return result
+
+
+# ------------------------------------------------------------------ monitoring
+def _alarm_metrics(alarm: dict[str, Any]) -> list[tuple[str, str, Any]]:
+    """(namespace, metric name, dimensions) of what an alarm watches; a Metrics Insights
+    query gives ("<query>", its text, None)."""
+    props = alarm.get("Properties", {})
+    if "MetricName" in props:
+        return [(props.get("Namespace", ""), props["MetricName"], props.get("Dimensions", []))]
+    found: list[tuple[str, str, Any]] = []
+    for query in props.get("Metrics", []):
+        stat = query.get("MetricStat", {}).get("Metric")
+        if stat:
+            found.append((stat["Namespace"], stat["MetricName"], stat.get("Dimensions", [])))
+        elif str(query.get("Expression", "")).lstrip().upper().startswith("SELECT"):
+            found.append(("<query>", str(query["Expression"]), None))
+    return found
+
+
+def alarms_watching(cfn: dict[str, Any], namespace: str, metric: str, target: str) -> list[str]:
+    """Alarms that watch `metric` of `target` (a resource's logical id in its dimensions)."""
+    return [
+        name
+        for name, alarm in resources_of(cfn, "AWS::CloudWatch::Alarm").items()
+        if any(
+            ns == namespace and m == metric and references(dims, target)
+            for ns, m, dims in _alarm_metrics(alarm)
+        )
+    ]
+
+
+def insights_alarms(cfn: dict[str, Any], gauge: str) -> list[str]:
+    """Alarms on a Metrics Insights query over the drainer's `gauge`, one contributor per room."""
+    wanted = re.compile(
+        rf"SELECT\s+\w+\({gauge}\)\s+FROM\s+SCHEMA\(waitingroom,\s*room,\s*service\)"
+        r"\s+WHERE\s+service\s*=\s*'drainer'\s+GROUP\s+BY\s+room",
+        re.I,
+    )
+    return [
+        name
+        for name, alarm in resources_of(cfn, "AWS::CloudWatch::Alarm").items()
+        if any(ns == "<query>" and wanted.search(q) for ns, q, _ in _alarm_metrics(alarm))
+    ]
+
+
+def alarm_action_problems(cfn: dict[str, Any], topic: str) -> list[str]:
+    problems = []
+    for name, alarm in resources_of(cfn, "AWS::CloudWatch::Alarm").items():
+        props = alarm["Properties"]
+        for key in ("AlarmActions", "OKActions"):
+            if not references(props.get(key, []), topic):
+                problems.append(f"{name}: {key} does not notify {topic}")
+    subs = [
+        s
+        for s in resources_of(cfn, "AWS::SNS::Subscription").values()
+        if references(s["Properties"].get("TopicArn"), topic)
+        and s["Properties"].get("Protocol") == "email"
+        and s["Properties"].get("Endpoint") == {"Ref": "AlarmEmail"}
+    ]
+    if not subs:
+        problems.append(f"no e-mail subscription of AlarmEmail to {topic}")
+    return problems
+
+
+def drainer_destination_problems(cfn: dict[str, Any], drainer: str) -> list[str]:
+    """The drainer's failed async invocations go to an OnFailure destination it may write to."""
+    configs = [
+        c["Properties"]
+        for c in resources_of(cfn, "AWS::Lambda::EventInvokeConfig").values()
+        if references(c["Properties"].get("FunctionName"), drainer)
+    ]
+    target = [
+        c.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination") for c in configs
+    ]
+    if not target or target[0] is None:
+        return [f"{drainer}: no OnFailure destination for failed runs"]
+    dest = target[0]
+    name = (dest.get("Fn::GetAtt") or [dest.get("Ref")])[0] if isinstance(dest, dict) else None
+    role = role_of(resources_of(cfn, "AWS::Lambda::Function")[drainer])
+    sends = [
+        s
+        for n, s in statements(cfn)
+        if n == role
+        and s.get("Effect") == "Allow"
+        and set(_as_list(s.get("Action"))) & {"sqs:SendMessage", "sns:Publish"}
+        and name is not None
+        and references(s.get("Resource"), name)
+    ]
+    return [] if sends else [f"{role} may not send to its OnFailure destination {name}"]
+
+
+def dashboard_body(cfn: dict[str, Any], name: str = "Dashboard") -> dict[str, Any]:
+    """The dashboard's JSON with its ${...} placeholders filled with dummies."""
+    sub = cfn["Resources"][name]["Properties"]["DashboardBody"]["Fn::Sub"]
+    text, variables = (sub[0], sub[1]) if isinstance(sub, list) else (sub, {})
+    for key, value in variables.items():
+        text = text.replace("${" + key + "}", str(value))
+    text = re.sub(r"\$\{[^}]+\}", "x", text)
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+def dashboard_metric_names(body: dict[str, Any]) -> dict[str, set[str]]:
+    """The EMF metric names the dashboard searches, by service."""
+    found: dict[str, set[str]] = {}
+    pattern = re.compile(r'service="(\w+)"\s+MetricName=(?:"(\w+)"|\(([^)]*)\))')
+    for widget in body["widgets"]:
+        for line in widget.get("properties", {}).get("metrics", []):
+            for item in line:
+                if not isinstance(item, dict):
+                    continue
+                for m in pattern.finditer(item.get("expression", "")):
+                    names = [m[2]] if m[2] else re.findall(r'"(\w+)"', m[3])
+                    found.setdefault(m[1], set()).update(names)
+    return found

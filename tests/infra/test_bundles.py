@@ -117,3 +117,56 @@ def test_each_handler_imports_from_its_copied_bundle(handler: str, tmp_path: Pat
     packages = {f.relative_to(bundle).parts[0] for f in loaded}
     assert packages <= set(BUNDLES[logical_id].packages), packages
     assert module.partition(".")[0] in packages
+
+
+def test_a_built_bundle_is_precompiled_and_its_handler_imports_from_the_bytecode(
+    tmp_path: Path,
+) -> None:
+    """`make build-GuardFunction` as `sam build` runs it (for this machine's platform): locked
+    wheels, hash-checked, then compiled; the handler imports in an interpreter that sees only
+    the bundle and may not write bytecode, and every module it loads comes from a .pyc."""
+    from bench.bundles import _platform
+
+    out = tmp_path / "guard"
+    done = subprocess.run(
+        [
+            "make",
+            "--no-print-directory",
+            "-f",
+            str(MAKEFILE),
+            f"build-{GUARD_BUNDLE}",
+            f"ARTIFACTS_DIR={out}",
+            f"PIP_PLATFORM={_platform()}",
+            f"PYTHON={sys.executable}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    sources = [p for p in out.rglob("*.py") if "__pycache__" not in p.parts]
+    assert sources
+    tag = sys.implementation.cache_tag
+    missing = [
+        p for p in sources if not (p.parent / "__pycache__" / f"{p.stem}.{tag}.pyc").is_file()
+    ]
+    assert missing == []
+    probe = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import origin_guard.authorizer as a; "
+        "mods = [m for m in list(sys.modules.values()) if (getattr(m, '__file__', '') or '')"
+        ".startswith(sys.argv[1]) and m.__file__.endswith('.py')]; "
+        "print(all(m.__spec__ is None or m.__spec__.cached and "
+        "__import__('os').path.exists(m.__spec__.cached) for m in mods), len(mods))"
+    )
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONDONTWRITEBYTECODE": "1"}
+    ran = subprocess.run(
+        [sys.executable, "-S", "-c", probe, str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=True,
+    )
+    all_cached, count = ran.stdout.split()
+    assert all_cached == "True" and int(count) > 10

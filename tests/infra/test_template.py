@@ -11,7 +11,6 @@ import hashlib
 import json
 import re
 import tomllib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from packaging.requirements import Requirement
 
 from tests.infra import cfn_yaml
 from tests.infra.checks import (
+    ADMIN_HANDLER,
     ALL_VIEWER_EXCEPT_HOST,
     API_HANDLER,
     CACHING_DISABLED,
@@ -46,14 +46,13 @@ from tests.infra.checks import (
     least_privilege_problems,
     load_template,
     makefile_bundles,
-    missing_tools,
     origin_kinds,
     references,
     resources_of,
     room_default_problems,
     run_cloudfront_function,
-    translate,
 )
+from tests.infra.conftest import Translate
 from waitingroom import table
 from waitingroom.rooms import ROOM_FIELDS
 from waitingroom.settings import ApiSettings
@@ -66,38 +65,6 @@ API_ID = function_by_handler(SAM, API_HANDLER).logical_id
 def app_routes() -> list[tuple[str, str]]:
     pairs, hidden = fastapi_routes(API_HANDLER.rpartition(".")[0])
     return [(m, path) for m, path in pairs if path not in hidden and m != "HEAD"]
-
-
-@pytest.fixture(scope="session")
-def tools() -> None:
-    if problem := missing_tools():
-        pytest.fail(problem)
-
-
-Translate = Callable[[Path], dict[str, Any]]
-
-
-@pytest.fixture(scope="session")
-def translate_file(tools: None) -> Translate:
-    def run(path: Path) -> dict[str, Any]:
-        done = translate(path)
-        assert done.returncode == 0, f"translate.py failed:\n{done.stderr}"
-        result: dict[str, Any] = json.loads(done.stdout)
-        return result
-
-    return run
-
-
-@pytest.fixture(scope="session")
-def cfn(translate_file: Translate) -> dict[str, Any]:
-    return translate_file(TEMPLATE)
-
-
-@pytest.fixture(scope="session")
-def cfn_path(cfn: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("cfn") / "translated.json"
-    path.write_text(json.dumps(cfn))
-    return path
 
 
 def broken_copy(tmp_path: Path, old: str, new: str) -> Path:
@@ -130,9 +97,17 @@ def test_every_handler_resolves_to_a_function(logical_id: str) -> None:
     assert handler_problems(sam, MAKEFILE.read_text()) == []
 
 
-def test_the_three_entry_points_are_the_ones_the_code_defines() -> None:
-    for handler in (API_HANDLER, DRAINER_HANDLER, GUARD_HANDLER):
+def test_the_four_entry_points_are_the_ones_the_code_defines() -> None:
+    for handler in (API_HANDLER, ADMIN_HANDLER, DRAINER_HANDLER, GUARD_HANDLER):
         assert function_by_handler(SAM, handler).metadata.get("BuildMethod") == "makefile"
+
+
+def test_the_operators_function_creates_rooms_with_the_same_defaults() -> None:
+    def defaults(handler: str) -> dict[str, Any]:
+        env = function_by_handler(SAM, handler).props["Environment"]["Variables"]
+        return {k: v for k, v in env.items() if k.startswith("WAITINGROOM_DEFAULT_")}
+
+    assert defaults(ADMIN_HANDLER) == defaults(API_HANDLER) != {}
 
 
 @pytest.mark.parametrize("handler", [API_HANDLER, DRAINER_HANDLER, GUARD_HANDLER])
@@ -164,6 +139,45 @@ def test_bundle_requirements_agree_with_pyproject() -> None:
     # The API needs everything the project declares, except what the Lambda runtime provides.
     api = {Requirement(r).name.lower() for r in _requirements("api")}
     assert set(declared) - api == {"boto3"}
+
+
+def _locked(name: str) -> dict[str, tuple[str, int]]:
+    """requirements/<name>.lock: package -> (version, number of hashes)."""
+    text = (REQUIREMENTS / f"{name}.lock").read_text()
+    blocks = re.split(r"\n(?=[A-Za-z0-9])", text)
+    found = {}
+    for block in blocks:
+        m = re.match(r"([A-Za-z0-9_.-]+)==(\S+)", block)
+        if m:
+            found[m[1].lower().replace("_", "-")] = (m[2], block.count("--hash=sha256:"))
+    return found
+
+
+@pytest.mark.parametrize("name", ["api", "drainer", "authorizer"])
+def test_each_bundle_is_locked_with_hashes_and_the_lock_satisfies_its_requirements(
+    name: str,
+) -> None:
+    locked = _locked(name)
+    assert locked and all(hashes for _, hashes in locked.values()), "every pin has its hashes"
+    for line in _requirements(name):
+        req = Requirement(line)
+        version, _ = locked[req.name.lower().replace("_", "-")]
+        assert req.specifier.contains(version), f"{name}.lock pins {req.name} {version}: {req}"
+    build = makefile_bundles(MAKEFILE.read_text())
+    assert "--require-hashes" in MAKEFILE.read_text()
+    assert any(b.requirements == name for b in build.values())
+
+
+def test_the_bundles_are_precompiled_for_the_runtime_they_run_on() -> None:
+    makefile = MAKEFILE.read_text()
+    [version] = re.findall(r"^LAMBDA_PYTHON \?= (\S+)$", makefile, re.M)
+    assert {f.props["Runtime"] for f in functions(SAM)} == {f"python{version}"}
+    for logical_id in makefile_bundles(makefile):
+        target = re.search(rf"^build-{logical_id}:.*\n((?:\t.*\n)+)", makefile, re.M)
+        assert target and "$(call compile)" in target[1], logical_id
+    assert "--invalidation-mode unchecked-hash" in makefile
+    # the compile step refuses a build Python other than the runtime's
+    assert 'sys.exit(0 if v == "$(LAMBDA_PYTHON)"' in makefile
 
 
 def test_api_routes_reach_the_app_with_the_right_auth(cfn: dict[str, Any]) -> None:
@@ -206,7 +220,10 @@ def test_drainer_runs_every_minute_overlapping_the_next_run_for_under_its_timeou
 ) -> None:
     """Two runs at a time: one ticks, the other stands by to take over a dead one's rooms."""
     drainer = function_by_handler(SAM, DRAINER_HANDLER)
-    assert drainer.props["ReservedConcurrentExecutions"] == 2
+    # nothing reserved by default: a reservation fails a new account's stack (quota 10)
+    reserved = drainer.props["ReservedConcurrentExecutions"]
+    assert reserved["Fn::If"][0] == "ReserveDrainer"
+    assert SAM["Parameters"]["DrainerReservedConcurrency"]["Default"] == 0
     run_seconds = float(drainer.props["Environment"]["Variables"]["WAITINGROOM_RUN_SECONDS"])
     assert 60 < run_seconds <= 120  # outlasts the schedule's period; never three at once
     assert run_seconds + 10 <= drainer.props["Timeout"] <= 150
@@ -239,10 +256,6 @@ def test_secrets_start_as_the_code_expects() -> None:
     assert ticket["GenerateSecretString"]["PasswordLength"] >= 32
     assert "SecretString" not in ticket
     assert SAM["Resources"]["SigningKeySecret"]["Properties"]["SecretString"] == "{}"
-
-
-def test_least_privilege(cfn: dict[str, Any]) -> None:
-    assert least_privilege_problems(cfn) == []
 
 
 def test_origin_routes_all_go_through_the_guard(cfn: dict[str, Any]) -> None:
@@ -313,7 +326,12 @@ def test_nothing_is_always_on(cfn: dict[str, Any]) -> None:
     assert not [k for k in kinds if k.startswith(always_on)]
     for fn in resources_of(cfn, "AWS::Lambda::Function").values():
         assert "VpcConfig" not in fn["Properties"]
-    assert not resources_of(cfn, "AWS::Lambda::Version", "AWS::Lambda::Alias")
+    # the API's alias `live` holds provisioned concurrency only when asked (billed while idle)
+    for alias in resources_of(cfn, "AWS::Lambda::Alias").values():
+        config = alias["Properties"]["ProvisionedConcurrencyConfig"]
+        assert config["Fn::If"][0] == "ProvisionApi"
+        assert config["Fn::If"][2] == {"Ref": "AWS::NoValue"}
+    assert SAM["Parameters"]["ApiProvisionedConcurrency"]["Default"] == 0
 
 
 def test_outputs_name_the_urls() -> None:
@@ -398,7 +416,9 @@ def test_errors_are_cached_no_longer_than_their_own_cache_control() -> None:
 def test_only_this_distribution_may_call_the_api_function_url(cfn: dict[str, Any]) -> None:
     urls = resources_of(cfn, "AWS::Lambda::Url")
     assert [u["Properties"]["AuthType"] for u in urls.values()] == ["AWS_IAM"]
-    assert references(next(iter(urls.values()))["Properties"]["TargetFunctionArn"], API_ID)
+    url = next(iter(urls.values()))["Properties"]
+    # on the alias every deploy moves (AutoPublishAlias), which the permissions below name
+    assert url["TargetFunctionArn"] == {"Ref": f"{API_ID}Aliaslive"}
     oac_origins = [o for o in distribution(cfn)["Origins"] if "OriginAccessControlId" in o]
     assert [o["Id"] for o in oac_origins] == [
         k for k, v in origin_kinds(cfn, API_ID).items() if v == "function_url"
@@ -409,7 +429,7 @@ def test_only_this_distribution_may_call_the_api_function_url(cfn: dict[str, Any
     granted = [
         p["Properties"]
         for p in resources_of(cfn, "AWS::Lambda::Permission").values()
-        if references(p["Properties"]["FunctionName"], API_ID)
+        if references(p["Properties"]["FunctionName"], f"{API_ID}Aliaslive")
         and p["Properties"]["Principal"] != "apigateway.amazonaws.com"
     ]
     assert sorted(p["Action"] for p in granted) == [
@@ -526,8 +546,10 @@ def test_a_handler_missing_from_its_bundle_is_caught(tmp_path: Path) -> None:
 def test_a_dangling_ref_is_caught_by_cfn_lint(tmp_path: Path, translate_file: Translate) -> None:
     path = broken_copy(
         tmp_path,
-        "WAITINGROOM_TICKET_SECRET_ID: !Ref TicketSecret",
-        "WAITINGROOM_TICKET_SECRET_ID: !Ref TicketSecrett",
+        "WAITINGROOM_TICKET_SECRET_ID: !Ref TicketSecret\n          WAITINGROOM_ADMIN_AUTH: iam\n"
+        "          WAITINGROOM_COOKIE_SECURE",
+        "WAITINGROOM_TICKET_SECRET_ID: !Ref TicketSecrett\n          WAITINGROOM_ADMIN_AUTH: iam\n"
+        "          WAITINGROOM_COOKIE_SECURE",
     )
     translated = tmp_path / "translated.json"
     translated.write_text(json.dumps(translate_file(path)))
@@ -541,8 +563,14 @@ def test_granting_the_api_the_signing_keys_is_caught(
 ) -> None:
     path = broken_copy(
         tmp_path,
+        '                      - "ROOM#*#REVOKED"\n'
+        "              - Sid: TicketSecret\n"
+        "                Effect: Allow\n"
         "                Action: secretsmanager:GetSecretValue\n"
         "                Resource: !Ref TicketSecret\n",
+        '                      - "ROOM#*#REVOKED"\n'
+        "              - Sid: TicketSecret\n"
+        "                Effect: Allow\n"
         "                Action: secretsmanager:GetSecretValue\n"
         "                Resource: [!Ref TicketSecret, !Ref SigningKeySecret]\n",
     )
@@ -612,3 +640,31 @@ def test_an_edge_that_breaks_the_contract_is_caught(
 ) -> None:
     problems = edge_problems(cfn_yaml.load(broken_copy(tmp_path, old, new)), app_routes())
     assert problems and all(problem in p for p in problems), problems
+
+
+def test_every_function_logs_json_without_the_platform_lines(cfn: dict[str, Any]) -> None:
+    """No START/END/REPORT line per invocation (SystemLogLevel WARN): at a million visitors
+    they were most of the log bill."""
+    for name, fn in resources_of(cfn, "AWS::Lambda::Function").items():
+        logging = fn["Properties"]["LoggingConfig"]
+        assert logging["LogFormat"] == "JSON", name
+        assert logging["SystemLogLevel"] == "WARN", name
+        assert logging["ApplicationLogLevel"] in ("INFO", "WARN"), name
+
+
+def test_gradual_deployment_is_optional_and_its_role_moves_only_this_alias(
+    cfn: dict[str, Any],
+) -> None:
+    assert SAM["Parameters"]["ApiDeploymentType"]["Default"] == "AllAtOnce"
+    [group] = resources_of(cfn, "AWS::CodeDeploy::DeploymentGroup").values()
+    props = group["Properties"]
+    # the rollback alarm exists (and is wired) only for a gradual deployment
+    assert props["AlarmConfiguration"]["Fn::If"][0] == "GradualApi"
+    assert cfn["Resources"]["ApiDeployErrorsAlarm"]["Condition"] == "GradualApi"
+    role = props["ServiceRoleArn"]["Fn::GetAtt"][0]
+    assert not cfn["Resources"][role]["Properties"].get("ManagedPolicyArns")
+    resources = [
+        s["Resource"]
+        for s in cfn["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    ]
+    assert resources[0]["Fn::Sub"].endswith(":function:${ApiFunction}:*")
