@@ -90,6 +90,7 @@ def writes_by_part(
     parts["operators"] |= recorder.take()
 
     tickets = [svc.join("demo", f"key-{i}", client="203.0.113.9").ticket for i in range(4)]
+    store.put_unheld("demo", 0, 0, 99, "a join whose answer failed after its number was taken")
     parts["visitors"] |= recorder.take()
     clock.advance(1 + SETTLE_DELAY_SECONDS)
     drainer.refresh_keys()
