@@ -25,22 +25,29 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from waitingroom.domain import (
+    Batch,
     DrainerState,
     Pending,
     PublicState,
     RoomConfig,
     SettledSlot,
     draw_place,
+    slot_of,
     take_tickets,
     ticket_at,
 )
 from waitingroom.observability import MetricsBuffer, configure_logging
 from waitingroom.planning import (
     TickPlan,
+    close_pool,
+    current_pool,
     draw_due,
+    grow_pool,
     is_dormant,
     place_tickets,
     plan_tick,
+    pool_entries_to_write,
+    pool_step,
     settle_window,
 )
 from waitingroom.settings import DrainerSettings
@@ -182,12 +189,61 @@ class Drainer:
             plan = place_tickets(
                 plan, tickets, slot, offset, now=now, slot_seconds=cfg.slot_seconds
             )
+        plan, open_pool = self._pool(cfg, plan, now)
         self.store.commit_state(room, plan.pub, plan.dst, dst.version)
         new_pub = replace(plan.pub, version=dst.version + 1)
         new_dst = replace(plan.dst, version=dst.version + 1)
         if plan.admit is not None:
             new_pub, new_dst = self._materialise(cfg, new_pub, new_dst)
+        new_pub, new_dst = self._fill_pool(cfg, new_pub, new_dst, open_pool, now)
         return self._report(room, plan, new_pub)
+
+    # -- an idle room's pool (planning.pool_step) ---------------------------------------------
+
+    def _pool(self, cfg: RoomConfig, plan: TickPlan, now: float) -> tuple[TickPlan, bool]:
+        """Count the pool's claims, close it or grow it; True: (re)open it once written."""
+        claims = 0
+        if current_pool(plan.dst, now) is not None:
+            seq = plan.dst.pool_seq
+            claims = self.store.read_counters(cfg.room, [-seq], 1)[-seq][0]
+        plan, add = pool_step(cfg, plan, now=now, claims=claims)
+        if add is None:
+            return plan, False
+        if self._joined_unsettled(cfg, plan, now):
+            return close_pool(plan, now), False  # somebody queued: they go first
+        return grow_pool(cfg, plan, add, now=now), True
+
+    def _joined_unsettled(self, cfg: RoomConfig, plan: TickPlan, now: float) -> bool:
+        """Did anybody take a number in the slots not settled yet (up to the next one, for the
+        API containers' clocks)?"""
+        first = plan.pub.settled_through + 1
+        slots = list(range(first, slot_of(now, cfg.slot_seconds) + 2))
+        counts = self.store.read_counters(cfg.room, slots, plan.dst.max_shards)
+        return any(sum(c) for c in counts.values())
+
+    def _fill_pool(
+        self, cfg: RoomConfig, pub: PublicState, dst: DrainerState, open_pool: bool, now: float
+    ) -> tuple[PublicState, DrainerState]:
+        """Write the pool's new entries (with their tokens), then let joins claim them."""
+        todo = pool_entries_to_write(dst)
+        if todo is None and not open_pool:
+            return pub, dst
+        new_dst = dst
+        if todo is not None:
+            pool, ks = todo
+            # claimable until the batch's deadline (never later: its places are then counted
+            # from its ledger), the session running from then
+            entries = [(-pool.seq, k, 0) for k in ks]
+            self.store.put_admitted(
+                cfg.room, self._mint(cfg, replace(pool, admitted_at=now), entries)
+            )
+            new_dst = replace(dst, pool_written=pool.count)
+        new_pub = pub
+        if open_pool:
+            size = next(b.count for b in dst.batches if b.seq == dst.pool_seq)
+            new_pub = replace(pub, pool_seq=dst.pool_seq, pool_size=size)
+        self.store.commit_state(cfg.room, new_pub, new_dst, dst.version)
+        return replace(new_pub, version=dst.version + 1), replace(new_dst, version=dst.version + 1)
 
     def _first_settled_after_open(self, cfg: RoomConfig, pub: PublicState) -> SettledSlot | None:
         """The first slot settled before this tick from the opening slot on (the pre-queue's
@@ -271,6 +327,16 @@ class Drainer:
         p = dst.pending
         b = p.batch
         tickets, _, _ = self._tickets_for(cfg, pub, pub.settled_through, p)
+        self.store.put_admitted(cfg.room, self._mint(cfg, b, tickets))
+        new_pub = replace(pub, materialized=b.start + b.count)
+        new_dst = replace(dst, pending=None)
+        self.store.commit_state(cfg.room, new_pub, new_dst, dst.version)
+        return replace(new_pub, version=dst.version + 1), replace(new_dst, version=dst.version + 1)
+
+    def _mint(
+        self, cfg: RoomConfig, b: Batch, tickets: list[tuple[int, int, int]]
+    ) -> list[AdmittedTicket]:
+        """One signed admission token per ticket (slot, k, shard) of batch `b`."""
         signer = self.signer
         items = []
         for slot, k, shard in tickets:
@@ -297,11 +363,7 @@ class Drainer:
                     expires_at=b.expires_at,
                 )
             )
-        self.store.put_admitted(cfg.room, items)
-        new_pub = replace(pub, materialized=b.start + b.count)
-        new_dst = replace(dst, pending=None)
-        self.store.commit_state(cfg.room, new_pub, new_dst, dst.version)
-        return replace(new_pub, version=dst.version + 1), replace(new_dst, version=dst.version + 1)
+        return items
 
     # -- loops -----------------------------------------------------------------------------
 

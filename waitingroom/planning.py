@@ -12,8 +12,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from waitingroom.domain import (
+    ADMISSIONS_PER_LEDGER_SHARD,
     RECENT_WAITS,
     Accounting,
+    Batch,
     DrainerState,
     LedgerCounts,
     Pending,
@@ -224,7 +226,7 @@ def _public_after(
         settled_through=max(pub.settled_through, window.last),
         settled_total=pub.settled_total + joined,
         consumed=pub.consumed + admitted,
-        active=acc.active + admitted,
+        active=acc.active + admitted - pool_held(dst),
         admit_rate=dst.rates.rate(now),
         join_rate_per_slot=join_rate,
         admitted_total=pub.admitted_total + admitted,
@@ -271,3 +273,106 @@ def place_tickets(
         pub=replace(plan.pub, wait_p50=percentile(waits, 50), wait_p90=percentile(waits, 90)),
         dst=replace(plan.dst, cursor_slot=cursor_slot, cursor_offset=cursor_offset, waits=waits),
     )
+
+
+# -- an idle room's pool: tokens minted ahead, claimed by joins ---------------------------------
+# While nobody waits and places are free, the drainer mints a few admissions ahead, as a batch
+# of its own (a "pool"), and joins claim its entries with one conditional write each: a visitor
+# is let in at join, without waiting for a tick, and the API still holds no signing key. The
+# entries hold places from the moment they are minted (max_active holds), a claim is exactly
+# once (the pool's claim counter), and an entry nobody claims is reclaimed at its deadline like
+# a no-show. The pool is closed as soon as anybody waits, and opened only when nobody joined
+# the queue in the slots not yet settled: a burst takes the pool's entries, then queues in order.
+
+POOL_SECONDS = 60.0  # how long a minted entry may be claimed
+POOL_RENEW_SECONDS = 10.0  # a pool this close to its entries' deadline is replaced, not grown
+POOL_MIN = 10
+POOL_MAX = ADMISSIONS_PER_LEDGER_SHARD  # one ledger shard per pool
+
+
+def current_pool(dst: DrainerState, now: float) -> Batch | None:
+    """The pool joins may claim from, while its first entries are comfortably claimable."""
+    for b in dst.batches:
+        if b.seq == dst.pool_seq and b.pool:
+            return b if now < b.admitted_at + POOL_SECONDS - POOL_RENEW_SECONDS else None
+    return None
+
+
+def pool_held(dst: DrainerState) -> int:
+    """Places held by pool entries nobody has claimed (as far as the ledgers tell)."""
+    return sum(b.count - b.picked for b in dst.batches if b.pool and not b.final)
+
+
+def pool_room_idle(cfg: RoomConfig, pub: PublicState) -> bool:
+    """Joins may be let straight in: the room admits now, and nobody waits in a settled slot."""
+    opened = cfg.opens_slot is None or bool(pub.draw_seed)
+    return cfg.status == "open" and opened and pub.waiting_settled == 0
+
+
+def pool_step(
+    cfg: RoomConfig, plan: TickPlan, *, now: float, claims: int
+) -> tuple[TickPlan, int | None]:
+    """Count the open pool's claims (`claims`: its claim counter, read after `now`); close it
+    when the room is not idle. Also how many entries to mint, and (re)open the pool with, if
+    nobody joined the queue in the slots not settled yet; None: leave the pool as it is."""
+    pool = current_pool(plan.dst, now)
+    claimed = min(claims, pool.count) if pool else 0
+    grew = max(0, claimed - plan.dst.pool_claimed) if pool else 0
+    plan = replace(plan, dst=replace(plan.dst, pool_claimed=claimed))
+    pub, dst = plan.pub, plan.dst
+    if not pool_room_idle(cfg, pub):
+        return close_pool(plan, now), None
+    free = _budget(cfg, pub, dst, pub.active + pool_held(dst), now)
+    if pool is None:
+        return plan, min(free, POOL_MIN) if free > 0 else None
+    target = min(POOL_MAX, max(POOL_MIN, 2 * grew))
+    add = max(0, min(free, target - (pool.count - claimed), POOL_MAX - pool.count))
+    is_open = pub.pool_seq == pool.seq and pub.pool_size >= dst.pool_written
+    return plan, add if add > 0 or not is_open else None
+
+
+def close_pool(plan: TickPlan, now: float) -> TickPlan:
+    """No more claims than those already made (the rest are reclaimed at their deadline)."""
+    pool = current_pool(plan.dst, now)
+    size = min(plan.pub.pool_size, plan.dst.pool_claimed) if pool else 0
+    return replace(plan, pub=replace(plan.pub, pool_size=size))
+
+
+def grow_pool(cfg: RoomConfig, plan: TickPlan, add: int, *, now: float) -> TickPlan:
+    """Mint `add` more entries: into the current pool, or a new pool batch. They hold places
+    (and count against the rate budget) from now; `pool_written` says which still need items."""
+    dst = plan.dst
+    pool = current_pool(dst, now)
+    deadline = now + POOL_SECONDS
+    expires = deadline + cfg.session_seconds
+    batches, next_seq = dst.batches, dst.next_seq
+    if pool is not None:
+        grown = replace(
+            pool,
+            count=pool.count + add,
+            pickup_deadline=max(pool.pickup_deadline, deadline),
+            expires_at=max(pool.expires_at, expires),
+        )
+        batches = tuple(grown if b.seq == pool.seq else b for b in batches)
+        written, claimed = dst.pool_written, dst.pool_claimed
+    else:
+        pool = Batch(next_seq, 0, add, now, deadline, expires, 1, pool=True)
+        batches, next_seq, written, claimed = (*batches, pool), next_seq + 1, 0, 0
+    dst = replace(
+        dst,
+        batches=batches,
+        next_seq=next_seq,
+        pool_seq=pool.seq,
+        pool_claimed=claimed,
+        pool_written=written,
+        rates=dst.rates.add(now, add) if add else dst.rates,
+    )
+    return replace(plan, dst=dst)
+
+
+def pool_entries_to_write(dst: DrainerState) -> tuple[Batch, range] | None:
+    """The pool batch and the entries (k) it holds that have no ticket item yet."""
+    for b in dst.batches:
+        if b.seq == dst.pool_seq and b.pool and b.count > dst.pool_written:
+            return b, range(dst.pool_written + 1, b.count + 1)
+    return None

@@ -28,7 +28,7 @@ def test_join_hands_out_numbers_in_order_and_replays_by_idempotency_key(
     second = memory_service.join("demo", None)
     assert again.ticket == first.ticket and again.number == first.number
     assert first.number < second.number
-    assert not first.status.exact  # the slot has not settled yet
+    assert isinstance(first.status, Waiting) and not first.status.exact  # not settled yet
 
 
 def test_joins_are_refused_for_unknown_and_closed_rooms(memory_service: WaitingRoom) -> None:

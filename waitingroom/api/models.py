@@ -51,6 +51,13 @@ class JoinOut(BaseModel):
     poll_after_seconds: int
     position_is_exact: bool
     opens_at: float | None = None
+    # an idle room lets a visitor straight in: the join is the pickup (token also in a cookie)
+    state: Literal["waiting", "admitted"] = Field(
+        default="waiting", description="admitted: let straight in, go on with the token"
+    )
+    token: str | None = None
+    expires_at: int | None = None
+    origin_url: str | None = None
 
 
 class AdmittedOut(BaseModel):

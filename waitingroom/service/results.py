@@ -28,4 +28,4 @@ class Admitted:
 class Joined:
     ticket: str
     number: int
-    status: Waiting
+    status: Waiting | Admitted  # Admitted: let straight in (an idle room's pool)

@@ -70,9 +70,11 @@ class RoomStore(Protocol):
 
 
 class QueueStore(Protocol):
-    """Joining: the (slot, shard) counters, idempotency records, per-client join counts."""
+    """Joining: the (slot, shard) counters, idempotency records, per-client join counts, and
+    the claim counter of an idle room's pool of tokens minted ahead."""
 
     def bump_counter(self, room: str, slot: int, shard: int, slot_seconds: int) -> int: ...
+    def claim_pool(self, room: str, seq: int, size: int) -> int | None: ...
     def read_counters(
         self, room: str, slots: Sequence[int], shards: int
     ) -> dict[int, tuple[int, ...]]: ...

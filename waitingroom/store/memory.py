@@ -133,6 +133,15 @@ class MemoryStore:
             self._items.counters[(room, slot, shard)] = n
             return n
 
+    def claim_pool(self, room: str, seq: int, size: int) -> int | None:
+        with self._lock:
+            key = (room, -seq, 0)
+            n = self._items.counters.get(key, 0)
+            if n >= size:
+                return None
+            self._items.counters[key] = n + 1
+            return n + 1
+
     def read_counters(
         self, room: str, slots: Sequence[int], shards: int
     ) -> dict[int, tuple[int, ...]]:

@@ -31,6 +31,27 @@ class DynamoQueue(DynamoTable):
         )
         return as_int(plain(resp["Attributes"])["n"])
 
+    def claim_pool(self, room: str, seq: int, size: int) -> int | None:
+        """Take the next entry of pool `seq` while fewer than `size` are taken: one conditional
+        write on the pool's own counter (slot -seq, shard 0), so each entry goes to one join.
+        None when the pool is empty."""
+        if size <= 0:
+            return None
+        try:
+            resp = self._call(
+                "update_item",
+                Key=key(counter_pk(room, -seq, 0), "COUNTER"),
+                UpdateExpression="ADD n :one SET expires_at = if_not_exists(expires_at, :ttl)",
+                ConditionExpression="attribute_not_exists(n) OR n < :size",
+                ExpressionAttributeValues=attrs(
+                    {":one": 1, ":size": size, ":ttl": int(self.clock()) + KEEP_SECONDS}
+                ),
+                ReturnValues="UPDATED_NEW",
+            )
+        except Conflict:
+            return None
+        return as_int(plain(resp["Attributes"])["n"])
+
     def read_counters(
         self, room: str, slots: Sequence[int], shards: int
     ) -> dict[int, tuple[int, ...]]:
