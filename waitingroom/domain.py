@@ -423,6 +423,7 @@ class PublicState:
     # claimed by joins (0: no pool open)
     pool_seq: int = 0
     pool_size: int = 0
+    pool_max_active: int = 0  # the max_active it was sized for (a join with a lower one skips it)
 
     @property
     def waiting_settled(self) -> int:

@@ -39,8 +39,6 @@ from waitingroom.domain import (
 from waitingroom.observability import MetricsBuffer, configure_logging
 from waitingroom.planning import (
     TickPlan,
-    close_pool,
-    current_pool,
     draw_due,
     grow_pool,
     is_dormant,
@@ -48,7 +46,9 @@ from waitingroom.planning import (
     plan_tick,
     pool_entries_to_write,
     pool_step,
+    seal_pool,
     settle_window,
+    the_pool,
 )
 from waitingroom.settings import DrainerSettings
 from waitingroom.store import (
@@ -162,6 +162,9 @@ class Drainer:
         window = settle_window(cfg, pub, dst, now)
         slots = window.slots
         counters = self.store.read_counters(room, slots, window.shards) if slots else {}
+        if dst.pool_seq and (pub.waiting_settled or any(map(sum, counters.values()))):
+            # somebody is in line: the places held for joins go to them, in this very tick
+            pub, dst = self._seal_pool(cfg, pub, dst)
         ledger = self.store.read_ledger(room, dst.batches) if dst.batches else {}
         first_after_open = None
         if draw_due(cfg, pub, now, max(pub.settled_through, window.last)):
@@ -201,17 +204,24 @@ class Drainer:
     # -- an idle room's pool (planning.pool_step) ---------------------------------------------
 
     def _pool(self, cfg: RoomConfig, plan: TickPlan, now: float) -> tuple[TickPlan, bool]:
-        """Count the pool's claims, close it or grow it; True: (re)open it once written."""
-        claims = 0
-        if current_pool(plan.dst, now) is not None:
-            seq = plan.dst.pool_seq
-            claims = self.store.read_counters(cfg.room, [-seq], 1)[-seq][0]
-        plan, add = pool_step(cfg, plan, now=now, claims=claims)
-        if add is None:
+        """Count the pool's claims; seal it, or grow it. True: (re)open it once written."""
+        seq = plan.dst.pool_seq
+        claims = self.store.read_counters(cfg.room, [-seq], 1)[-seq][0] if seq else 0
+        plan, move = pool_step(cfg, plan, now=now, claims=claims)
+        if move == "keep":
             return plan, False
-        if self._joined_unsettled(cfg, plan, now):
-            return close_pool(plan, now), False  # somebody queued: they go first
-        return grow_pool(cfg, plan, add, now=now), True
+        if move != "seal" and self._joined_unsettled(cfg, plan, now):
+            move = "seal"  # somebody queued: they go first
+        if move == "seal":
+            pub, dst = self._seal_pool(cfg, plan.pub, plan.dst)
+            return replace(plan, pub=pub, dst=dst), False
+        return grow_pool(cfg, plan, move, now=now), True
+
+    def _seal_pool(
+        self, cfg: RoomConfig, pub: PublicState, dst: DrainerState
+    ) -> tuple[PublicState, DrainerState]:
+        claimed = self.store.seal_pool(cfg.room, dst.pool_seq) if dst.pool_seq else None
+        return seal_pool(pub, dst, claimed)
 
     def _joined_unsettled(self, cfg: RoomConfig, plan: TickPlan, now: float) -> bool:
         """Did anybody take a number in the slots not settled yet (up to the next one, for the
@@ -230,18 +240,20 @@ class Drainer:
             return pub, dst
         new_dst = dst
         if todo is not None:
-            pool, ks = todo
+            batch, ks = todo
             # claimable until the batch's deadline (never later: its places are then counted
             # from its ledger), the session running from then
-            entries = [(-pool.seq, k, 0) for k in ks]
+            entries = [(-batch.seq, k, 0) for k in ks]
             self.store.put_admitted(
-                cfg.room, self._mint(cfg, replace(pool, admitted_at=now), entries)
+                cfg.room, self._mint(cfg, replace(batch, admitted_at=now), entries)
             )
-            new_dst = replace(dst, pool_written=pool.count)
+            new_dst = replace(dst, pool_written=batch.count)
         new_pub = pub
-        if open_pool:
-            size = next(b.count for b in dst.batches if b.seq == dst.pool_seq)
-            new_pub = replace(pub, pool_seq=dst.pool_seq, pool_size=size)
+        pool = the_pool(new_dst)
+        if open_pool and pool is not None:
+            new_pub = replace(
+                pub, pool_seq=pool.seq, pool_size=pool.count, pool_max_active=cfg.max_active
+            )
         self.store.commit_state(cfg.room, new_pub, new_dst, dst.version)
         return replace(new_pub, version=dst.version + 1), replace(new_dst, version=dst.version + 1)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Literal
 
 from waitingroom.domain import (
     ADMISSIONS_PER_LEDGER_SHARD,
@@ -280,22 +281,24 @@ def place_tickets(
 # of its own (a "pool"), and joins claim its entries with one conditional write each: a visitor
 # is let in at join, without waiting for a tick, and the API still holds no signing key. The
 # entries hold places from the moment they are minted (max_active holds), a claim is exactly
-# once (the pool's claim counter), and an entry nobody claims is reclaimed at its deadline like
-# a no-show. The pool is closed as soon as anybody waits, and opened only when nobody joined
-# the queue in the slots not yet settled: a burst takes the pool's entries, then queues in order.
+# once (the pool's claim counter), and an entry nobody claims is given back when the pool is
+# sealed (its counter closed to further claims) or at its deadline. The pool is sealed as soon
+# as anybody waits, and opened only when nobody joined the queue in the slots not settled yet:
+# a burst takes the pool's entries, then queues in order.
 
 POOL_SECONDS = 60.0  # how long a minted entry may be claimed
-POOL_RENEW_SECONDS = 10.0  # a pool this close to its entries' deadline is replaced, not grown
+POOL_RENEW_SECONDS = 10.0  # a pool this close to its entries' deadline is sealed and replaced
 POOL_MIN = 10
 POOL_MAX = ADMISSIONS_PER_LEDGER_SHARD  # one ledger shard per pool
 
+# What the drainer does with the pool this tick: keep it as it is, seal it, or (a number) mint
+# that many more entries and (re)open it, if nobody joined the queue in the unsettled slots.
+PoolMove = Literal["keep", "seal"] | int
 
-def current_pool(dst: DrainerState, now: float) -> Batch | None:
-    """The pool joins may claim from, while its first entries are comfortably claimable."""
-    for b in dst.batches:
-        if b.seq == dst.pool_seq and b.pool:
-            return b if now < b.admitted_at + POOL_SECONDS - POOL_RENEW_SECONDS else None
-    return None
+
+def the_pool(dst: DrainerState) -> Batch | None:
+    """The pool batch joins may claim from (not sealed)."""
+    return next((b for b in dst.batches if b.pool and b.seq == dst.pool_seq), None)
 
 
 def pool_held(dst: DrainerState) -> int:
@@ -311,38 +314,55 @@ def pool_room_idle(cfg: RoomConfig, pub: PublicState) -> bool:
 
 def pool_step(
     cfg: RoomConfig, plan: TickPlan, *, now: float, claims: int
-) -> tuple[TickPlan, int | None]:
-    """Count the open pool's claims (`claims`: its claim counter, read after `now`); close it
-    when the room is not idle. Also how many entries to mint, and (re)open the pool with, if
-    nobody joined the queue in the slots not settled yet; None: leave the pool as it is."""
-    pool = current_pool(plan.dst, now)
+) -> tuple[TickPlan, PoolMove]:
+    """Count the pool's claims (`claims`: its claim counter, read after `now`) and say what to
+    do with it: seal it when the room is not idle, when it nears its deadline, or when places
+    over max_active are held; else grow it to about twice what was claimed since the last tick
+    (at least POOL_MIN, at most the free places)."""
+    pool = the_pool(plan.dst)
     claimed = min(claims, pool.count) if pool else 0
     grew = max(0, claimed - plan.dst.pool_claimed) if pool else 0
     plan = replace(plan, dst=replace(plan.dst, pool_claimed=claimed))
     pub, dst = plan.pub, plan.dst
+    held = pub.active + pool_held(dst)
+    if pool is not None and (
+        not pool_room_idle(cfg, pub)
+        or now >= pool.admitted_at + POOL_SECONDS - POOL_RENEW_SECONDS
+        or held > cfg.max_active
+    ):
+        return plan, "seal"
     if not pool_room_idle(cfg, pub):
-        return close_pool(plan, now), None
-    free = _budget(cfg, pub, dst, pub.active + pool_held(dst), now)
+        return plan, "keep"
+    free = _budget(cfg, pub, dst, held, now)
     if pool is None:
-        return plan, min(free, POOL_MIN) if free > 0 else None
+        return plan, min(free, POOL_MIN) if free > 0 else "keep"
     target = min(POOL_MAX, max(POOL_MIN, 2 * grew))
     add = max(0, min(free, target - (pool.count - claimed), POOL_MAX - pool.count))
-    is_open = pub.pool_seq == pool.seq and pub.pool_size >= dst.pool_written
-    return plan, add if add > 0 or not is_open else None
+    is_open = pub.pool_seq == pool.seq and pub.pool_size == pool.count
+    return plan, add if add > 0 or not is_open else "keep"
 
 
-def close_pool(plan: TickPlan, now: float) -> TickPlan:
-    """No more claims than those already made (the rest are reclaimed at their deadline)."""
-    pool = current_pool(plan.dst, now)
-    size = min(plan.pub.pool_size, plan.dst.pool_claimed) if pool else 0
-    return replace(plan, pub=replace(plan.pub, pool_size=size))
+def seal_pool(
+    pub: PublicState, dst: DrainerState, claimed: int | None
+) -> tuple[PublicState, DrainerState]:
+    """The pool's counter is closed: `claimed` entries were taken before (None: no pool). The
+    rest hold no place any more; the next pool is a new batch."""
+    pool = the_pool(dst)
+    batches = dst.batches
+    if pool is not None and claimed is not None:
+        sealed = replace(pool, count=min(pool.count, claimed))
+        batches = tuple(sealed if b.seq == pool.seq else b for b in batches)
+    return (
+        replace(pub, pool_seq=0, pool_size=0),
+        replace(dst, batches=batches, pool_seq=0, pool_claimed=0, pool_written=0),
+    )
 
 
 def grow_pool(cfg: RoomConfig, plan: TickPlan, add: int, *, now: float) -> TickPlan:
-    """Mint `add` more entries: into the current pool, or a new pool batch. They hold places
-    (and count against the rate budget) from now; `pool_written` says which still need items."""
+    """Mint `add` more entries: into the pool, or a new pool batch. They hold places (and
+    count against the rate budget) from now; `pool_written` says which still need items."""
     dst = plan.dst
-    pool = current_pool(dst, now)
+    pool = the_pool(dst)
     deadline = now + POOL_SECONDS
     expires = deadline + cfg.session_seconds
     batches, next_seq = dst.batches, dst.next_seq
@@ -372,7 +392,7 @@ def grow_pool(cfg: RoomConfig, plan: TickPlan, add: int, *, now: float) -> TickP
 
 def pool_entries_to_write(dst: DrainerState) -> tuple[Batch, range] | None:
     """The pool batch and the entries (k) it holds that have no ticket item yet."""
-    for b in dst.batches:
-        if b.seq == dst.pool_seq and b.pool and b.count > dst.pool_written:
-            return b, range(dst.pool_written + 1, b.count + 1)
-    return None
+    pool = the_pool(dst)
+    if pool is None or pool.count <= dst.pool_written:
+        return None
+    return pool, range(dst.pool_written + 1, pool.count + 1)

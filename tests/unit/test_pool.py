@@ -143,3 +143,33 @@ def test_each_place_goes_to_one_join_however_many_arrive_at_once(
     settle(clock)
     report = memory_drainer.tick_room("demo")
     assert (report.active, report.waiting, report.admitted) == (7, 33, 0)
+
+
+def test_lowering_max_active_shrinks_what_joins_may_still_claim(
+    memory_service: WaitingRoom, memory_drainer: Drainer, clock: FakeClock
+) -> None:
+    memory_service.put_room("demo", {"max_active": 50, "shards": 1})
+    memory_drainer.tick_room("demo")  # a pool sized for 50
+    memory_service.put_room("demo", {"max_active": 2})
+    fresh(clock)
+    assert isinstance(memory_service.join("demo", None).status, Waiting)  # not from the old pool
+    clock.advance(5)
+    memory_drainer.tick_room("demo")  # the one in line goes first
+    memory_drainer.tick_room("demo")  # then the pool is sized for 2: one place left
+    fresh(clock)
+    joins = [memory_service.join("demo", None) for _ in range(3)]
+    assert [isinstance(j.status, Admitted) for j in joins] == [True, False, False]
+
+
+def test_a_visitor_in_line_is_not_kept_waiting_by_places_held_for_joins(
+    memory_service: WaitingRoom, memory_drainer: Drainer, clock: FakeClock
+) -> None:
+    memory_service.put_room("demo", {"max_active": 3, "shards": 1})
+    memory_service.state(memory_service.config("demo"))  # this container caches: no pool yet
+    memory_drainer.tick_room("demo")  # nobody waits: a pool holding all three places
+    clock.advance(0.5)
+    inline = memory_service.join("demo", None)  # from the cached state: it takes a number
+    assert isinstance(inline.status, Waiting)
+    settle(clock)
+    report = memory_drainer.tick_room("demo")  # the pool is sealed: its places go to the line
+    assert (report.admitted, report.active, report.waiting) == (1, 1, 0)

@@ -216,6 +216,9 @@ def test_a_pool_entry_is_claimed_once_and_its_claims_read_like_a_counter(
     assert any_store.claim_pool("demo", 7, 5) == 4  # the pool grew: its next entry
     assert any_store.claim_pool("demo", 8, 0) is None  # a closed pool
     assert any_store.read_counters("demo", [-7], 1) == {-7: (4,)}
+    assert any_store.seal_pool("demo", 7) == 4  # taken before it was sealed
+    assert any_store.claim_pool("demo", 7, 10) is None  # nobody claims from a sealed pool
+    assert any_store.seal_pool("demo", 9) == 0  # never claimed from
 
 
 def test_a_pool_batch_and_its_counters_survive_a_commit(any_store: WaitingRoomStore) -> None:

@@ -108,6 +108,8 @@ class Joins:
         seq, size = st.pool_seq, st.pool_size
         if size <= 0 or self._empty_pools.get(cfg.room) == (seq, size):
             return None
+        if cfg.max_active < st.pool_max_active:
+            return None  # lowered since the pool was minted: the drainer shrinks it first
         store = self.ctx.store
         try:
             k = store.claim_pool(cfg.room, seq, size)

@@ -274,6 +274,8 @@ function join() {
       delete now.slot_doc;
       save(now);
       verified = now.ticket;  // just given by the API: trusted
+      // an idle room lets the visitor straight in: no queue page, on to the origin
+      if (r.body.state === "admitted") { stop(); arrive(r.body); return; }
       slotDoc = null;
       closedAsked = false;
       renderWaiting(r.body);

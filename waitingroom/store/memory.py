@@ -29,6 +29,7 @@ from waitingroom.domain import (
 from waitingroom.store.interface import (
     KEEP_SECONDS,
     REVOKED_BUCKET_SECONDS,
+    SEALED_POOL,
     AdmittedTicket,
     Conflict,
 )
@@ -141,6 +142,13 @@ class MemoryStore:
                 return None
             self._items.counters[key] = n + 1
             return n + 1
+
+    def seal_pool(self, room: str, seq: int) -> int:
+        with self._lock:
+            key = (room, -seq, 0)
+            taken = self._items.counters.get(key, 0)
+            self._items.counters[key] = max(taken, SEALED_POOL)
+            return min(taken, SEALED_POOL)
 
     def read_counters(
         self, room: str, slots: Sequence[int], shards: int

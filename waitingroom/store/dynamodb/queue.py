@@ -14,7 +14,7 @@ from waitingroom.store.dynamodb.table import (
     key,
     plain,
 )
-from waitingroom.store.interface import KEEP_SECONDS, Conflict
+from waitingroom.store.interface import KEEP_SECONDS, SEALED_POOL, Conflict
 
 
 class DynamoQueue(DynamoTable):
@@ -51,6 +51,19 @@ class DynamoQueue(DynamoTable):
         except Conflict:
             return None
         return as_int(plain(resp["Attributes"])["n"])
+
+    def seal_pool(self, room: str, seq: int) -> int:
+        """Close pool `seq` to further claims; how many entries were claimed before."""
+        resp = self._call(
+            "update_item",
+            Key=key(counter_pk(room, -seq, 0), "COUNTER"),
+            UpdateExpression="SET n = :sealed, expires_at = if_not_exists(expires_at, :ttl)",
+            ExpressionAttributeValues=attrs(
+                {":sealed": SEALED_POOL, ":ttl": int(self.clock()) + KEEP_SECONDS}
+            ),
+            ReturnValues="UPDATED_OLD",
+        )
+        return min(SEALED_POOL, as_int(plain(resp.get("Attributes", {})).get("n")))
 
     def read_counters(
         self, room: str, slots: Sequence[int], shards: int
