@@ -65,7 +65,7 @@ log = logging.getLogger("waitingroom.drainer")
 DORMANT = "closed and settled: nothing to do"
 # how often a dormant (closed, settled, empty) room is looked at again, in case it reopens
 DORMANT_RECHECK_SECONDS = 60.0
-# how often the loop lists the rooms again (a new room waits at most this long for its first tick)
+# how often the loop lists the rooms again (a new room is nudged: it is listed and ticked at once)
 ROOM_LIST_SECONDS = 10.0
 
 
@@ -410,18 +410,20 @@ class Drainer:
         rooms_at = float("-inf")
         while not should_stop() and self.clock() - start < seconds:
             try:
-                if self.clock() - rooms_at >= ROOM_LIST_SECONDS:
-                    rooms, rooms_at = self.store.list_rooms(), self.clock()
                 nudges = self.store.get_nudges()
+                # a room created (or nudged) since the last listing is listed, and ticked, now
+                unknown = any(room not in rooms for room in nudges)
+                if unknown or self.clock() - rooms_at >= ROOM_LIST_SECONDS:
+                    rooms, rooms_at = self.store.list_rooms(), self.clock()
                 for room in rooms:
                     now = self.clock()
-                    if room in dormant:
+                    nudged = nudges.get(room, 0.0) > last_tick.get(room, 0.0)
+                    if room in dormant and not nudged:  # a reopened room is nudged
                         if now - dormant[room] < DORMANT_RECHECK_SECONDS:
                             continue
-                        due, nudged = True, False
+                        due = True
                     else:
                         due = now - last_tick.get(room, 0.0) >= tick_seconds
-                        nudged = nudges.get(room, 0.0) > last_tick.get(room, 0.0)
                     if due or nudged:
                         last_tick[room] = self.clock()
                         report = self._safe_tick(room)

@@ -125,3 +125,14 @@ def test_stats_count_what_the_drainer_did(
     assert (stats["joined_total"], stats["admitted_last_tick"]) == (10, 4)
     with pytest.raises(errors.UnknownRoom):
         memory_service.stats("nowhere")
+
+
+def test_creating_or_reopening_a_room_asks_the_drainer_to_tick_it_now(
+    memory_service: WaitingRoom, clock: FakeClock
+) -> None:
+    memory_service.put_room("demo", {"max_active": 2})
+    assert memory_service.store.get_nudges()["demo"] == clock()
+    memory_service.set_status("demo", "closed", actor="ops")
+    clock.advance(30)
+    memory_service.set_status("demo", "open", actor="ops")
+    assert memory_service.store.get_nudges()["demo"] == clock()
