@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from waitingroom import rooms
-from waitingroom.rooms import RoomStatus
+from waitingroom.rooms import Queueing, RoomStatus
 
 # A slot is settled (its counters read and frozen into totals) this long after it closes. A join
 # whose counter update comes back later than half of it takes a new number instead, so a counter
@@ -377,6 +377,11 @@ class RoomConfig:
     max_joins_per_minute_per_client: int = rooms.MAX_JOINS_PER_MINUTE_PER_CLIENT.default
     challenge_bits: int = rooms.CHALLENGE_BITS.default
     bind_tokens: bool = rooms.BIND_TOKENS.default
+    # how the room lets people in: straight in while it is idle, its queueing method, and the
+    # switch that holds everyone new in the line
+    straight_in: bool = rooms.STRAIGHT_IN.default
+    queueing: Queueing = rooms.QUEUEING.default
+    queue_all: bool = rooms.QUEUE_ALL.default
 
     @property
     def opens_slot(self) -> int | None:

@@ -45,6 +45,7 @@ from waitingroom.planning import (
     place_tickets,
     plan_tick,
     pool_entries_to_write,
+    pool_seals_for_the_line,
     pool_step,
     seal_pool,
     settle_window,
@@ -162,7 +163,8 @@ class Drainer:
         window = settle_window(cfg, pub, dst, now)
         slots = window.slots
         counters = self.store.read_counters(room, slots, window.shards) if slots else {}
-        if dst.pool_seq and (pub.waiting_settled or any(map(sum, counters.values()))):
+        line = pub.waiting_settled or any(map(sum, counters.values()))
+        if dst.pool_seq and line and pool_seals_for_the_line(cfg):
             # somebody is in line: the places held for joins go to them, in this very tick
             pub, dst = self._seal_pool(cfg, pub, dst)
         ledger = self.store.read_ledger(room, dst.batches) if dst.batches else {}
@@ -210,7 +212,8 @@ class Drainer:
         plan, move = pool_step(cfg, plan, now=now, claims=claims)
         if move == "keep":
             return plan, False
-        if move != "seal" and self._joined_unsettled(cfg, plan, now):
+        line = pool_seals_for_the_line(cfg)
+        if move != "seal" and line and self._joined_unsettled(cfg, plan, now):
             move = "seal"  # somebody queued: they go first
         if move == "seal":
             pub, dst = self._seal_pool(cfg, plan.pub, plan.dst)

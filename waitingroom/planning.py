@@ -32,6 +32,7 @@ from waitingroom.domain import (
 )
 
 MAX_SETTLE_SLOTS_PER_TICK = 600
+UNCAPPED = 1 << 53  # a passthrough room's budget: everyone waiting
 # After a room closes, joins may still land for as long as API containers cache its config
 # (WAITINGROOM_CONFIG_CACHE_SECONDS, at most 60) plus the settle delay: settle that long more.
 CLOSE_MARGIN_SECONDS = 65.0
@@ -246,8 +247,10 @@ def _budget(cfg: RoomConfig, pub: PublicState, dst: DrainerState, active: int, n
     """Free places capped by the rate; nobody before a scheduled room's draw, nor while it is
     paused or closed."""
     opened = cfg.opens_slot is None or bool(pub.draw_seed)
-    if not opened or cfg.status not in ("open", "scheduled"):
+    if not opened or cfg.status not in ("open", "scheduled") or cfg.queue_all:
         return 0
+    if cfg.queueing == "passthrough":  # sessions are counted, nobody is kept waiting
+        return UNCAPPED
     return admission_budget(
         max_active=cfg.max_active,
         active=active,
@@ -307,9 +310,18 @@ def pool_held(dst: DrainerState) -> int:
 
 
 def pool_room_idle(cfg: RoomConfig, pub: PublicState) -> bool:
-    """Joins may be let straight in: the room admits now, and nobody waits in a settled slot."""
+    """Joins may be let straight in: the room admits now, and nobody waits in a settled slot
+    (a room that keeps no line lets joins in whoever waits: passthrough admits them all at the
+    next tick, reject has nobody waiting)."""
     opened = cfg.opens_slot is None or bool(pub.draw_seed)
-    return cfg.status == "open" and opened and pub.waiting_settled == 0
+    wanted = cfg.straight_in or cfg.queueing != "fifo"
+    nobody_waits = pub.waiting_settled == 0 or cfg.queueing != "fifo"
+    return cfg.status == "open" and opened and wanted and not cfg.queue_all and nobody_waits
+
+
+def pool_seals_for_the_line(cfg: RoomConfig) -> bool:
+    """A room with a line (fifo) gives the pool's places to whoever waits in it."""
+    return cfg.queueing == "fifo"
 
 
 def pool_step(
@@ -325,15 +337,16 @@ def pool_step(
     plan = replace(plan, dst=replace(plan.dst, pool_claimed=claimed))
     pub, dst = plan.pub, plan.dst
     held = pub.active + pool_held(dst)
+    capped = cfg.queueing != "passthrough"
     if pool is not None and (
         not pool_room_idle(cfg, pub)
         or now >= pool.admitted_at + POOL_SECONDS - POOL_RENEW_SECONDS
-        or held > cfg.max_active
+        or (capped and held > cfg.max_active)
     ):
         return plan, "seal"
     if not pool_room_idle(cfg, pub):
         return plan, "keep"
-    free = _budget(cfg, pub, dst, held, now)
+    free = _budget(cfg, pub, dst, held, now) if capped else POOL_MAX
     if pool is None:
         return plan, min(free, POOL_MIN) if free > 0 else "keep"
     target = min(POOL_MAX, max(POOL_MIN, 2 * grew))

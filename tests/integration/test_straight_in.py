@@ -85,3 +85,23 @@ def test_the_api_answers_a_join_in_an_idle_room_with_the_token(
     assert done.status_code == 204
     drainer.tick_room("demo")
     assert api.service.stats("demo")["completed_total"] == 1
+
+
+def test_a_full_room_that_keeps_no_line_answers_503_room_full(
+    api: Api, drainer: Drainer, clock: FakeClock
+) -> None:
+    bad = api.client.put(
+        "/admin/rooms/demo", headers=api.admin, json={"max_active": 1, "queueing": "lottery"}
+    )
+    assert bad.status_code == 422 and "queueing" in bad.text
+    r = api.client.put(
+        "/admin/rooms/demo", headers=api.admin, json={"max_active": 1, "queueing": "reject"}
+    )
+    assert r.status_code == 201, r.text
+    drainer.tick_room("demo")
+    clock.advance(2.1)
+    assert api.client.post("/rooms/demo/join").json()["state"] == "admitted"
+    full = api.client.post("/rooms/demo/join")
+    assert full.status_code == 503
+    assert full.json()["error"] == "room_full" and "full" in full.json()["message"]
+    assert int(full.headers["Retry-After"]) > 0

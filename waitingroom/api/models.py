@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, create_model
 
 from waitingroom.domain import RoomConfig
-from waitingroom.rooms import ROOM_FIELDS, RoomField, RoomStatus
+from waitingroom.rooms import ROOM_FIELDS, Queueing, RoomField, RoomStatus
 
 
 class ErrorOut(BaseModel):
@@ -94,6 +94,7 @@ def _in_type(spec: RoomField[Any]) -> Any:
         "int": Annotated[int, Field(strict=True, ge=spec.ge, le=spec.le)],
         "bool": Annotated[bool, Field(strict=True)],
         "status": RoomStatus,
+        "queueing": Queueing,
         "url": HttpUrl,
         "time": AwareDatetime | float,
     }
@@ -106,6 +107,7 @@ def _out_type(spec: RoomField[Any]) -> Any:
         "int": int,
         "bool": bool,
         "status": RoomStatus,
+        "queueing": Queueing,
         "url": str,
         "time": float | None,
     }

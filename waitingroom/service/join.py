@@ -15,7 +15,13 @@ from waitingroom.domain import (
     queue_number,
     slot_of,
 )
-from waitingroom.errors import InvalidRequest, NotAuthenticated, RoomClosedToJoins, TooManyRequests
+from waitingroom.errors import (
+    InvalidRequest,
+    NotAuthenticated,
+    RoomClosedToJoins,
+    RoomFull,
+    TooManyRequests,
+)
 from waitingroom.service.context import Context
 from waitingroom.service.poll import Polls
 from waitingroom.service.results import Admitted, Joined, Waiting
@@ -33,6 +39,7 @@ from waitingroom.tokens import (
 )
 
 IDEMPOTENCY_SECONDS = 24 * 3600
+REJECT_RETRY_SECONDS = 10  # a full room that keeps no line: about two drainer ticks
 
 
 class Joins:
@@ -78,6 +85,11 @@ class Joins:
 
     def _new_ticket(self, cfg: RoomConfig, idempotency_key: str | None) -> Joined:
         claim = self._from_pool(cfg)
+        if claim is None and cfg.queueing == "reject" and not cfg.queue_all:
+            raise RoomFull(
+                f"room {cfg.room!r} is full and keeps no line: try again in a little while",
+                retry_after=REJECT_RETRY_SECONDS,
+            )
         ticket = claim[0] if claim is not None else self._take_number(cfg)
         self.ctx.metrics.count(cfg.room, "joins")
         text = sign_ticket(self.ctx.secrets[0], ticket)
@@ -102,7 +114,7 @@ class Joins:
     def _from_pool(self, cfg: RoomConfig) -> tuple[Ticket, Admitted] | None:
         """Straight in: claim an entry of the room's pool (minted ahead by the drainer while
         nobody waits) with one conditional write, and pick its token up. None: take a number."""
-        if cfg.status != "open":
+        if cfg.status != "open" or cfg.queue_all:
             return None
         st = self.ctx.reads.state(cfg)
         seq, size = st.pool_seq, st.pool_size

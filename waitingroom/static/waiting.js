@@ -282,6 +282,9 @@ function join() {
       later(look, pollSeconds(r.body));
     } else if (st === 409 && r.body.error === "room_closed") {
       closed(r.body.message);
+    } else if (st === 503 && r.body.error === "room_full") {
+      problem(r.body.message);  // a full room that keeps no line: try again later
+      later(join, retryAfterSeconds(r.res.headers.get("Retry-After")) || 10);
     } else if (st === 404) {
       problem("There is no waiting room here. Check the address.");
     } else if (transient(st)) {
