@@ -77,4 +77,3 @@ def test_reject_turns_visitors_away_when_full_and_lets_them_in_when_a_place_free
     fresh(clock)
     assert isinstance(memory_service.join("demo", None).status, Admitted)
     assert memory_service.stats("demo")["waiting"] == 0  # nobody was ever kept in a line
-
