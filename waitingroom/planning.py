@@ -346,6 +346,9 @@ def pool_step(
         return plan, "seal"
     if not pool_room_idle(cfg, pub):
         return plan, "keep"
+    if pool is not None:  # within max_active as it is now (else it was sealed above)
+        plan = replace(plan, pub=replace(pub, pool_max_active=cfg.max_active))
+        pub = plan.pub
     free = _budget(cfg, pub, dst, held, now) if capped else POOL_MAX
     if pool is None:
         return plan, min(free, POOL_MIN) if free > 0 else "keep"

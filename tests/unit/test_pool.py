@@ -173,3 +173,14 @@ def test_a_visitor_in_line_is_not_kept_waiting_by_places_held_for_joins(
     settle(clock)
     report = memory_drainer.tick_room("demo")  # the pool is sealed: its places go to the line
     assert (report.admitted, report.active, report.waiting) == (1, 1, 0)
+
+
+def test_a_max_active_still_above_the_pool_keeps_it_open_for_joins(
+    memory_service: WaitingRoom, memory_drainer: Drainer, clock: FakeClock
+) -> None:
+    memory_service.put_room("demo", {"max_active": 50})
+    memory_drainer.tick_room("demo")
+    memory_service.put_room("demo", {"max_active": 20})  # still room for the pool's ten
+    memory_drainer.tick_room("demo")
+    fresh(clock)
+    assert isinstance(memory_service.join("demo", None).status, Admitted)
