@@ -334,7 +334,11 @@ def pool_step(
     pool = the_pool(plan.dst)
     claimed = min(claims, pool.count) if pool else 0
     grew = max(0, claimed - plan.dst.pool_claimed) if pool else 0
-    plan = replace(plan, dst=replace(plan.dst, pool_claimed=claimed))
+    plan = replace(
+        plan,
+        pub=replace(plan.pub, admitted_total=plan.pub.admitted_total + grew),
+        dst=replace(plan.dst, pool_claimed=claimed),
+    )
     pub, dst = plan.pub, plan.dst
     held = pub.active + pool_held(dst)
     capped = cfg.queueing != "passthrough"
@@ -364,12 +368,13 @@ def seal_pool(
     """The pool's counter is closed: `claimed` entries were taken before (None: no pool). The
     rest hold no place any more; the next pool is a new batch."""
     pool = the_pool(dst)
-    batches = dst.batches
+    batches, taken = dst.batches, 0
     if pool is not None and claimed is not None:
         sealed = replace(pool, count=min(pool.count, claimed))
         batches = tuple(sealed if b.seq == pool.seq else b for b in batches)
+        taken = max(0, sealed.count - dst.pool_claimed)  # claimed since the last count
     return (
-        replace(pub, pool_seq=0, pool_size=0),
+        replace(pub, pool_seq=0, pool_size=0, admitted_total=pub.admitted_total + taken),
         replace(dst, batches=batches, pool_seq=0, pool_claimed=0, pool_written=0),
     )
 
