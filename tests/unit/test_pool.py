@@ -7,6 +7,7 @@ waits nobody jumps ahead of them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import jwt
@@ -18,7 +19,9 @@ from waitingroom import errors
 from waitingroom.drainer import Drainer
 from waitingroom.planning import POOL_MIN, POOL_SECONDS
 from waitingroom.service import Admitted, Joined, Waiting, WaitingRoom
+from waitingroom.store import AdmittedTicket, StoreUnavailable
 from waitingroom.store.memory import MemoryStore
+from waitingroom.tokens import KeySet
 
 
 def straight_in(joined: Joined) -> Admitted:
@@ -186,3 +189,52 @@ def test_a_max_active_still_above_the_pool_keeps_it_open_for_joins(
     memory_drainer.tick_room("demo")
     fresh(clock)
     assert isinstance(memory_service.join("demo", None).status, Admitted)
+
+
+class FailingPuts(MemoryStore):
+    """Loses the connection on the next `fail` writes of ticket items."""
+
+    fail = 0
+
+    def put_admitted(self, room: str, tickets: Sequence[AdmittedTicket]) -> int:
+        if self.fail:
+            self.fail -= 1
+            raise StoreUnavailable("connection reset")
+        return super().put_admitted(room, tickets)
+
+
+def test_a_drainer_that_fails_writing_the_pool_finishes_it_at_the_next_tick(
+    clock: FakeClock, keyset: KeySet
+) -> None:
+    store = FailingPuts(clock=clock)
+    svc = WaitingRoom(store, [b"t" * 32], issuer="waitingroom", clock=clock)
+    drainer = Drainer(store, lambda: keyset, issuer="waitingroom", owner="a", clock=clock)
+    svc.put_room("demo", {"max_active": 4})
+    store.fail = 1
+    with pytest.raises(StoreUnavailable):
+        drainer.tick_room("demo")  # the pool is committed, its entries not written
+    fresh(clock)
+    assert isinstance(svc.join("demo", None).status, Waiting)  # nothing claimable yet
+    clock.advance(30)  # the lease of the drainer that failed runs out
+    settle(clock)
+    drainer.tick_room("demo")  # the one in line first: the unwritten pool is sealed
+    drainer.tick_room("demo")
+    fresh(clock)
+    joins = [svc.join("demo", None) for _ in range(4)]
+    assert sum(isinstance(j.status, Admitted) for j in joins) == 3  # 4 places, 1 taken
+
+
+def test_entries_left_unwritten_by_a_failed_tick_are_written_by_the_next(
+    clock: FakeClock, keyset: KeySet
+) -> None:
+    store = FailingPuts(clock=clock)
+    svc = WaitingRoom(store, [b"t" * 32], issuer="waitingroom", clock=clock)
+    drainer = Drainer(store, lambda: keyset, issuer="waitingroom", owner="a", clock=clock)
+    svc.put_room("demo", {"max_active": 4})
+    store.fail = 1
+    with pytest.raises(StoreUnavailable):
+        drainer.tick_room("demo")
+    drainer.tick_room("demo")  # same drainer, same lease: it writes them now
+    fresh(clock)
+    joins = [svc.join("demo", None) for _ in range(5)]
+    assert [isinstance(j.status, Admitted) for j in joins] == [True] * 4 + [False]
