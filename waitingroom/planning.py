@@ -316,7 +316,8 @@ def pool_room_idle(cfg: RoomConfig, pub: PublicState) -> bool:
     opened = cfg.opens_slot is None or bool(pub.draw_seed)
     wanted = cfg.straight_in or cfg.queueing != "fifo"
     nobody_waits = pub.waiting_settled == 0 or cfg.queueing != "fifo"
-    return cfg.status == "open" and opened and wanted and not cfg.queue_all and nobody_waits
+    admits = cfg.status in ("open", "scheduled") and opened  # scheduled: once drawn
+    return admits and wanted and not cfg.queue_all and nobody_waits
 
 
 def pool_seals_for_the_line(cfg: RoomConfig) -> bool:

@@ -77,3 +77,20 @@ def test_reject_turns_visitors_away_when_full_and_lets_them_in_when_a_place_free
     fresh(clock)
     assert isinstance(memory_service.join("demo", None).status, Admitted)
     assert memory_service.stats("demo")["waiting"] == 0  # nobody was ever kept in a line
+
+
+def test_a_scheduled_room_lets_joins_straight_in_once_drawn_and_empty(
+    memory_service: WaitingRoom, memory_drainer: Drainer, clock: FakeClock
+) -> None:
+    memory_service.put_room("demo", {"max_active": 10, "opens_at": clock() + 5})
+    early = memory_service.join("demo", None)
+    assert isinstance(early.status, Waiting) and early.status.opens_at is not None
+    memory_drainer.tick_room("demo")  # before the opening: nobody is let in, no pool
+    fresh(clock)
+    assert isinstance(memory_service.join("demo", None).status, Waiting)
+    clock.advance(10)
+    memory_drainer.tick_room("demo")  # drawn: the two in the pre-queue are let in
+    memory_drainer.tick_room("demo")  # nobody waits: places minted ahead
+    fresh(clock)
+    assert isinstance(memory_service.poll("demo", early.ticket), Admitted)
+    assert isinstance(memory_service.join("demo", None).status, Admitted)

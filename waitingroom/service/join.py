@@ -85,7 +85,8 @@ class Joins:
 
     def _new_ticket(self, cfg: RoomConfig, idempotency_key: str | None) -> Joined:
         claim = self._from_pool(cfg)
-        if claim is None and cfg.queueing == "reject" and not cfg.queue_all:
+        prequeue = cfg.in_prequeue(slot_of(self.ctx.clock(), cfg.slot_seconds))
+        if claim is None and cfg.queueing == "reject" and not cfg.queue_all and not prequeue:
             raise RoomFull(
                 f"room {cfg.room!r} is full and keeps no line: try again in a little while",
                 retry_after=REJECT_RETRY_SECONDS,
@@ -114,8 +115,8 @@ class Joins:
     def _from_pool(self, cfg: RoomConfig) -> tuple[Ticket, Admitted] | None:
         """Straight in: claim an entry of the room's pool (minted ahead by the drainer while
         nobody waits) with one conditional write, and pick its token up. None: take a number."""
-        if cfg.status != "open" or cfg.queue_all:
-            return None
+        if cfg.status not in ("open", "scheduled") or cfg.queue_all:
+            return None  # a scheduled room has a pool only once its pre-queue is drawn
         st = self.ctx.reads.state(cfg)
         seq, size = st.pool_seq, st.pool_size
         if size <= 0 or self._empty_pools.get(cfg.room) == (seq, size):
