@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 
+from origin_guard.health import RoomHealth
 from origin_guard.middleware import AdmissionGuardMiddleware
 from origin_guard.verify import AdmissionClaims, TokenVerifier, fetch_jwks
 
@@ -31,9 +32,20 @@ padding:0 1rem}} code{{font-size:.9em}}</style></head>
 </html>
 """
 
+_OPEN_PAGE = """<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>You're in</title></head>
+<body>
+<h1>You're in</h1>
+<p>The waiting room does not answer, so this site lets visitors in without a token for now.</p>
+</body>
+</html>
+"""
 
-def _claims(request: Request) -> AdmissionClaims:
-    claims: AdmissionClaims = request.state.admission
+
+def _claims(request: Request) -> AdmissionClaims | None:
+    """The visitor's admission; None when the guard failed open (the room is down)."""
+    claims: AdmissionClaims | None = request.state.admission
     return claims
 
 
@@ -45,8 +57,10 @@ def create_app(
     waiting_room_url: str,
     fetch: Callable[[str], Mapping[str, Any]] = fetch_jwks,
     clock: Callable[[], float] = time.time,
+    room_health: RoomHealth | None = None,
 ) -> FastAPI:
-    """The demo origin. `waiting_room_url` may contain `{room}` and `{return_to}`."""
+    """The demo origin. `waiting_room_url` may contain `{room}` and `{return_to}`;
+    `room_health` is the guard's policy while the room is down."""
     verifier = TokenVerifier(
         audience=rooms, issuer=issuer, jwks_url=jwks_url, fetch=fetch, clock=clock
     )
@@ -56,11 +70,14 @@ def create_app(
         verifier=verifier,
         waiting_room_url=waiting_room_url,
         allow_paths=["/health"],
+        room_health=room_health,
     )
 
     @app.get("/", response_class=HTMLResponse)
     def home(request: Request) -> HTMLResponse:
         claims = _claims(request)
+        if claims is None:
+            return HTMLResponse(_OPEN_PAGE)
         expires = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(claims.expires_at))
         return HTMLResponse(
             _PAGE.format(
@@ -73,6 +90,8 @@ def create_app(
     @app.get("/api/hello")
     def hello(request: Request) -> dict[str, Any]:
         claims = _claims(request)
+        if claims is None:
+            return {"message": "hello, visitor (the waiting room is down)", "sub": None}
         return {
             "message": f"hello, ticket {claims.ticket}",
             "sub": claims.ticket,

@@ -8,12 +8,14 @@ room on the edge, waits, and lands on the origin on the same host with the token
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
 
@@ -28,17 +30,31 @@ from waitingroom.tokens import KeySet
 
 DEV_DIR = dynamodb_local.PROJECT_ROOT / ".dev"
 DEMO_ROOM = "demo"
+# every child in a process group of its own: a Ctrl-C in the terminal reaches only this process,
+# which stops them in order (a drainer interrupted mid-tick would print a traceback)
+OWN_GROUP = 0
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def origin_app() -> Any:
     """uvicorn --factory target for the demo origin (configured by DEMO_* variables)."""
     from devtools.demo_origin import create_app
+    from origin_guard.health import RoomHealth, default_health_url
 
+    jwks_url = os.environ["DEMO_JWKS_URL"]
+    # the guard's own settings for a room that is down (origin_guard/README.md)
+    after = os.environ.get("GUARD_FAIL_OPEN_AFTER_SECONDS", "").strip().lower()
+    health = RoomHealth(
+        os.environ.get("GUARD_HEALTH_URL") or default_health_url(jwks_url),
+        fail_open_after=float(after) if after not in ("", "never") else None,
+        interval=float(os.environ.get("GUARD_HEALTH_INTERVAL_SECONDS") or 5),
+    )
     return create_app(
-        jwks_url=os.environ["DEMO_JWKS_URL"],
+        jwks_url=jwks_url,
         issuer=os.environ.get("WAITINGROOM_ISSUER", "waitingroom"),
         rooms=os.environ.get("DEMO_ROOMS", DEMO_ROOM).split(","),
         waiting_room_url=os.environ["DEMO_WAITING_ROOM_URL"],
+        room_health=health,
     )
 
 
@@ -102,8 +118,10 @@ def run(
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+    code = 0
     try:
-        procs.append(dynamodb_local.start(db_port))
+        procs.append(dynamodb_local.start(db_port, process_group=OWN_GROUP))
         settings = StoreSettings(
             dynamodb_endpoint=env["WAITINGROOM_DYNAMODB_ENDPOINT"], table=env["WAITINGROOM_TABLE"]
         )
@@ -131,6 +149,7 @@ def run(
         origin_env = {
             **env,
             "DEMO_JWKS_URL": f"{api_url}/.well-known/jwks.json",
+            # the guard adds the page the visitor asked for as ?return_to=
             "DEMO_WAITING_ROOM_URL": f"{edge_url}/rooms/{{room}}",
         }
         uvicorn = [sys.executable, "-m", "uvicorn", "--factory", "--log-level", "warning"]
@@ -145,10 +164,15 @@ def run(
                     str(port),
                 ],
                 env=api_env,
+                process_group=OWN_GROUP,
             )
         )
         procs.append(
-            subprocess.Popen([sys.executable, "-m", "waitingroom.drainer"], env=drainer_env)
+            subprocess.Popen(
+                [sys.executable, "-m", "waitingroom.drainer"],
+                env=drainer_env,
+                process_group=OWN_GROUP,
+            )
         )
         _wait_http(f"{api_url}/health")
         _wait_http(f"{api_url}/.well-known/jwks.json")
@@ -163,10 +187,13 @@ def run(
                     str(origin_port),
                 ],
                 env=origin_env,
+                process_group=OWN_GROUP,
             )
         )
         _wait_http(f"{origin_url}/health")
-        procs.append(edge.start(edge_port, api_url, origin_url, DEV_DIR / "edge"))
+        procs.append(
+            edge.start(edge_port, api_url, origin_url, DEV_DIR / "edge", process_group=OWN_GROUP)
+        )
         sys.stdout.write(
             f"""
 waitingroom is up (Ctrl-C stops everything)
@@ -180,11 +207,13 @@ waitingroom is up (Ctrl-C stops everything)
   admin key         {admin_key}
   edge access log   {DEV_DIR / "edge" / edge.ACCESS_LOG}   (JSON lines)
 
-Try it:
+Try it (in another terminal, from this directory):
+  export WAITINGROOM_URL={api_url} WAITINGROOM_ADMIN_KEY={admin_key}
+  .venv/bin/waitingroom rooms stats {DEMO_ROOM} --watch   # the operators' CLI; Ctrl-C stops watching
   T=$(curl -s -X POST {edge_url}/rooms/{DEMO_ROOM}/join | python3 -c 'import json,sys; print(json.load(sys.stdin)["ticket"])')
   curl -s -i {edge_url}/rooms/{DEMO_ROOM}/state   # twice: X-Cache: Hit
   curl -s -H "Authorization: Bearer $T" {edge_url}/rooms/{DEMO_ROOM}/status
-  curl -s -H "Authorization: Bearer $ADMIN" {api_url}/admin/rooms/{DEMO_ROOM}/stats   # ADMIN=the admin key
+  curl -s -H "Authorization: Bearer $WAITINGROOM_ADMIN_KEY" {api_url}/admin/rooms/{DEMO_ROOM}/stats
 """  # noqa: E501
         )
         sys.stdout.flush()
@@ -192,12 +221,63 @@ Try it:
             time.sleep(0.5)
         failed = [p.args for p in procs if p.poll() is not None]
         sys.stderr.write(f"a process stopped unexpectedly: {failed}\n")
-        return 1
+        code = 1
     except KeyboardInterrupt:
         sys.stdout.write("\nstopping…\n")
-        return 0
+        sys.stdout.flush()
     finally:
+        for signum in STOP_SIGNALS:  # a second Ctrl-C must not cut the stopping short
+            signal.signal(signum, signal.SIG_IGN)
         stop_all()
+    if code == 0:
+        sys.stdout.write("stopped\n")
+    return code
+
+
+@contextlib.contextmanager
+def _sigttou_ignored() -> Iterator[None]:
+    """A process group not in the foreground may hand the terminal over only with SIGTTOU
+    ignored (otherwise the kernel stops it)."""
+    previous = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTTOU, previous)
+
+
+def _hold_terminal() -> Callable[[], None]:
+    """Become the terminal's foreground process group, alone; returns what gives it back.
+
+    A Ctrl-C signals the terminal's whole foreground group: under `make dev` that includes
+    make, which then dies of it (status 130) whatever the stack does. Holding the terminal, only
+    this process hears it, stops what it started and exits 0, and make with it. Nothing changes
+    without a terminal or in the background."""
+    if not sys.stdin.isatty():
+        return lambda: None
+    fd = sys.stdin.fileno()
+    try:
+        before = os.tcgetpgrp(fd)
+    except OSError:  # a terminal, but not this session's
+        return lambda: None
+    if before != os.getpgrp():
+        return lambda: None
+    try:
+        if os.getpgrp() != os.getpid():  # not yet leading a group of its own (under make)
+            os.setpgid(0, 0)
+        with _sigttou_ignored():
+            os.tcsetpgrp(fd, os.getpgrp())
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.setpgid(0, before)
+        return lambda: None
+    # suspended alone (Ctrl-Z), this process would leave make's shell waiting with no prompt
+    signal.signal(signal.SIGTSTP, signal.SIG_IGN)
+
+    def give_back() -> None:
+        with _sigttou_ignored(), contextlib.suppress(OSError):
+            os.tcsetpgrp(fd, before)
+
+    return give_back
 
 
 def _create_demo_room(
@@ -215,12 +295,17 @@ def _create_demo_room(
 
 
 def main() -> None:
-    code = run(
-        port=int(os.environ.get("PORT", "8080")),
-        origin_port=int(os.environ.get("ORIGIN_PORT", "8081")),
-        edge_port=int(os.environ.get("EDGE_PORT", "8000")),
-        db_port=int(os.environ["DYNAMODB_PORT"]) if os.environ.get("DYNAMODB_PORT") else None,
-    )
+    """`make dev`; the terminal is held here, not in `run`, which the load tests call too."""
+    give_back_terminal = _hold_terminal()
+    try:
+        code = run(
+            port=int(os.environ.get("PORT", "8080")),
+            origin_port=int(os.environ.get("ORIGIN_PORT", "8081")),
+            edge_port=int(os.environ.get("EDGE_PORT", "8000")),
+            db_port=int(os.environ["DYNAMODB_PORT"]) if os.environ.get("DYNAMODB_PORT") else None,
+        )
+    finally:
+        give_back_terminal()
     sys.exit(code)
 
 

@@ -36,8 +36,11 @@ def free_port() -> int:
         return port
 
 
-def start(port: int, data_dir: Path | None = None) -> subprocess.Popen[bytes]:
-    """Start DynamoDB Local on 127.0.0.1:port; in memory unless `data_dir` is given."""
+def start(
+    port: int, data_dir: Path | None = None, process_group: int | None = None
+) -> subprocess.Popen[bytes]:
+    """Start DynamoDB Local on 127.0.0.1:port; in memory unless `data_dir` is given
+    (`process_group=0`: in a group of its own, out of reach of the terminal's Ctrl-C)."""
     java = shutil.which("java")
     if java is None:
         raise DynamoDBLocalMissing("java is not installed: run `make setup` (java 17)")
@@ -59,6 +62,7 @@ def start(port: int, data_dir: Path | None = None) -> subprocess.Popen[bytes]:
         cwd=jar_dir,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        process_group=process_group,
     )
     wait_ready(port, proc)
     return proc

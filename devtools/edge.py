@@ -76,11 +76,12 @@ def start(
     workdir: Path,
     timeout: float = 15,
     cache: bool = True,
+    process_group: int | None = None,
 ) -> subprocess.Popen[bytes]:
     """nginx in the foreground on 127.0.0.1:port, in front of `api_url` (`/rooms/`,
     `/.well-known/`) and `origin_url` (everything else), with an empty cache and access log;
     returns once the port answers. `cache=False` is the same proxy caching nothing (a
-    baseline: every request reaches the API, logged alike)."""
+    baseline: every request reaches the API, logged alike); `process_group` as Popen's."""
     nginx = find_nginx()
     workdir = workdir.resolve()
     # a fresh cache and log each time: a cached answer from an earlier stack would be wrong
@@ -104,6 +105,7 @@ def start(
             "daemon off;",
         ],
         stdin=subprocess.DEVNULL,
+        process_group=process_group,
     )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any, Literal
 
+from origin_guard.health import RoomHealth
 from origin_guard.settings import DEFAULT_COOKIE_NAME, get_settings
 from origin_guard.verify import (
     AdmissionClaims,
@@ -119,11 +120,22 @@ def _policy(principal: str, effect: str, resource: str) -> dict[str, Any]:
 
 
 class Authorizer:
-    """The handler with its dependencies given: `Authorizer(verifier)(event, context)`."""
+    """The handler with its dependencies given: `Authorizer(verifier)(event, context)`.
 
-    def __init__(self, verifier: TokenVerifier, *, cookie_name: str = DEFAULT_COOKIE_NAME) -> None:
+    With `room_health` whose policy is to fail open, a request without a valid token is
+    allowed while the waiting room has been down long enough, with the context
+    `{"guard": "fail-open"}` (map it to a header or read it in the origin)."""
+
+    def __init__(
+        self,
+        verifier: TokenVerifier,
+        *,
+        cookie_name: str = DEFAULT_COOKIE_NAME,
+        room_health: RoomHealth | None = None,
+    ) -> None:
         self.verifier = verifier
         self.cookie_name = cookie_name
+        self.room_health = room_health
 
     def __call__(self, event: Mapping[str, Any], context: object = None) -> dict[str, Any]:
         kind = event_kind(event)
@@ -137,7 +149,19 @@ class Authorizer:
             pass  # already logged by the verifier, with its reason
         except Exception:
             logger.exception("authorizer failed; refusing the request")
+        if self._fails_open():
+            try:
+                return allow_fail_open(event, kind)
+            except ValueError:
+                logger.exception("cannot allow a request whose event has no execute-api ARN")
         return deny(event, kind)
+
+    def _fails_open(self) -> bool:
+        try:
+            return self.room_health is not None and self.room_health.verdict() == "fail-open"
+        except Exception:  # a policy that cannot be worked out is the default one: closed
+            logger.exception("checking the waiting room's health failed")
+            return False
 
 
 def allow(event: Mapping[str, Any], kind: EventKind, claims: AdmissionClaims) -> dict[str, Any]:
@@ -146,6 +170,15 @@ def allow(event: Mapping[str, Any], kind: EventKind, claims: AdmissionClaims) ->
         return {"isAuthorized": True, "context": context}
     resource = stage_arn(str(event.get("methodArn") or event.get("routeArn") or ""))
     return {**_policy(claims.ticket, "Allow", resource), "context": context}
+
+
+def allow_fail_open(event: Mapping[str, Any], kind: EventKind) -> dict[str, Any]:
+    """Allowed without a token: the room is down and the operator chose to fail open."""
+    context = {"guard": "fail-open"}
+    if kind == "http_v2":
+        return {"isAuthorized": True, "context": context}
+    resource = stage_arn(str(event.get("methodArn") or event.get("routeArn") or ""))
+    return {**_policy("fail-open", "Allow", resource), "context": context}
 
 
 def deny(event: Mapping[str, Any], kind: EventKind) -> dict[str, Any]:
@@ -164,7 +197,9 @@ def deny(event: Mapping[str, Any], kind: EventKind) -> dict[str, Any]:
 @lru_cache(maxsize=1)
 def _default_authorizer() -> Authorizer:
     settings = get_settings()
-    return Authorizer(settings.verifier(), cookie_name=settings.cookie_name)
+    return Authorizer(
+        settings.verifier(), cookie_name=settings.cookie_name, room_health=settings.room_health()
+    )
 
 
 def handler(event: Mapping[str, Any], context: object) -> dict[str, Any]:

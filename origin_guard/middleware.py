@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequen
 from dataclasses import dataclass
 from typing import Any
 
+from origin_guard.health import HEADER, RoomHealth, Verdict
 from origin_guard.settings import DEFAULT_ALLOW_PATHS, DEFAULT_COOKIE_NAME, get_settings
 from origin_guard.verify import (
     AdmissionClaims,
@@ -36,6 +37,8 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _URL_FIELDS = {"room", "return_to"}
+# The waiting page ignores a longer return_to (it sends the visitor to the origin's root).
+MAX_RETURN_TO = 2048
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class _Config:
     cookie_name: str
     waiting_room_url: str | None
     allow_paths: tuple[str, ...]
+    health: RoomHealth | None = None
 
 
 class AdmissionGuardMiddleware:
@@ -52,11 +56,17 @@ class AdmissionGuardMiddleware:
     Without `verifier`, everything not given here comes from the GUARD_* environment variables,
     read on the first request (not when the app is built, which is often import time).
     `waiting_room_url` may contain `{room}` (the first room the verifier serves) and
-    `{return_to}` (the path and query the browser asked for). `allow_paths` are path prefixes
+    `{return_to}` (the path and query the browser asked for); without `{return_to}`, the path
+    and query are added as a `return_to` query parameter, which the waiting page follows once
+    the visitor is admitted. `allow_paths` are path prefixes
     that pass without a token (`/health` matches `/health` and `/health/db`, not `/healthz`).
     With `trust_authorizer_context=True`, a request that API Gateway already ran through our
     Lambda authorizer (Mangum puts the event in `scope["aws.event"]`) is not verified again;
     only its room and expiry are checked, since API Gateway may have cached the answer.
+    `room_health` (a `RoomHealth`) says what to do with requests without a valid token while
+    the waiting room is down: still refuse them (fail closed) or, after its `fail_open_after`
+    seconds, let them through with `admission` None (fail open); either way the response says
+    which in `X-Waitingroom-Guard`.
     """
 
     def __init__(
@@ -68,6 +78,7 @@ class AdmissionGuardMiddleware:
         waiting_room_url: str | None = None,
         allow_paths: Sequence[str] | None = None,
         trust_authorizer_context: bool = False,
+        room_health: RoomHealth | None = None,
     ) -> None:
         if allow_paths is not None:
             _check_allow_paths(allow_paths)
@@ -81,6 +92,7 @@ class AdmissionGuardMiddleware:
         self._cookie_name = cookie_name
         self._waiting_room_url = waiting_room_url
         self._allow_paths = tuple(allow_paths) if allow_paths is not None else None
+        self._room_health = room_health
         self._config: _Config | None = None
 
     def config(self) -> _Config:
@@ -94,6 +106,7 @@ class AdmissionGuardMiddleware:
                     allow_paths=self._allow_paths
                     if self._allow_paths is not None
                     else DEFAULT_ALLOW_PATHS,
+                    health=self._room_health,
                 )
             else:
                 settings = get_settings()
@@ -107,6 +120,7 @@ class AdmissionGuardMiddleware:
                     cookie_name=self._cookie_name or settings.cookie_name,
                     waiting_room_url=url,
                     allow_paths=paths,
+                    health=self._room_health or settings.room_health(),
                 )
         return self._config
 
@@ -127,11 +141,11 @@ class AdmissionGuardMiddleware:
         try:
             claims = await self._claims(scope, config)
         except TokenRejected as exc:
-            await self._refuse(scope, send, config, exc.reason)
+            await self._not_admitted(scope, receive, send, config, exc.reason)
             return
         except Exception:
             logger.exception("admission check failed; refusing the request")
-            await self._refuse(scope, send, config, "keys_unavailable")
+            await self._not_admitted(scope, receive, send, config, "keys_unavailable")
             return
         scope.setdefault("state", {})["admission"] = claims
         scope["admission"] = claims
@@ -151,13 +165,37 @@ class AdmissionGuardMiddleware:
             return await asyncio.to_thread(verifier.verify, token, binding)
         return verifier.verify(token, binding)
 
-    async def _refuse(self, scope: Scope, send: Send, config: _Config, reason: Reason) -> None:
+    async def _not_admitted(
+        self, scope: Scope, receive: Receive, send: Send, config: _Config, reason: Reason
+    ) -> None:
+        """No valid token: refuse, unless the room is down and the policy is to fail open
+        (ours, or that of our Lambda authorizer in front, which says so in its context)."""
+        verdict: Verdict | None = "fail-open"
+        if not (self.trust_authorizer_context and _authorizer_failed_open(scope.get("aws.event"))):
+            verdict = await _room_verdict(config.health)
+        if verdict == "fail-open":
+            logger.info("no valid admission token (%s); the room is down: passing it", reason)
+            scope.setdefault("state", {})["admission"] = None
+            scope["admission"] = None
+            await self.app(scope, receive, _with_header(send, HEADER, verdict.encode()))
+            return
+        extra = [(HEADER, verdict.encode())] if verdict is not None else []
+        await self._refuse(scope, send, config, reason, extra)
+
+    async def _refuse(
+        self,
+        scope: Scope,
+        send: Send,
+        config: _Config,
+        reason: Reason,
+        extra: list[tuple[bytes, bytes]],
+    ) -> None:
         if reason == "keys_unavailable":
             await _send_json(
                 send,
                 503,
                 {"error": "unavailable", "reason": reason, "message": _message(reason)},
-                [(b"retry-after", b"5")],
+                [(b"retry-after", b"5"), *extra],
             )
             return
         url = config.waiting_room_url
@@ -169,7 +207,11 @@ class AdmissionGuardMiddleware:
             await _send(
                 send,
                 302,
-                [(b"location", location.encode()), (b"content-type", b"text/html; charset=utf-8")],
+                [
+                    (b"location", location.encode()),
+                    (b"content-type", b"text/html; charset=utf-8"),
+                    *extra,
+                ],
                 body,
             )
             return
@@ -178,7 +220,7 @@ class AdmissionGuardMiddleware:
             send,
             401,
             {"error": "unauthorized", "reason": reason, "message": _message(reason)},
-            [(b"www-authenticate", challenge)],
+            [(b"www-authenticate", challenge), *extra],
         )
 
 
@@ -213,6 +255,16 @@ def authorizer_context(event: Any) -> Mapping[str, Any] | None:
     lambda_context = authorizer.get("lambda")
     context = lambda_context if isinstance(lambda_context, Mapping) else authorizer
     return context if "ticket" in context and "room" in context else None
+
+
+def _authorizer_failed_open(event: Any) -> bool:
+    """Our authorizer let this request through because the room is down (`allow_fail_open`)."""
+    request_context = event.get("requestContext") if isinstance(event, Mapping) else None
+    authorizer = request_context.get("authorizer") if isinstance(request_context, Mapping) else None
+    if not isinstance(authorizer, Mapping):
+        return False
+    context = authorizer.get("lambda", authorizer)
+    return isinstance(context, Mapping) and context.get("guard") == "fail-open"
 
 
 def _message(reason: Reason) -> str:
@@ -255,10 +307,37 @@ def _check_waiting_room_url(url: str) -> None:
 
 
 def _format_url(url: str, room: str, return_to: str) -> str:
-    return url.format(
-        room=urllib.parse.quote(room, safe=""),
-        return_to=urllib.parse.quote(return_to, safe=""),
-    )
+    """The waiting room's URL for this visitor; the page asked for rides along as `return_to`
+    (in the template's `{return_to}`, else as a query parameter) unless it is the root or too
+    long for the page to accept."""
+    if len(return_to) > MAX_RETURN_TO:
+        return_to = "/"
+    quoted = urllib.parse.quote(return_to, safe="")
+    located = url.format(room=urllib.parse.quote(room, safe=""), return_to=quoted)
+    if return_to == "/" or "{return_to}" in url:
+        return located
+    base, _, fragment = located.partition("#")
+    joiner = "&" if "?" in base else "?"
+    return f"{base}{joiner}return_to={quoted}" + (f"#{fragment}" if fragment else "")
+
+
+async def _room_verdict(health: RoomHealth | None) -> Verdict | None:
+    if health is None:
+        return None
+    if health.would_probe():  # keep the event loop free while the probe waits for an answer
+        return await asyncio.to_thread(health.verdict)
+    return health.verdict()
+
+
+def _with_header(send: Send, name: bytes, value: bytes) -> Send:
+    """`send` with one more header on the response start."""
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), (name, value)]}
+        await send(message)
+
+    return wrapped
 
 
 def _return_to(scope: Scope) -> str:

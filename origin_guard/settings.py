@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from origin_guard.health import Probe, RoomHealth, default_health_url, probe_room
 from origin_guard.verify import (
     DEFAULT_ALGORITHMS,
     DEFAULT_BINDING_COOKIE,
@@ -42,7 +43,8 @@ class GuardSettings:
     GUARD_WAITING_ROOM_URL (may contain {room}), GUARD_ALGORITHMS, GUARD_ALLOW_PATHS,
     GUARD_JWKS_TTL_SECONDS; GUARD_REQUIRE_BINDING (1/true), GUARD_BINDING_KEY,
     GUARD_BINDING_COOKIE; GUARD_REVOCATION_URL (may contain {room}),
-    GUARD_REVOCATION_TTL_SECONDS."""
+    GUARD_REVOCATION_TTL_SECONDS; GUARD_FAIL_OPEN_AFTER_SECONDS (unset: fail closed),
+    GUARD_HEALTH_URL (default: /health on the JWKS host), GUARD_HEALTH_INTERVAL_SECONDS."""
 
     audience: tuple[str, ...]
     jwks_url: str | None = None
@@ -59,6 +61,9 @@ class GuardSettings:
     binding_cookie: str = DEFAULT_BINDING_COOKIE
     revocation_url: str | None = None
     revocation_ttl_seconds: float = 5.0
+    fail_open_after_seconds: float | None = None
+    health_url: str | None = None
+    health_interval_seconds: float = 5.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> GuardSettings:
@@ -100,7 +105,11 @@ class GuardSettings:
         revocation_url = env.get("GUARD_REVOCATION_URL", "").strip() or None
         if revocation_url is not None:
             check_jwks_url(revocation_url, "GUARD_REVOCATION_URL")
+        fail_open_after, health_url = _room_down_policy(env, jwks_url)
         return cls(
+            fail_open_after_seconds=fail_open_after,
+            health_url=health_url,
+            health_interval_seconds=_number(env, "GUARD_HEALTH_INTERVAL_SECONDS", 5.0, 0.5, 300),
             require_binding=require_binding,
             binding_key=binding_key,
             binding_cookie=env.get("GUARD_BINDING_COOKIE", "").strip() or DEFAULT_BINDING_COOKIE,
@@ -137,6 +146,41 @@ class GuardSettings:
             revocation_url=self.revocation_url,
             revocation_ttl=self.revocation_ttl_seconds,
         )
+
+    def room_health(
+        self, *, clock: Callable[[], float] = time.time, probe: Probe = probe_room
+    ) -> RoomHealth | None:
+        """The room's reachability, probed when a health URL is known (None: not watched)."""
+        if self.health_url is None:
+            return None
+        return RoomHealth(
+            self.health_url,
+            fail_open_after=self.fail_open_after_seconds,
+            interval=self.health_interval_seconds,
+            clock=clock,
+            probe=probe,
+        )
+
+
+def _room_down_policy(
+    env: Mapping[str, str], jwks_url: str | None
+) -> tuple[float | None, str | None]:
+    """GUARD_FAIL_OPEN_AFTER_SECONDS and the URL probed to know the room is down."""
+    raw = env.get("GUARD_FAIL_OPEN_AFTER_SECONDS", "").strip().lower()
+    after = (
+        None if raw in ("", "never") else _number(env, "GUARD_FAIL_OPEN_AFTER_SECONDS", 0, 0, 86400)
+    )
+    url = env.get("GUARD_HEALTH_URL", "").strip() or None
+    if url is None and after is not None:
+        if jwks_url is None:
+            raise GuardConfigError(
+                "GUARD_FAIL_OPEN_AFTER_SECONDS needs GUARD_HEALTH_URL (the waiting room's "
+                "/health) when the keys come from GUARD_JWKS"
+            )
+        url = default_health_url(jwks_url)
+    if url is not None:
+        check_jwks_url(url, "GUARD_HEALTH_URL")
+    return after, url
 
 
 def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:

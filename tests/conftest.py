@@ -143,9 +143,9 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def serve(app: FastAPI) -> Iterator[str]:
-    """The app on a free port, served by uvicorn in a thread; yields its URL."""
-    port = dynamodb_local.free_port()
+def serve(app: FastAPI, port: int | None = None) -> Iterator[str]:
+    """The app on `port` (a free one if None), served by uvicorn in a thread; yields its URL."""
+    port = port or dynamodb_local.free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws="none")
     )

@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from typing import Any
 
 from waitingroom.rooms import QUEUEINGS, ROOM_FIELDS, ROOM_STATUSES, RoomField
@@ -68,6 +69,17 @@ def _time(value: str) -> str | float:
         return value  # ISO 8601: the API validates it
 
 
+def _file_text(path: str) -> str:
+    """A page template from its file ("" clears it; the API checks the contents)."""
+    if not path:
+        return ""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"cannot read {path}: {exc.strerror}") from exc
+
+
 def _add_setting(group: argparse._ArgumentGroup, spec: RoomField[Any]) -> None:
     """One flag per room setting, from its definition; the API checks the values."""
     notes = []
@@ -95,8 +107,15 @@ def _add_setting(group: argparse._ArgumentGroup, spec: RoomField[Any]) -> None:
         group.add_argument(spec.flag, dest=dest, choices=QUEUEINGS, help=help_text)
     elif spec.kind == "time":
         group.add_argument(spec.flag, dest=dest, type=_time, metavar="TIME", help=help_text)
+    elif spec.kind == "origins":
+        group.add_argument(spec.flag, dest=dest, metavar="ORIGINS", help=help_text)
+    elif spec.kind == "template":
+        group.add_argument(
+            spec.flag, dest=dest, type=_file_text, metavar="FILE", help=help_text + " (a file)"
+        )
     else:
-        group.add_argument(spec.flag, dest=dest, metavar="URL", help=help_text)
+        metavar = {"text": "TEXT", "color": "#RRGGBB"}.get(spec.kind, "URL")
+        group.add_argument(spec.flag, dest=dest, metavar=metavar, help=help_text)
 
 
 def _show(args: argparse.Namespace, data: Any) -> None:
@@ -110,17 +129,50 @@ def _show(args: argparse.Namespace, data: Any) -> None:
         print(data)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="waitingroom", description=__doc__)
-    parser.add_argument("--url", default=os.environ.get("WAITINGROOM_URL", "http://127.0.0.1:8080"))
-    parser.add_argument("--admin-key", default=None, help="default: $WAITINGROOM_ADMIN_KEY")
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
-    parser.add_argument(
-        "--sigv4", action="store_true", help="sign requests with AWS credentials (deployed stack)"
+def default_url(env: Mapping[str, str] = os.environ) -> str:
+    """$WAITINGROOM_URL, else the local API on $PORT (the variable `make dev` reads), else 8080."""
+    return env.get("WAITINGROOM_URL") or f"http://127.0.0.1:{env.get('PORT') or 8080}"
+
+
+def _global_options(top: bool) -> argparse.ArgumentParser:
+    """The options every command takes, before or after its name. A command's copy has no
+    defaults (SUPPRESS), so it overrides the top level's only when given there."""
+    options = argparse.ArgumentParser(add_help=False)
+    group = options.add_argument_group("global options (before or after the command)")
+
+    def default(value: Any) -> Any:
+        return value if top else argparse.SUPPRESS
+
+    url = default_url()
+    group.add_argument(
+        "--url",
+        default=default(url),
+        help="the API (default: $WAITINGROOM_URL, else http://127.0.0.1:$PORT, else port 8080;"
+        f" here: {url})",
     )
-    parser.add_argument("--region", default=None, help="with --sigv4: the stack's region")
+    group.add_argument("--admin-key", default=default(None), help="default: $WAITINGROOM_ADMIN_KEY")
+    group.add_argument(
+        "--json", action="store_true", default=default(False), help="machine-readable output"
+    )
+    group.add_argument(
+        "--sigv4",
+        action="store_true",
+        default=default(False),
+        help="sign requests with AWS credentials (deployed stack)",
+    )
+    group.add_argument("--region", default=default(None), help="with --sigv4: the stack's region")
+    return options
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="waitingroom", description=__doc__, parents=[_global_options(top=True)]
+    )
+    common = [_global_options(top=False)]
     sub = parser.add_subparsers(dest="command", required=True)
-    rooms = sub.add_parser("rooms", help="create, tune, pause, resume, close, watch rooms")
+    rooms = sub.add_parser(
+        "rooms", help="create, tune, pause, resume, close, watch rooms", parents=common
+    )
     rooms.add_argument("action", choices=["create", "set", "pause", "resume", "close", "stats"])
     rooms.add_argument("room")
     settings = rooms.add_argument_group("room settings (create, set; omitted: unchanged)")
@@ -129,15 +181,31 @@ def build_parser() -> argparse.ArgumentParser:
     rooms.add_argument("--watch", action="store_true", help="with stats: refresh until Ctrl-C")
     rooms.add_argument("--interval", type=float, default=2.0, help="--watch refresh seconds")
     rooms.add_argument("--iterations", type=int, default=0, help="--watch: stop after N (0: never)")
-    drain = sub.add_parser("drain", help="ask the drainer to tick a room now")
+    drain = sub.add_parser("drain", help="ask the drainer to tick a room now", parents=common)
     drain.add_argument("room")
     drain.add_argument("--once", action="store_true", help="one tick (the default)")
     return parser
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+def _watch(args: argparse.Namespace) -> None:
+    """Stats once, or with --watch again every --interval seconds until Ctrl-C (a normal way
+    to stop watching: "stopped" and exit status 0, no traceback)."""
+    shown = 0
+    try:
+        while True:
+            _show(args, _request(args, "GET", f"/admin/rooms/{args.room}/stats"))
+            shown += 1
+            if not args.watch or (args.iterations and shown >= args.iterations):
+                return
+            time.sleep(args.interval)
+            print(flush=True)
+    except KeyboardInterrupt:
+        if not args.watch:
+            raise
+        print("stopped", flush=True)
 
+
+def _run(args: argparse.Namespace) -> None:
     if args.command == "drain":
         _show(args, _request(args, "POST", f"/admin/rooms/{args.room}/drain"))
     elif args.action in ("create", "set"):
@@ -148,16 +216,17 @@ def main(argv: list[str] | None = None) -> None:
         }
         _show(args, _request(args, "PUT", f"/admin/rooms/{args.room}", body))
     elif args.action == "stats":
-        shown = 0
-        while True:
-            _show(args, _request(args, "GET", f"/admin/rooms/{args.room}/stats"))
-            shown += 1
-            if not args.watch or (args.iterations and shown >= args.iterations):
-                break
-            time.sleep(args.interval)
-            print(flush=True)
+        _watch(args)
     else:
         _show(args, _request(args, "POST", f"/admin/rooms/{args.room}/{args.action}"))
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        _run(args)
+    except KeyboardInterrupt:
+        sys.exit("interrupted")  # no traceback; exit status 1, as for any error
 
 
 if __name__ == "__main__":

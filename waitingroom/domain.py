@@ -377,6 +377,14 @@ class RoomConfig:
     max_joins_per_minute_per_client: int = rooms.MAX_JOINS_PER_MINUTE_PER_CLIENT.default
     challenge_bits: int = rooms.CHALLENGE_BITS.default
     bind_tokens: bool = rooms.BIND_TOKENS.default
+    return_origins: str = rooms.RETURN_ORIGINS.default
+    # the waiting page (empty: the default page)
+    page_title: str = rooms.PAGE_TITLE.default
+    page_logo_url: str = rooms.PAGE_LOGO_URL.default
+    page_accent_color: str = rooms.PAGE_ACCENT_COLOR.default
+    page_background_color: str = rooms.PAGE_BACKGROUND_COLOR.default
+    page_message: str = rooms.PAGE_MESSAGE.default
+    page_template: str = rooms.PAGE_TEMPLATE.default
     # how the room lets people in: straight in while it is idle, its queueing method, and the
     # switch that holds everyone new in the line
     straight_in: bool = rooms.STRAIGHT_IN.default

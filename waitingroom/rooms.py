@@ -10,6 +10,7 @@ Pure: no web framework (the drainer's bundle has none).
 
 from __future__ import annotations
 
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar, get_args
 
@@ -24,8 +25,13 @@ Queueing = Literal["fifo", "passthrough", "reject"]
 QUEUEINGS: tuple[str, ...] = get_args(Queueing)
 
 # What a value is on the wire: an integer, a boolean, one of ROOM_STATUSES, an http(s) URL, a
-# time (ISO 8601 with a zone, or epoch seconds; stored as epoch seconds), or one of QUEUEINGS.
-Kind = Literal["int", "bool", "status", "url", "time", "queueing"]
+# time (ISO 8601 with a zone, or epoch seconds; stored as epoch seconds), a list of http(s)
+# origins separated by spaces or commas (stored as one space-separated string), plain text, a
+# colour (#rrggbb), an HTML page template (checked by waitingroom.page_template), or one of
+# QUEUEINGS.
+Kind = Literal[
+    "int", "bool", "status", "url", "time", "origins", "text", "color", "template", "queueing"
+]
 # When it may change: at any time, only when the room is created, or (opens_at) until the
 # room's pre-queue has been drawn at opening.
 Changes = Literal["any time", "at creation", "until drawn"]
@@ -41,6 +47,7 @@ class RoomField(Generic[T]):
     le: int | None = None
     changes: Changes = "any time"
     required: bool = False  # a new room must set it (it has no default)
+    max_length: int | None = None  # text and templates: at most this many characters
 
     @property
     def flag(self) -> str:
@@ -159,6 +166,51 @@ BIND_TOKENS: RoomField[bool] = RoomField(
     "bind admission tokens to the browser that picked them up (a cookie the origin guard "
     "checks); needs WAITINGROOM_BINDING_KEY",
 )
+RETURN_ORIGINS: RoomField[str] = RoomField(
+    "return_origins",
+    "origins",
+    "",
+    "more origins an admitted visitor may be sent back to, besides origin_url's own "
+    "(space-separated, e.g. https://www.example.com)",
+)
+# The waiting page, as operators make it their own (all empty: the default page). A value is
+# shown HTML-escaped wherever it appears; the colours reach the page in a style block the page's
+# Content-Security-Policy names by its hash (waitingroom.page).
+PAGE_TITLE: RoomField[str] = RoomField(
+    "page_title",
+    "text",
+    "",
+    "the waiting page's title, above the line and in the browser tab (empty: the room's name)",
+    max_length=120,
+)
+PAGE_LOGO_URL: RoomField[str] = RoomField(
+    "page_logo_url", "url", "", "an image shown at the top of the waiting page (empty: none)"
+)
+PAGE_ACCENT_COLOR: RoomField[str] = RoomField(
+    "page_accent_color",
+    "color",
+    "",
+    "the waiting page's accent (the place number, progress bar, buttons) as #rrggbb",
+)
+PAGE_BACKGROUND_COLOR: RoomField[str] = RoomField(
+    "page_background_color", "color", "", "the waiting page's background as #rrggbb"
+)
+PAGE_MESSAGE: RoomField[str] = RoomField(
+    "page_message",
+    "text",
+    "",
+    "a message to waiting visitors, shown as plain text under the title (empty: none)",
+    max_length=1000,
+)
+PAGE_TEMPLATE: RoomField[str] = RoomField(
+    "page_template",
+    "template",
+    "",
+    "a whole HTML page replacing the default one: {{head}} and {{queue}} once each; {{logo}} "
+    "between tags; {{title}}, {{message}}, {{logo_url}}, {{room}} anywhere; no script, style "
+    "or inline handlers (empty: the default page)",
+    max_length=16_384,
+)
 
 STRAIGHT_IN: RoomField[bool] = RoomField(
     "straight_in",
@@ -196,8 +248,49 @@ ROOM_FIELDS: tuple[RoomField[Any], ...] = (
     MAX_JOINS_PER_MINUTE_PER_CLIENT,
     CHALLENGE_BITS,
     BIND_TOKENS,
+    RETURN_ORIGINS,
+    PAGE_TITLE,
+    PAGE_LOGO_URL,
+    PAGE_ACCENT_COLOR,
+    PAGE_BACKGROUND_COLOR,
+    PAGE_MESSAGE,
+    PAGE_TEMPLATE,
     STRAIGHT_IN,
     QUEUEING,
     QUEUE_ALL,
 )
 BY_NAME: dict[str, RoomField[Any]] = {f.name: f for f in ROOM_FIELDS}
+
+
+MAX_RETURN_ORIGINS = 20
+
+
+def parse_origins(text: str) -> tuple[str, ...]:
+    """Origins (`https://host[:port]`) from a space- or comma-separated list, lower-cased and
+    without duplicates; ValueError says which entry is not a bare http(s) origin."""
+    found: list[str] = []
+    for entry in text.replace(",", " ").split():
+        origin = _origin(entry)
+        if origin is None:
+            raise ValueError(
+                f"return_origins entry {entry[:100]!r} is not an origin such as "
+                "https://www.example.com (scheme and host, optionally a port; no path)"
+            )
+        if origin not in found:
+            found.append(origin)
+    if len(found) > MAX_RETURN_ORIGINS:
+        raise ValueError(f"return_origins lists more than {MAX_RETURN_ORIGINS} origins")
+    return tuple(found)
+
+
+def _origin(entry: str) -> str | None:
+    try:
+        parts = urllib.parse.urlsplit(entry)
+        port = parts.port
+    except ValueError:
+        return None
+    bare = parts.path in ("", "/") and not (parts.query or parts.fragment or "\\" in entry)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or not bare:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}" + ("" if port is None else f":{port}")

@@ -9,11 +9,12 @@ where the guard lets it in with the host-only `waitingroom_token` cookie.
 from __future__ import annotations
 
 import time
+import urllib.parse
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, Dialog
 
 from tests.browser.stack import ARTIFACTS, Stack
 
@@ -103,6 +104,71 @@ def test_a_visitor_waits_on_the_edge_and_lands_on_the_origin_on_the_same_host(
     assert token and token[0]["path"] == "/"
     assert not errors, _console(errors)
     assert all(f"/rooms/{ROOM}/slots/" in url for url in failed), failed
+
+
+def test_a_visitor_who_asked_for_a_page_lands_on_it_after_the_queue(
+    stack: Stack, browser: Browser
+) -> None:
+    """The guard sends the page asked for along as return_to; the waiting page goes back to it."""
+    room = f"{stack.api_url}/admin/rooms/{ROOM}"
+    paused = httpx.put(room, json={"max_active": 50, "status": "paused"}, headers=stack.admin)
+    assert paused.status_code == 200, paused.text
+    context = browser.new_context()
+    page = context.new_page()
+    visited: list[str] = []
+    page.on("framenavigated", lambda frame: visited.append(frame.url))
+    try:
+        page.goto(f"{stack.edge_url}/api/hello?x=1")
+        page.wait_for_url(f"{stack.edge_url}/rooms/{ROOM}?return_to=%2Fapi%2Fhello%3Fx%3D1")
+        page.wait_for_function(
+            """() => {
+                const p = document.getElementById("position");
+                return !!p && Number(p.dataset.position) > 0;
+            }""",
+            timeout=25_000,
+        )
+        page.screenshot(path=str(ARTIFACTS / "return-to-waiting.png"))
+        opened = httpx.put(room, json={"status": "open"}, headers=stack.admin)
+        assert opened.status_code == 200, opened.text
+        page.wait_for_url(f"{stack.edge_url}/api/hello?x=1", timeout=45_000)
+        assert "hello, ticket" in page.locator("body").inner_text()
+        page.screenshot(path=str(ARTIFACTS / "return-to-landed.png"))
+    except Exception:
+        page.screenshot(path=str(ARTIFACTS / "return-to-failure.png"))
+        raise
+    finally:
+        context.close()
+    assert visited[0] == f"{stack.edge_url}/rooms/{ROOM}?return_to=%2Fapi%2Fhello%3Fx%3D1"
+    assert visited[-1] == f"{stack.edge_url}/api/hello?x=1"
+
+
+@pytest.mark.parametrize(
+    "attempt",
+    ["https://evil.example/", "//evil.example/x", "/\\evil.example/x", "javascript:alert(1)"],
+)
+def test_a_return_to_off_the_origin_lands_on_the_origin_root(
+    stack: Stack, browser: Browser, attempt: str
+) -> None:
+    room = f"{stack.api_url}/admin/rooms/{ROOM}"
+    opened = httpx.put(room, json={"max_active": 50, "status": "open"}, headers=stack.admin)
+    assert opened.status_code == 200, opened.text
+    context = browser.new_context()
+    page = context.new_page()
+    dialogs: list[str] = []
+
+    def on_dialog(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+    try:
+        page.goto(f"{stack.edge_url}/rooms/{ROOM}?return_to={urllib.parse.quote(attempt)}")
+        page.wait_for_url(f"{stack.edge_url}/", timeout=30_000)
+        page.wait_for_selector("h1", timeout=10_000)
+        assert page.locator("h1").inner_text() == "You're in"
+    finally:
+        context.close()
+    assert not dialogs
 
 
 def _console(errors: list[str]) -> str:

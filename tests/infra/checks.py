@@ -471,6 +471,10 @@ def fastapi_routes(handler_module: str) -> tuple[list[tuple[str, str]], set[str]
     hidden = {p for p in (app.openapi_url, app.docs_url, app.redoc_url) if p}
     if app.docs_url:
         hidden.add(app.swagger_ui_oauth2_redirect_url or "")
+        # the docs page's own files (Swagger UI served by the app: waitingroom/api/docs.py)
+        hidden |= {
+            r.path for r in _flat_routes(app.routes) if r.path.startswith(f"{app.docs_url}/")
+        }
     pairs = [
         (method, route.path)
         for route in _flat_routes(app.routes)

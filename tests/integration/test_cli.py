@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+import signal
+import subprocess
+import sys
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -150,3 +154,47 @@ def test_every_room_setting_reaches_the_api_from_the_cli(
     )  # fmt: skip
     assert json.loads(out)["status"] == "scheduled"
     assert json.loads(out)["opens_at"] == 4102444800.0
+
+
+def test_options_after_the_command_as_the_readme_shows(
+    server: str, service: WaitingRoom, capsys: pytest.CaptureFixture[str]
+) -> None:
+    service.put_room("gig", {"max_active": 4})
+    main(["rooms", "stats", "gig", "--json", "--url", server, "--admin-key", ADMIN_KEY])
+    assert json.loads(capsys.readouterr().out)["max_active"] == 4
+    main(["rooms", "set", "gig", "--max-active", "6", "--url", server, "--admin-key", ADMIN_KEY])
+    assert service.config("gig").max_active == 6
+
+
+def test_ctrl_c_stops_watching_with_stopped_and_exit_status_0(
+    server: str, service: WaitingRoom
+) -> None:
+    service.put_room("gig", {"max_active": 4})
+    command = ["rooms", "stats", "gig", "--watch", "--interval", "0.2"]
+    watch = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "waitingroom.cli",
+            *command,
+            "--url",
+            server,
+            "--admin-key",
+            ADMIN_KEY,
+        ],
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert watch.stdout is not None
+        seen = [watch.stdout.readline() for _ in range(40)]
+        assert any(line.startswith("max_active") for line in seen), seen
+        watch.send_signal(signal.SIGINT)
+        out = "".join(seen) + watch.communicate(timeout=10)[0]
+    finally:
+        watch.kill()
+    assert watch.returncode == 0, out
+    assert "Traceback" not in out and "KeyboardInterrupt" not in out
+    assert out.rstrip().endswith("stopped")

@@ -402,3 +402,27 @@ def test_a_misconfigured_guard_answers_json_not_a_crash(
     response = call(AdmissionGuardMiddleware(echo_app))
     assert response.status_code == 500
     assert response.json()["error"] == "guard_misconfigured"
+
+
+def test_the_page_asked_for_rides_along_as_return_to(verifier: TokenVerifier) -> None:
+    app = guarded(verifier, waiting_room_url="https://queue.example.com/rooms/{room}")
+    response = call(app, "/api/hello?x=1&y=a+b", headers=BROWSER)
+    assert response.status_code == 302
+    assert response.headers["location"] == (
+        "https://queue.example.com/rooms/launch?return_to=%2Fapi%2Fhello%3Fx%3D1%26y%3Da%2Bb"
+    )
+    with_query = guarded(verifier, waiting_room_url="/rooms/{room}?lang=ja#top")
+    assert call(with_query, "/cart", headers=BROWSER).headers["location"] == (
+        "/rooms/launch?lang=ja&return_to=%2Fcart#top"
+    )
+
+
+def test_the_root_and_overlong_paths_are_not_carried(verifier: TokenVerifier) -> None:
+    app = guarded(verifier, waiting_room_url="https://queue.example.com/rooms/{room}")
+    assert call(app, "/", headers=BROWSER).headers["location"] == (
+        "https://queue.example.com/rooms/launch"
+    )
+    long = "/a?" + "b" * 2100
+    assert call(app, long, headers=BROWSER).headers["location"] == (
+        "https://queue.example.com/rooms/launch"
+    )

@@ -17,7 +17,7 @@ def _static(name: str) -> str:
 
 def _script() -> str:
     """The page's script: the DOM side and the logic it imports."""
-    return _static("waiting.js") + _static("waiting-logic.mjs")
+    return _static("waiting.js") + _static("waiting-logic.mjs") + _static("waiting-i18n.mjs")
 
 
 def _everything(room: str = "demo") -> str:
@@ -67,13 +67,14 @@ def test_the_page_loads_nothing_from_elsewhere() -> None:
     links = [a for t, a in parsed.tags if t == "link"]
     assert links[0] == {"rel": "icon", "href": "data:,"}, "no icon file"
     # its own stylesheet and script module, relative to the page: no fonts, nothing else
-    assert [a["rel"] for a in links[1:]] == ["stylesheet", "modulepreload"]
+    assert [a["rel"] for a in links[1:]] == ["stylesheet", "modulepreload", "modulepreload"]
     assert all((a["href"] or "").startswith("_assets/") for a in links[1:])
     scripts = [a for t, a in parsed.tags if t == "script"]
     assert scripts == [{"type": "module", "src": scripts[0]["src"]}]
     assert (scripts[0]["src"] or "").startswith("_assets/")
     assert re.findall(r'^import .*? from "([^"]+)";', _static("waiting.js"), re.M | re.S) == [
-        "./waiting-logic.mjs"
+        "./waiting-i18n.mjs",
+        "./waiting-logic.mjs",
     ]
     assert re.search(r"https?://", page) is None
     assert "@import" not in page and "@font-face" not in page
@@ -105,8 +106,8 @@ def test_a_hostile_room_name_stays_text(room: str) -> None:
     assert [t for t, _ in parsed.tags].count("script") == 1
     assert not [t for t, _ in parsed.tags if t == "img"]
     assert all(not n.startswith("on") for _, a in parsed.tags for n in a)
-    body = next(a for t, a in parsed.tags if t == "body")
-    assert body["data-room"] == room  # the script reads back exactly the name it was given
+    queue = next(a for t, a in parsed.tags if a.get("id") == "queue")
+    assert queue["data-room"] == room  # the script reads back exactly the name it was given
     assert room in "".join(parsed.text)  # shown as text, not markup
     assert "<script>alert" not in page and "<img" not in page
     title = re.search(r"<title>(.*?)</title>", page, re.S)

@@ -136,15 +136,15 @@ def test_the_room_id_is_html_escaped(client: TestClient) -> None:
     assert r.status_code == 200
     assert "<img" not in r.text
     assert "&quot;&#x27;&gt;&lt;img src=x onerror=alert(1)&gt;&amp;amp;" in r.text
-    body = next(a for t, a in _tags(r.text).tags if t == "body")
-    assert body["data-room"] == room  # the script reads back exactly the room id
+    queue = next(a for t, a in _tags(r.text).tags if a.get("id") == "queue")
+    assert queue["data-room"] == room  # the script reads back exactly the room id
 
 
 def test_the_assets_are_relative_to_the_page_and_fingerprinted(client: TestClient) -> None:
     urls = _asset_urls(client.get("/rooms/demo").text)
-    assert len(urls) == 3
+    assert len(urls) == 4
     for url in urls:
-        assert re.fullmatch(r"_assets/[a-z-]+\.[0-9a-f]{16}\.(css|js|mjs)", url), url
+        assert re.fullmatch(r"_assets/[a-z0-9-]+\.[0-9a-f]{16}\.(css|js|mjs)", url), url
 
 
 @pytest.mark.parametrize(
@@ -172,10 +172,8 @@ def test_the_assets_are_the_package_files(client: TestClient) -> None:
     urls = _asset_urls(client.get("/rooms/demo").text)
     css = next(u for u in urls if u.endswith(".css"))
     assert client.get(_url(css)).text == (static / "waiting.css").read_text(encoding="utf-8")
-    logic = next(u for u in urls if u.endswith(".mjs"))
-    assert client.get(_url(logic)).text == (static / "waiting-logic.mjs").read_text(
-        encoding="utf-8"
-    )
+    words = next(u for u in urls if u.startswith("_assets/waiting-i18n."))
+    assert client.get(_url(words)).text == (static / "waiting-i18n.mjs").read_text(encoding="utf-8")
 
 
 def test_every_module_the_script_imports_is_served(client: TestClient) -> None:
@@ -183,7 +181,7 @@ def test_every_module_the_script_imports_is_served(client: TestClient) -> None:
     urls = _asset_urls(client.get("/rooms/demo").text)
     script = next(u for u in urls if u.endswith(".js"))
     imports = re.findall(r'from "\./([^"]+)"', client.get(_url(script)).text)
-    assert imports == [next(u for u in urls if u.endswith(".mjs")).removeprefix("_assets/")]
+    assert imports == [u.removeprefix("_assets/") for u in urls if u.endswith(".mjs")]
     for name in imports:
         assert client.get(_url("_assets/" + name)).status_code == 200
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from waitingroom import page
-from waitingroom.api import errors, operators, public, queue, tokens
+from waitingroom.api import docs, errors, operators, public, queue, tokens
 from waitingroom.api.body_limit import BodyLimit
 from waitingroom.api.deps import AdminFailures
 from waitingroom.api.errors import RESPONSES
@@ -28,11 +28,16 @@ def create_app(service: WaitingRoom | None, settings: ApiSettings | None) -> Fas
         version="0.1.0",
         description="A virtual waiting room: join, wait your turn, get an admission token.",
         responses=RESPONSES,
+        # FastAPI's own pages load Swagger UI and ReDoc from a CDN: /docs is served by `docs`
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.service = service
     app.state.settings = settings
     app.state.admin_failures = AdminFailures()
     errors.install(app)
+    docs.install(app)
 
     @app.get("/health", tags=["ops"], response_model=HealthOut)
     def health() -> HealthOut:

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, create_model
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    create_model,
+)
 
 from waitingroom.domain import RoomConfig
+from waitingroom.page_template import check_template
 from waitingroom.rooms import ROOM_FIELDS, Queueing, RoomField, RoomStatus
 
 
@@ -58,6 +67,9 @@ class JoinOut(BaseModel):
     token: str | None = None
     expires_at: int | None = None
     origin_url: str | None = None
+    return_origins: list[str] = Field(
+        default_factory=list, description="as in the admitted status answer"
+    )
 
 
 class AdmittedOut(BaseModel):
@@ -65,6 +77,11 @@ class AdmittedOut(BaseModel):
     token: str
     expires_at: int
     origin_url: str
+    return_origins: list[str] = Field(
+        default_factory=list,
+        description="besides origin_url's own, the origins the page may send the visitor back "
+        "to (the return_to the origin guard gave it)",
+    )
 
 
 class ChallengeOut(BaseModel):
@@ -95,10 +112,29 @@ def _in_type(spec: RoomField[Any]) -> Any:
         "bool": Annotated[bool, Field(strict=True)],
         "status": RoomStatus,
         "queueing": Queueing,
-        "url": HttpUrl,
+        "url": HttpUrl | Literal[""],
         "time": AwareDatetime | float,
+        "origins": Annotated[str, Field(max_length=2048)],
+        "text": Annotated[str, Field(max_length=spec.max_length), AfterValidator(_plain_text)],
+        "color": Annotated[str, Field(pattern=r"^(#[0-9a-fA-F]{6})?$")],
+        "template": Annotated[
+            str, Field(max_length=spec.max_length), AfterValidator(_usable_template)
+        ],
     }
     return kinds[spec.kind]
+
+
+def _plain_text(value: str) -> str:
+    """Text shown on the page: any characters but controls (line breaks are kept)."""
+    if any((ord(c) < 32 and c not in "\n\t") or ord(c) == 127 for c in value):
+        raise ValueError("control characters are not allowed (line breaks are)")
+    return value
+
+
+def _usable_template(value: str) -> str:
+    if value:
+        check_template(value)  # a TemplateError (a ValueError) says what to change
+    return value
 
 
 def _out_type(spec: RoomField[Any]) -> Any:
@@ -110,6 +146,10 @@ def _out_type(spec: RoomField[Any]) -> Any:
         "queueing": Queueing,
         "url": str,
         "time": float | None,
+        "origins": str,
+        "text": str,
+        "color": str,
+        "template": str,
     }
     return kinds[spec.kind]
 

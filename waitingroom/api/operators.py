@@ -35,6 +35,8 @@ def put_room(
     changes = body.model_dump(exclude_none=True)
     if "origin_url" in changes:
         changes["origin_url"] = str(changes["origin_url"])
+    if "page_logo_url" in changes:
+        changes["page_logo_url"] = str(changes["page_logo_url"])
     if isinstance(changes.get("opens_at"), datetime):
         changes["opens_at"] = changes["opens_at"].timestamp()
     cfg, created = svc.put_room(room, changes, actor=actor)

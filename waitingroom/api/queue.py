@@ -13,7 +13,7 @@ from waitingroom import page
 from waitingroom.api.deps import RoomPath, ServiceDep, bearer, client_key, settings_of
 from waitingroom.api.errors import NO_STORE, RESPONSES
 from waitingroom.api.models import AdmittedOut, ChallengeOut, JoinIn, JoinOut, WaitingOut
-from waitingroom.errors import InvalidRequest
+from waitingroom.errors import InvalidRequest, UnknownRoom
 from waitingroom.service import Admitted, Waiting
 from waitingroom.store import KEEP_SECONDS
 from waitingroom.tokens import BINDING_COOKIE
@@ -60,8 +60,13 @@ def _cookie(
     },
 )
 def waiting_page(room: RoomPath, request: Request, svc: ServiceDep) -> Response:
-    svc.config(room)  # 400/404 for a bad or unknown room
-    return page.waiting_page_response(room, request.headers.get("if-none-match"))
+    try:
+        cfg = svc.config(room)  # 400/404 for a bad or unknown room
+    except (InvalidRequest, UnknownRoom):
+        if "text/html" not in request.headers.get("accept", ""):
+            raise  # a JSON client keeps the API's error
+        return page.not_found_page(room)  # a browser gets a page
+    return page.waiting_page_response(room, request.headers.get("if-none-match"), cfg)
 
 
 @router.post("/rooms/{room}/join", status_code=201, response_model=JoinOut)
@@ -122,6 +127,7 @@ def _straight_in(ticket: str, a: Admitted) -> JoinOut:
         token=a.token,
         expires_at=a.expires_at,
         origin_url=a.origin_url,
+        return_origins=list(a.return_origins),
     )
 
 
@@ -151,7 +157,12 @@ def status(
     assert isinstance(result, Admitted)
     settings = settings_of(request)
     out = _json(
-        AdmittedOut(token=result.token, expires_at=result.expires_at, origin_url=result.origin_url)
+        AdmittedOut(
+            token=result.token,
+            expires_at=result.expires_at,
+            origin_url=result.origin_url,
+            return_origins=list(result.return_origins),
+        )
     )
     _token_cookies(out, result, int(svc.clock()), settings.cookie_secure)
     return out

@@ -9,7 +9,7 @@ from typing import Any
 
 from waitingroom.domain import PublicState, RoomConfig, eta_seconds, slot_of
 from waitingroom.errors import ConfigConflict, InvalidConfig, UnknownRoom
-from waitingroom.rooms import ROOM_FIELDS, SLOT_SECONDS
+from waitingroom.rooms import ROOM_FIELDS, SLOT_SECONDS, parse_origins
 from waitingroom.service.context import Context
 from waitingroom.service.reads import check_room_id
 from waitingroom.store import Conflict
@@ -34,6 +34,8 @@ class Operators:
     ) -> tuple[RoomConfig, bool]:
         """Create or update a room; returns (config, created). Same input, same result."""
         check_room_id(room)
+        if "return_origins" in changes:
+            changes = {**changes, "return_origins": _origins(changes["return_origins"])}
         if changes.get("bind_tokens") and not self.binding_key:
             raise InvalidConfig(
                 "bind_tokens needs a binding key shared with the origin guard: set "
@@ -144,3 +146,10 @@ class Operators:
         if cfg is None:
             raise UnknownRoom(room)
         return cfg
+
+
+def _origins(text: str) -> str:
+    try:
+        return " ".join(parse_origins(text))
+    except ValueError as exc:
+        raise InvalidConfig(str(exc)) from None

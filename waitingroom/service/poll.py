@@ -20,6 +20,7 @@ from waitingroom.domain import (
     prequeue_poll_seconds,
 )
 from waitingroom.errors import Gone, NotAuthenticated
+from waitingroom.rooms import parse_origins
 from waitingroom.service.context import Context
 from waitingroom.service.results import Admitted, Waiting
 from waitingroom.store import Conflict
@@ -150,4 +151,5 @@ class Polls:
         if cfg.bind_tokens and self.binding_key:
             jti = str(unverified_claims(token)["jti"])
             binding = binding_value(self.binding_key, cfg.room, jti)
-        return Admitted(token, int(expires_at), cfg.origin_url, binding)
+        origins = parse_origins(cfg.return_origins)
+        return Admitted(token, int(expires_at), cfg.origin_url, binding, origins)

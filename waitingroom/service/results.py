@@ -22,6 +22,7 @@ class Admitted:
     expires_at: int
     origin_url: str
     binding: str | None = None  # the binding value, when the room binds tokens to the browser
+    return_origins: tuple[str, ...] = ()  # where else the page may send the visitor back to
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,9 @@
 // The waiting page's decisions, free of the DOM and of the network: where the visitor stands,
 // computed from the ticket and the room's public documents (CLIENTS.md), what to say about it,
 // how long to wait before the next request, and how the visitor's place is stored. Imported by
-// the page (waiting.js) and by node's test runner (tests/js/).
+// the page (waiting.js) and by node's test runner (tests/js/). Texts take the page's translating
+// function `t` (waiting-i18n.mjs); without it they are English.
+import { plain } from "./waiting-i18n.mjs";
 
 export const MAX_BACKOFF = 30;
 export const DEFAULT_POLL_SECONDS = 2;
@@ -15,31 +17,31 @@ export function clock(d) {
   return pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds());
 }
 
-function plural(n, one, many) { return n + " " + (n === 1 ? one : many); }
+function plural(n, one, many, t) { return t(n === 1 ? one : many, { n: n }); }
 
-function span(minutes) {
-  if (minutes >= 90) { return plural(Math.round(minutes / 60), "hour", "hours"); }
-  return plural(minutes, "minute", "minutes");
+function span(minutes, t) {
+  if (minutes >= 90) { return plural(Math.round(minutes / 60), "{n} hour", "{n} hours", t); }
+  return plural(minutes, "{n} minute", "{n} minutes", t);
 }
 
 /** The estimated wait in words: a single figure for an exact place, a range for an estimate. */
-export function etaText(eta, exact) {
-  if (eta === null || eta === undefined) { return "not known yet"; }
-  if (eta <= 0) { return "any moment now"; }
+export function etaText(eta, exact, t = plain) {
+  if (eta === null || eta === undefined) { return t("not known yet"); }
+  if (eta <= 0) { return t("any moment now"); }
   if (exact) {
-    if (eta < 60) { return "less than a minute"; }
-    return "about " + span(Math.round(eta / 60));
+    if (eta < 60) { return t("less than a minute"); }
+    return t("about {span}", { span: span(Math.round(eta / 60), t) });
   }
   const low = Math.floor((eta * 0.7) / 60);
   const high = Math.max(1, Math.ceil((eta * 1.5) / 60));
-  if (high <= 1) { return "about a minute or less"; }
-  if (low < 1) { return "up to " + span(high); }
+  if (high <= 1) { return t("about a minute or less"); }
+  if (low < 1) { return t("up to {span}", { span: span(high, t) }); }
   if (high >= 90) {
     const lh = Math.max(1, Math.round(low / 60));
     const hh = Math.max(lh + 1, Math.round(high / 60));
-    return "about " + lh + "\u2013" + hh + " hours";
+    return t("about {low}\u2013{high} hours", { low: lh, high: hh });
   }
-  return "about " + low + "\u2013" + high + " minutes";
+  return t("about {low}\u2013{high} minutes", { low: low, high: high });
 }
 
 // -- the place in line ------------------------------------------------------------------------
@@ -73,38 +75,41 @@ export function progress(first, pos) {
 }
 
 /** Every text the waiting view shows for a place, measured from place `first`. */
-export function waitingTexts(body, first) {
+export function waitingTexts(body, first, t = plain) {
   const { pos, exact } = shownPlace(body);
   const out = { pos, exact };
   if (pos === 0) {
     out.position = "0";
-    out.label = "It's your turn \u2014 letting you in\u2026";
-    out.ahead = "nobody";
-    out.eta = "any moment now";
+    out.label = t("It's your turn \u2014 letting you in\u2026");
+    out.ahead = t("nobody");
+    out.eta = t("any moment now");
   } else {
     out.position = (exact ? "" : "~") + pos;
-    out.label = exact ? "your place in line" : "your place in line (estimate)";
+    out.label = exact ? t("your place in line") : t("your place in line (estimate)");
     const ahead = pos - 1;
     out.ahead = ahead === 0
-      ? (exact ? "nobody \u2014 you're next" : "probably nobody")
-      : (exact ? "" : "about ") + ahead;
-    out.eta = etaText(body.eta_seconds, exact);
+      ? (exact ? t("nobody \u2014 you're next") : t("probably nobody"))
+      : (exact ? String(ahead) : t("about {n}", { n: ahead }));
+    out.eta = etaText(body.eta_seconds, exact, t);
   }
   if (body.opens_at) {
     // a scheduled room: everyone who joins before opening is drawn into a random order
     const opens = new Date(Number(body.opens_at) * 1000);
-    out.label = "people in the pre-queue so far";
-    out.ahead = "drawn at random when the room opens";
-    out.eta = "opens at " + opens.toLocaleTimeString();
+    out.label = t("people in the pre-queue so far");
+    out.ahead = t("drawn at random when the room opens");
+    out.eta = t("opens at {time}", { time: opens.toLocaleTimeString(t.lang) });
   }
   out.pct = progress(first, pos);
-  out.valuetext = out.pct + "% of the way: from place " + first + " to place " + pos;
-  out.caption = out.pct + "% of the way from where you started (place " + first + ")";
+  out.valuetext = t("{pct}% of the way: from place {first} to place {pos}",
+    { pct: out.pct, first: first, pos: pos });
+  out.caption = t("{pct}% of the way from where you started (place {first})",
+    { pct: out.pct, first: first });
   out.titlePrefix = pos > 0 ? "(" + (exact ? "" : "~") + pos + ") " : "";
+  const said = { pos: pos, eta: etaText(body.eta_seconds, exact, t) };
   out.summary = pos === 0
-    ? "It's your turn. Letting you in."
-    : "You are " + (exact ? "" : "about ") + "number " + pos + " in line. Estimated wait: " +
-      etaText(body.eta_seconds, exact) + ".";
+    ? t("It's your turn. Letting you in.")
+    : exact ? t("You are number {pos} in line. Estimated wait: {eta}.", said)
+      : t("You are about number {pos} in line. Estimated wait: {eta}.", said);
   return out;
 }
 
@@ -509,4 +514,30 @@ export function solve(challenge, bits) {
     }
     slice();
   });
+}
+
+// -- back to the page the visitor asked for ---------------------------------------------------
+export const MAX_RETURN_TO = 2048;
+
+/**
+ * Where an admitted visitor goes: the page they asked for (`returnTo`, which the origin guard
+ * put in the waiting page's address) when it is on the room's origin (`originUrl`) or one of
+ * its `allowedOrigins`, else `originUrl` itself. A path ("/shop?id=7") is taken on the origin;
+ * another host, another scheme (javascript:, data:), "//host", backslashes, control characters,
+ * credentials, or more than MAX_RETURN_TO characters are ignored: no open redirect.
+ */
+export function returnTarget(returnTo, originUrl, allowedOrigins) {
+  const home = safeUrl(originUrl, undefined);
+  if (!home || typeof returnTo !== "string" || !returnTo) { return home; }
+  if (returnTo.length > MAX_RETURN_TO || /[\\\u0000-\u001f\u007f]/.test(returnTo)) { return home; }
+  const isPath = returnTo.charAt(0) === "/" && returnTo.charAt(1) !== "/";
+  if (!isPath && !/^https?:\/\/[^/]/i.test(returnTo)) { return home; }
+  let u;
+  try { u = new URL(returnTo, home); } catch (e) { return home; }
+  const origins = [new URL(home).origin].concat((allowedOrigins || []).map(function (o) {
+    try { return new URL(String(o)).origin; } catch (e) { return null; }
+  }));
+  const ok = (u.protocol === "https:" || u.protocol === "http:") && !u.username && !u.password &&
+    origins.indexOf(u.origin) >= 0;
+  return ok ? u.href : home;
 }

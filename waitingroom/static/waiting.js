@@ -3,19 +3,29 @@
 // the edge answers from its cache; the API is asked only to check a ticket read back from
 // storage, and for the pickup when the line reaches the visitor (CLIENTS.md). Every URL it calls
 // is relative to the page's own path, so the page works behind any prefix (an API Gateway stage,
-// a CDN path). The decisions live in waiting-logic.mjs.
+// a CDN path). The decisions live in waiting-logic.mjs; the words in static/locales (through
+// waiting-i18n.mjs: every text is English here and translated by `t`).
+import { pickLanguage, plain, textKey, translator } from "./waiting-i18n.mjs";
 import {
   POW_CODES, backoffSeconds, clock, delayMs, jitter, newKey, newStart, newerState,
-  nextLookSeconds, placeBody, placeOf, pollSeconds, readTicket, retryAfterSeconds, safeUrl,
-  shownPlace, solve, ticketStore, transient, usableStorage, waitingTexts,
+  nextLookSeconds, placeBody, placeOf, pollSeconds, readTicket, retryAfterSeconds, returnTarget,
+  safeUrl, shownPlace, solve, ticketStore, transient, usableStorage, waitingTexts,
 } from "./waiting-logic.mjs";
 
-const ROOM = document.body.getAttribute("data-room") || "";
+const QUEUE = document.getElementById("queue");
+const ROOM = QUEUE.getAttribute("data-room") || "";
 const BASE = location.pathname.replace(/\/+$/, "");
 const REDIRECT_KEY = "waitingroom:redirected:" + ROOM;
+const LANGUAGE_KEY = "waitingroom:language";
 const REQUEST_TIMEOUT_MS = 10000;
 const ANNOUNCE_EVERY_MS = 15000;
-const TITLE = document.title;
+// the page the origin guard sent the visitor here from (checked by returnTarget on arrival)
+const RETURN_TO = new URLSearchParams(location.search).get("return_to");
+const DEFAULT_TITLE = QUEUE.getAttribute("data-default-title") === "1";
+let TITLE = document.title;
+let t = plain;  // the page's words in the visitor's language (English until its file is read)
+let redraw = null;  // shows the waiting view again in a newly chosen language
+let roomStatus = "open";  // from the newest state document: paused and closed are said plainly
 
 const place = ticketStore(ROOM, function () { return window.localStorage; });
 const load = place.load;
@@ -73,6 +83,7 @@ function touched() {
 }
 
 function renderWaiting(body) {
+  redraw = function () { renderWaiting(body); };
   const rec = load();
   const at = shownPlace(body);
   const start = newStart(rec, at.pos, at.exact);
@@ -81,7 +92,9 @@ function renderWaiting(body) {
     rec.first_exact = start.first_exact;
     save(rec);
   }
-  const texts = waitingTexts(body, rec.first);
+  const texts = waitingTexts(body, rec.first, t);
+  const paused = roomStatus === "paused";
+  if (paused) { texts.eta = t("when the room resumes"); }
   const exact = texts.exact;
   const section = show("waiting");
   section.setAttribute("data-exact", exact ? "true" : "false");
@@ -97,17 +110,30 @@ function renderWaiting(body) {
   bar.setAttribute("aria-valuetext", texts.valuetext);
   el("progress-fill").style.width = texts.pct + "%";
   setText("progress-caption", texts.caption);
+  section.setAttribute("data-room-status", body.opens_at ? "scheduled" : roomStatus);
+  setText("room-state", stateLine(body, texts, paused));
   document.title = texts.titlePrefix + TITLE;
   announce(texts.summary, lastAnnounced === "" || texts.pos <= 1);
   touched();
 }
 
+// What the room is doing, in a sentence, when the visitor should know it.
+function stateLine(body, texts, paused) {
+  if (paused) { return t("The room is paused: nobody is being let in for now. Your place is kept."); }
+  if (body.opens_at) {
+    const time = new Date(Number(body.opens_at) * 1000).toLocaleTimeString(t.lang);
+    return t("The room opens at {time}. Everyone who joins before then is put in a random order at opening, so there is no need to hurry.", { time: time });
+  }
+  if (texts.pos === 1 && texts.exact) { return t("You are next!"); }
+  return "";
+}
+
 function arrive(body) {
-  const url = safeUrl(body.origin_url, location.href);
+  const url = returnTarget(RETURN_TO, safeUrl(body.origin_url, location.href), body.return_origins);
   const expires = new Date(Number(body.expires_at) * 1000);
   const until = el("expires");
   until.setAttribute("datetime", isNaN(expires.getTime()) ? "" : expires.toISOString());
-  until.textContent = isNaN(expires.getTime()) ? "for a while" : clock(expires);
+  until.textContent = isNaN(expires.getTime()) ? t("for a while") : clock(expires);
   const go = el("go");
   let recent = false;
   const s = usableStorage(function () { return window.sessionStorage; }, REDIRECT_KEY);
@@ -118,14 +144,15 @@ function arrive(body) {
   } catch (e) { recent = false; }
   if (url) { go.href = url; go.hidden = false; } else { go.hidden = true; }
   const section = show("admitted");
-  document.title = "You're in \u00b7 " + TITLE;
-  announce(url && !recent ? "You're in. Taking you there now." : "You're in.", true);
+  document.title = t("You're in \u00b7 {title}", { title: TITLE });
+  announce(url && !recent ? t("You're in. Taking you there now.") : t("You're in."), true);
   touched();
   if (url && !recent) {
-    setText("admitted-text", "Taking you there now\u2026");
+    setText("admitted-text", t("Taking you there now\u2026"));
     location.replace(url);
   } else {
-    setText("admitted-text", url ? "Continue when you are ready." : "You have been admitted.");
+    setText("admitted-text",
+      url ? t("Continue when you are ready.") : t("You have been admitted."));
     focusHeading(section);
   }
 }
@@ -136,12 +163,12 @@ function ended(code, message) {
   setText(
     "ended-text",
     code === "completed"
-      ? "Your visit is complete. Thanks for waiting!"
-      : "Your place has expired: your turn came and went, or your session has ended."
+      ? t("Your visit is complete. Thanks for waiting!")
+      : t("Your place has expired: your turn came and went, or your session has ended.")
   );
   setText("ended-detail", message || "");
-  document.title = "Place ended \u00b7 " + TITLE;
-  announce("Your place has ended. You can join the line again.", true);
+  document.title = t("Place ended \u00b7 {title}", { title: TITLE });
+  announce(t("Your place has ended. You can join the line again."), true);
   focusHeading(section);
 }
 
@@ -149,16 +176,16 @@ function closed(message) {
   stop();
   const section = show("closed");
   setText("closed-detail", message || "");
-  document.title = "Closed \u00b7 " + TITLE;
-  announce("This room is closed.", true);
+  document.title = t("Closed \u00b7 {title}", { title: TITLE });
+  announce(t("This room is closed."), true);
   focusHeading(section);
 }
 
 function problem(message) {
   stop();
   const section = show("problem");
-  setText("problem-text", message || "Something went wrong.");
-  announce("Something went wrong: " + (message || ""), true);
+  setText("problem-text", message || t("Something went wrong."));
+  announce(t("Something went wrong: {message}", { message: message || "" }), true);
   focusHeading(section);
 }
 
@@ -171,7 +198,7 @@ function later(fn, seconds) {
 function backoff(fn, res) {
   failures += 1;
   const retryAfter = retryAfterSeconds(res ? res.headers.get("Retry-After") : null);
-  note("Reconnecting\u2026 your place in line is kept.");
+  note(t("Reconnecting\u2026 your place in line is kept."));
   document.body.setAttribute("data-connection", "reconnecting");
   later(fn, backoffSeconds(failures, retryAfter));
 }
@@ -208,7 +235,7 @@ let pow = null;
 let powTries = 0;
 function proveThenJoin() {
   if (!(window.crypto && crypto.subtle && window.TextEncoder)) {
-    problem("This waiting room needs a secure (https) connection to let this browser in.");
+    problem(t("This waiting room needs a secure (https) connection to let this browser in."));
     return;
   }
   busy = true;
@@ -217,7 +244,8 @@ function proveThenJoin() {
       if (r.res.status !== 200) {
         busy = false;
         if (transient(r.res.status)) { backoff(join, r.res); } else {
-          problem(r.body.message || "The waiting room could not start (" + r.res.status + ").");
+          problem(r.body.message ||
+            t("The waiting room could not start ({status}).", { status: r.res.status }));
         }
         return;
       }
@@ -286,11 +314,12 @@ function join() {
       problem(r.body.message);  // a full room that keeps no line: try again later
       later(join, retryAfterSeconds(r.res.headers.get("Retry-After")) || 10);
     } else if (st === 404) {
-      problem("There is no waiting room here. Check the address.");
+      problem(t("There is no waiting room here. Check the address."));
     } else if (transient(st)) {
       backoff(join, r.res);
     } else {
-      problem(r.body.message || "The waiting room refused to add you (" + st + ").");
+      problem(r.body.message ||
+        t("The waiting room refused to add you ({status}).", { status: st }));
     }
   }, function () {
     busy = false;
@@ -343,20 +372,21 @@ function status() {
       // a ticket this room does not accept (altered, forged, or signed with a retired secret):
       // say so and take a new place, once
       rejoined = true;
-      note("Your saved place could not be confirmed: taking a new place in line.");
+      note(t("Your saved place could not be confirmed: taking a new place in line."));
       show("joining");
       forget();
       join();
     } else if (st === 409 && code === "room_closed") {
       closed(r.body.message);
     } else if (st === 404) {
-      problem("There is no waiting room here. Check the address.");
+      problem(t("There is no waiting room here. Check the address."));
     } else if (st === 401) {
-      problem(r.body.message || "The waiting room did not accept your place.");
+      problem(r.body.message || t("The waiting room did not accept your place."));
     } else if (transient(st)) {
       backoff(status, r.res);
     } else {
-      problem(r.body.message || "The waiting room could not check your place (" + st + ").");
+      problem(r.body.message ||
+        t("The waiting room could not check your place ({status}).", { status: st }));
     }
   }, function () {
     busy = false;
@@ -403,7 +433,7 @@ function look() {
     const st = r.res.status;
     if (st !== 200 || typeof r.body.version !== "number") {
       busy = false;
-      if (st === 404) { problem("There is no waiting room here. Check the address."); return; }
+      if (st === 404) { problem(t("There is no waiting room here. Check the address.")); return; }
       backoff(look, r.res);
       return;
     }
@@ -420,6 +450,7 @@ function look() {
     }
     kept.state = state;
     kept.v = state.version;
+    roomStatus = typeof state.status === "string" ? state.status : "open";
     if (typeof kept.u !== "number") { kept.u = Math.random(); }
     save(kept);
     const settled = t.slot <= Number(state.settled_through);
@@ -465,4 +496,72 @@ window.addEventListener("storage", function (e) {
   }
 });
 window.addEventListener("online", function () { if (failures > 0) { look(); } });
+
+// -- language -----------------------------------------------------------------------------------
+// The page is the same for every language (the edge keeps one copy): the browser picks the
+// words, from the visitor's choice on the page or its own languages (navigator.languages, the
+// source of its Accept-Language).
+function locales() {
+  try { return JSON.parse(QUEUE.getAttribute("data-locales") || "{}"); } catch (e) { return {}; }
+}
+function chosenLanguage(code) {
+  const s = usableStorage(function () { return window.localStorage; }, LANGUAGE_KEY);
+  try {
+    if (s && code) { s.setItem(LANGUAGE_KEY, code); }
+    return s ? s.getItem(LANGUAGE_KEY) : null;
+  } catch (e) { return null; }
+}
+function translatePage() {
+  const nodes = document.querySelectorAll("[data-i18n]");
+  for (let i = 0; i < nodes.length; i++) {
+    const key = nodes[i].getAttribute("data-i18n") || textKey(nodes[i].textContent);
+    nodes[i].setAttribute("data-i18n", key);
+    setTextOf(nodes[i], t(key));
+  }
+  const labelled = document.querySelectorAll("[data-i18n-label]");
+  for (let i = 0; i < labelled.length; i++) {
+    const key = labelled[i].getAttribute("data-i18n-label") ||
+      labelled[i].getAttribute("aria-label") || "";
+    labelled[i].setAttribute("data-i18n-label", key);
+    labelled[i].setAttribute("aria-label", t(key));
+  }
+  if (DEFAULT_TITLE) {
+    const before = TITLE;
+    TITLE = t("Waiting room \u00b7 {room}", { room: ROOM });
+    document.title = document.title.replace(before, TITLE);
+    const named = document.querySelectorAll("[data-room-title]");
+    for (let i = 0; i < named.length; i++) { setTextOf(named[i], TITLE); }
+  }
+}
+function setTextOf(node, text) { if (node.textContent !== text) { node.textContent = text; } }
+function speak(code) {
+  const files = locales();
+  const lang = pickLanguage(code, navigator.languages || [navigator.language], Object.keys(files));
+  const buttons = document.querySelectorAll("[data-language]");
+  for (let i = 0; i < buttons.length; i++) {
+    const on = buttons[i].getAttribute("data-language") === lang;
+    buttons[i].setAttribute("aria-pressed", on ? "true" : "false");
+  }
+  if (!files[lang]) { return Promise.resolve(); }
+  // English is the page's own language: its words are already here, no request needed
+  const words = lang === "en" ? Promise.resolve({ strings: {} })
+    : fetch(files[lang], { credentials: "omit" }).then(function (res) {
+      return res.ok ? res.json() : null;
+    });
+  return words.then(function (locale) {
+    if (!locale) { return; }
+    t = translator(locale.strings, lang);
+    document.documentElement.setAttribute("lang", lang);
+    translatePage();
+    document.body.setAttribute("data-language", lang);
+    if (redraw && view === "waiting") { redraw(); }
+  }, function () { /* the English already on the page stays */ });
+}
+const switches = document.querySelectorAll("[data-language]");
+for (let i = 0; i < switches.length; i++) {
+  switches[i].addEventListener("click", function (e) {
+    speak(chosenLanguage(e.currentTarget.getAttribute("data-language")));
+  });
+}
+speak(chosenLanguage(null));
 look();
