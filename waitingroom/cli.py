@@ -15,7 +15,7 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
-from waitingroom.rooms import ROOM_FIELDS, ROOM_STATUSES, RoomField
+from waitingroom.rooms import QUEUEINGS, ROOM_FIELDS, ROOM_STATUSES, RoomField
 
 
 def _sigv4_headers(method: str, url: str, data: bytes | None, region: str | None) -> dict[str, str]:
@@ -103,6 +103,8 @@ def _add_setting(group: argparse._ArgumentGroup, spec: RoomField[Any]) -> None:
         group.add_argument(spec.flag, dest=dest, type=int, metavar="N", help=help_text)
     elif spec.kind == "status":
         group.add_argument(spec.flag, dest=dest, choices=ROOM_STATUSES, help=help_text)
+    elif spec.kind == "queueing":
+        group.add_argument(spec.flag, dest=dest, choices=QUEUEINGS, help=help_text)
     elif spec.kind == "time":
         group.add_argument(spec.flag, dest=dest, type=_time, metavar="TIME", help=help_text)
     elif spec.kind == "origins":

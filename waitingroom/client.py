@@ -415,9 +415,25 @@ class Visitor:
         body = reply.body
         self.ticket = read_ticket(str(body["ticket"]))
         self.joined_number = int(body["number"])
+        if body.get("state") == "admitted":  # an idle room lets the visitor straight in
+            self._admit(body, reply.status)
+            return
         self._set_place(place_of_answer(body))
         self._phase = "status" if self.status_only else "look"
         self._after = float(body.get("poll_after_seconds") or 1) * self._spread()
+
+    def _admit(self, body: dict[str, Any], status: int) -> None:
+        self._set_place(Place("turn", 0, True, 0))
+        self._finish(
+            Outcome(
+                "admitted",
+                self._ticket_text(),
+                token=str(body["token"]),
+                expires_at=int(body["expires_at"]),
+                origin_url=body.get("origin_url"),
+                status=status,
+            )
+        )
 
     def _status(self, reply: Reply, now: float) -> None:
         if reply.status == 401 and not self._rejoined:
@@ -435,17 +451,7 @@ class Visitor:
             return
         body = reply.body
         if body.get("state") == "admitted":
-            self._set_place(Place("turn", 0, True, 0))
-            self._finish(
-                Outcome(
-                    "admitted",
-                    self._ticket_text(),
-                    token=str(body["token"]),
-                    expires_at=int(body["expires_at"]),
-                    origin_url=body.get("origin_url"),
-                    status=200,
-                )
-            )
+            self._admit(body, 200)
             return
         self._status_version = max(self._status_version, int(body.get("state_version") or 0))
         self._closed_asked = False  # still waiting: ask again if the room still looks closed

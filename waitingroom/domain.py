@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from waitingroom import rooms
-from waitingroom.rooms import RoomStatus
+from waitingroom.rooms import Queueing, RoomStatus
 
 # A slot is settled (its counters read and frozen into totals) this long after it closes. A join
 # whose counter update comes back later than half of it takes a new number instead, so a counter
@@ -128,6 +128,9 @@ class Batch:
     picked: int = 0
     completed: int = 0
     final: bool = False
+    # a pool of tokens minted ahead for an idle room (`start` and `count`: its entries, not
+    # ranks in the queue); an unclaimed entry is reclaimed at the deadline like a no-show
+    pool: bool = False
 
     def holds(self, now: float) -> int:
         if now >= self.expires_at:
@@ -138,6 +141,11 @@ class Batch:
     @property
     def reclaimed(self) -> int:
         return self.count - self.picked if self.final else 0
+
+    @property
+    def spent(self) -> bool:
+        """Final and nobody holds a place in it any more: nothing can change it again."""
+        return self.final and self.picked <= self.completed
 
 
 # How long after a pickup deadline the drainer waits before trusting the pickup counters
@@ -176,6 +184,7 @@ def add_admissions(
     if (
         last is not None
         and not last.final
+        and not last.pool
         and now - last.admitted_at < COALESCE_SECONDS
         and last.start + last.count == start
         and ledger_shards_for(last.count + count) <= last.ledger_shards
@@ -231,7 +240,10 @@ def account(batches: Sequence[Batch], counts: dict[int, LedgerCounts], now: floa
         nb = replace(b, picked=c.picked, completed=c.completed)
         if not nb.final and now >= nb.pickup_deadline + PICKUP_GRACE_SECONDS:
             nb = replace(nb, final=True)
-            reclaimed += nb.count - nb.picked
+            # a pool's unclaimed entries were places held for visitors who did not come
+            reclaimed += 0 if nb.pool else nb.count - nb.picked
+        if nb.pool and nb.spent:
+            continue  # every claimed session ended (or none was claimed): nothing held
         if now >= nb.expires_at:
             expired += max(0, nb.picked - nb.completed) if nb.final else nb.count - nb.completed
             continue
@@ -373,6 +385,11 @@ class RoomConfig:
     page_background_color: str = rooms.PAGE_BACKGROUND_COLOR.default
     page_message: str = rooms.PAGE_MESSAGE.default
     page_template: str = rooms.PAGE_TEMPLATE.default
+    # how the room lets people in: straight in while it is idle, its queueing method, and the
+    # switch that holds everyone new in the line
+    straight_in: bool = rooms.STRAIGHT_IN.default
+    queueing: Queueing = rooms.QUEUEING.default
+    queue_all: bool = rooms.QUEUE_ALL.default
 
     @property
     def opens_slot(self) -> int | None:
@@ -399,7 +416,7 @@ class PublicState:
     settled_total: int = 0
     consumed: int = 0
     materialized: int = 0
-    active: int = 0
+    active: int = 0  # sessions under way (places held for an idle room's joins not counted)
     admit_rate: float = 0.0
     join_rate_per_slot: float = 0.0
     admitted_total: int = 0
@@ -415,6 +432,11 @@ class PublicState:
     draw_seed: str = ""
     opened_at: float | None = None
     updated_at: float = 0.0
+    # an idle room's pool of tokens minted ahead: entries 1..pool_size of batch pool_seq may be
+    # claimed by joins (0: no pool open)
+    pool_seq: int = 0
+    pool_size: int = 0
+    pool_max_active: int = 0  # the max_active it was sized for (a join with a lower one skips it)
 
     @property
     def waiting_settled(self) -> int:
@@ -434,6 +456,11 @@ class DrainerState:
     rates: RateWindow = field(default_factory=RateWindow)
     max_shards: int = 0
     waits: tuple[int, ...] = ()  # seconds in queue of the most recent admissions
+    # the pool (batch pool_seq): its claim counter when last read, and how many of its entries
+    # have their ticket items (with tokens) written
+    pool_seq: int = 0
+    pool_claimed: int = 0
+    pool_written: int = 0
 
 
 @dataclass(frozen=True, slots=True)

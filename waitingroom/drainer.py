@@ -32,6 +32,7 @@ from waitingroom.domain import (
     RoomConfig,
     SettledSlot,
     draw_place,
+    slot_of,
     take_tickets,
     ticket_at,
 )
@@ -39,10 +40,16 @@ from waitingroom.observability import MetricsBuffer, configure_logging
 from waitingroom.planning import (
     TickPlan,
     draw_due,
+    grow_pool,
     is_dormant,
     place_tickets,
     plan_tick,
+    pool_entries_to_write,
+    pool_seals_for_the_line,
+    pool_step,
+    seal_pool,
     settle_window,
+    the_pool,
 )
 from waitingroom.settings import DrainerSettings
 from waitingroom.store import (
@@ -62,7 +69,7 @@ LEASE_HELD = "another drainer holds the lease"
 LEASE_MARGIN_SECONDS = 0.2
 # how often a dormant (closed, settled, empty) room is looked at again, in case it reopens
 DORMANT_RECHECK_SECONDS = 60.0
-# how often the loop lists the rooms again (a new room waits at most this long for its first tick)
+# how often the loop lists the rooms again (a new room is nudged: it is listed and ticked at once)
 ROOM_LIST_SECONDS = 10.0
 
 
@@ -187,6 +194,10 @@ class Drainer:
         window = settle_window(cfg, pub, dst, now)
         slots = window.slots
         counters = self.store.read_counters(room, slots, window.shards) if slots else {}
+        line = pub.waiting_settled or any(map(sum, counters.values()))
+        if dst.pool_seq and line and pool_seals_for_the_line(cfg):
+            # somebody is in line: the places held for joins go to them, in this very tick
+            pub, dst = self._seal_pool(cfg, pub, dst)
         ledger = self.store.read_ledger(room, dst.batches) if dst.batches else {}
         first_after_open = None
         if draw_due(cfg, pub, now, max(pub.settled_through, window.last)):
@@ -214,12 +225,71 @@ class Drainer:
             plan = place_tickets(
                 plan, tickets, slot, offset, now=now, slot_seconds=cfg.slot_seconds
             )
+        plan, open_pool = self._pool(cfg, plan, now)
         self.store.commit_state(room, plan.pub, plan.dst, dst.version)
         new_pub = replace(plan.pub, version=dst.version + 1)
         new_dst = replace(plan.dst, version=dst.version + 1)
         if plan.admit is not None:
             new_pub, new_dst = self._materialise(cfg, new_pub, new_dst)
+        new_pub, new_dst = self._fill_pool(cfg, new_pub, new_dst, open_pool, now)
         return self._report(room, plan, new_pub, free=_free_places(cfg, new_pub))
+
+    # -- an idle room's pool (planning.pool_step) ---------------------------------------------
+
+    def _pool(self, cfg: RoomConfig, plan: TickPlan, now: float) -> tuple[TickPlan, bool]:
+        """Count the pool's claims; seal it, or grow it. True: (re)open it once written."""
+        seq = plan.dst.pool_seq
+        claims = self.store.read_counters(cfg.room, [-seq], 1)[-seq][0] if seq else 0
+        plan, move = pool_step(cfg, plan, now=now, claims=claims)
+        if move == "keep":
+            return plan, False
+        line = pool_seals_for_the_line(cfg)
+        if move != "seal" and line and self._joined_unsettled(cfg, plan, now):
+            move = "seal"  # somebody queued: they go first
+        if move == "seal":
+            pub, dst = self._seal_pool(cfg, plan.pub, plan.dst)
+            return replace(plan, pub=pub, dst=dst), False
+        return grow_pool(cfg, plan, move, now=now), True
+
+    def _seal_pool(
+        self, cfg: RoomConfig, pub: PublicState, dst: DrainerState
+    ) -> tuple[PublicState, DrainerState]:
+        claimed = self.store.seal_pool(cfg.room, dst.pool_seq) if dst.pool_seq else None
+        return seal_pool(pub, dst, claimed)
+
+    def _joined_unsettled(self, cfg: RoomConfig, plan: TickPlan, now: float) -> bool:
+        """Did anybody take a number in the slots not settled yet (up to the next one, for the
+        API containers' clocks)?"""
+        first = plan.pub.settled_through + 1
+        slots = list(range(first, slot_of(now, cfg.slot_seconds) + 2))
+        counts = self.store.read_counters(cfg.room, slots, plan.dst.max_shards)
+        return any(sum(c) for c in counts.values())
+
+    def _fill_pool(
+        self, cfg: RoomConfig, pub: PublicState, dst: DrainerState, open_pool: bool, now: float
+    ) -> tuple[PublicState, DrainerState]:
+        """Write the pool's new entries (with their tokens), then let joins claim them."""
+        todo = pool_entries_to_write(dst)
+        if todo is None and not open_pool:
+            return pub, dst
+        new_dst = dst
+        if todo is not None:
+            batch, ks = todo
+            # claimable until the batch's deadline (never later: its places are then counted
+            # from its ledger), the session running from then
+            entries = [(-batch.seq, k, 0) for k in ks]
+            self.store.put_admitted(
+                cfg.room, self._mint(cfg, replace(batch, admitted_at=now), entries)
+            )
+            new_dst = replace(dst, pool_written=batch.count)
+        new_pub = pub
+        pool = the_pool(new_dst)
+        if open_pool and pool is not None:
+            new_pub = replace(
+                pub, pool_seq=pool.seq, pool_size=pool.count, pool_max_active=cfg.max_active
+            )
+        self.store.commit_state(cfg.room, new_pub, new_dst, dst.version)
+        return replace(new_pub, version=dst.version + 1), replace(new_dst, version=dst.version + 1)
 
     def _first_settled_after_open(self, cfg: RoomConfig, pub: PublicState) -> SettledSlot | None:
         """The first slot settled before this tick from the opening slot on (the pre-queue's
@@ -310,6 +380,17 @@ class Drainer:
         p = dst.pending
         b = p.batch
         tickets, _, _ = self._tickets_for(cfg, pub, pub.settled_through, p)
+        self.store.put_admitted(cfg.room, self._mint(cfg, b, tickets))
+        self._release_unheld(cfg.room, b, tickets)
+        new_pub = replace(pub, materialized=b.start + b.count)
+        new_dst = replace(dst, pending=None)
+        self.store.commit_state(cfg.room, new_pub, new_dst, dst.version)
+        return replace(new_pub, version=dst.version + 1), replace(new_dst, version=dst.version + 1)
+
+    def _mint(
+        self, cfg: RoomConfig, b: Batch, tickets: list[tuple[int, int, int]]
+    ) -> list[AdmittedTicket]:
+        """One signed admission token per ticket (slot, k, shard) of batch `b`."""
         signer = self.signer
         items = []
         for slot, k, shard in tickets:
@@ -336,12 +417,7 @@ class Drainer:
                     expires_at=b.expires_at,
                 )
             )
-        self.store.put_admitted(cfg.room, items)
-        self._release_unheld(cfg.room, b, tickets)
-        new_pub = replace(pub, materialized=b.start + b.count)
-        new_dst = replace(dst, pending=None)
-        self.store.commit_state(cfg.room, new_pub, new_dst, dst.version)
-        return replace(new_pub, version=dst.version + 1), replace(new_dst, version=dst.version + 1)
+        return items
 
     def _release_unheld(self, room: str, b: Batch, tickets: list[tuple[int, int, int]]) -> None:
         """Numbers the API knows nobody holds (their join got no ticket) free their places at
@@ -389,18 +465,20 @@ class Drainer:
         rooms_at = float("-inf")
         while not should_stop() and self.clock() - start < seconds:
             try:
-                if self.clock() - rooms_at >= ROOM_LIST_SECONDS:
-                    rooms, rooms_at = self.store.list_rooms(), self.clock()
                 nudges = self.store.get_nudges()
+                # a room created (or nudged) since the last listing is listed, and ticked, now
+                unknown = any(room not in rooms for room in nudges)
+                if unknown or self.clock() - rooms_at >= ROOM_LIST_SECONDS:
+                    rooms, rooms_at = self.store.list_rooms(), self.clock()
                 for room in rooms:
                     now = self.clock()
-                    if room in dormant:
+                    nudged = nudges.get(room, 0.0) > last_tick.get(room, 0.0)
+                    if room in dormant and not nudged:  # a reopened room is nudged
                         if now - dormant[room] < DORMANT_RECHECK_SECONDS:
                             continue
-                        due, nudged = True, False
+                        due = True
                     else:
                         due = now - last_tick.get(room, 0.0) >= tick_seconds
-                        nudged = nudges.get(room, 0.0) > last_tick.get(room, 0.0)
                     if due or nudged:
                         last_tick[room] = self.clock()
                         report = self._safe_tick(room)

@@ -110,3 +110,9 @@ class AdminKeyRequired(NotAuthenticated):
     """An admin route without the right bearer admin key."""
 
     code = "unauthorized"
+
+
+class RoomFull(Unavailable):
+    """A room that lets nobody wait (queueing "reject") has no free place: try again later."""
+
+    code = "room_full"

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Literal
 
 from waitingroom.domain import (
+    ADMISSIONS_PER_LEDGER_SHARD,
     RECENT_WAITS,
     Accounting,
+    Batch,
     DrainerState,
     LedgerCounts,
     Pending,
@@ -29,6 +32,7 @@ from waitingroom.domain import (
 )
 
 MAX_SETTLE_SLOTS_PER_TICK = 600
+UNCAPPED = 1 << 53  # a passthrough room's budget: everyone waiting
 # After a room closes, joins may still land for as long as API containers cache its config
 # (WAITINGROOM_CONFIG_CACHE_SECONDS, at most 60) plus the settle delay: settle that long more.
 CLOSE_MARGIN_SECONDS = 65.0
@@ -224,7 +228,7 @@ def _public_after(
         settled_through=max(pub.settled_through, window.last),
         settled_total=pub.settled_total + joined,
         consumed=pub.consumed + admitted,
-        active=acc.active + admitted,
+        active=acc.active + admitted - pool_held(dst),
         admit_rate=dst.rates.rate(now),
         join_rate_per_slot=join_rate,
         admitted_total=pub.admitted_total + admitted,
@@ -243,8 +247,10 @@ def _budget(cfg: RoomConfig, pub: PublicState, dst: DrainerState, active: int, n
     """Free places capped by the rate; nobody before a scheduled room's draw, nor while it is
     paused or closed."""
     opened = cfg.opens_slot is None or bool(pub.draw_seed)
-    if not opened or cfg.status not in ("open", "scheduled"):
+    if not opened or cfg.status not in ("open", "scheduled") or cfg.queue_all:
         return 0
+    if cfg.queueing == "passthrough":  # sessions are counted, nobody is kept waiting
+        return UNCAPPED
     return admission_budget(
         max_active=cfg.max_active,
         active=active,
@@ -271,3 +277,144 @@ def place_tickets(
         pub=replace(plan.pub, wait_p50=percentile(waits, 50), wait_p90=percentile(waits, 90)),
         dst=replace(plan.dst, cursor_slot=cursor_slot, cursor_offset=cursor_offset, waits=waits),
     )
+
+
+# -- an idle room's pool: tokens minted ahead, claimed by joins ---------------------------------
+# While nobody waits and places are free, the drainer mints a few admissions ahead, as a batch
+# of its own (a "pool"), and joins claim its entries with one conditional write each: a visitor
+# is let in at join, without waiting for a tick, and the API still holds no signing key. The
+# entries hold places from the moment they are minted (max_active holds), a claim is exactly
+# once (the pool's claim counter), and an entry nobody claims is given back when the pool is
+# sealed (its counter closed to further claims) or at its deadline. The pool is sealed as soon
+# as anybody waits, and opened only when nobody joined the queue in the slots not settled yet:
+# a burst takes the pool's entries, then queues in order.
+
+POOL_SECONDS = 60.0  # how long a minted entry may be claimed
+POOL_RENEW_SECONDS = 10.0  # a pool this close to its entries' deadline is sealed and replaced
+POOL_MIN = 10
+POOL_MAX = ADMISSIONS_PER_LEDGER_SHARD  # one ledger shard per pool
+
+# What the drainer does with the pool this tick: keep it as it is, seal it, or (a number) mint
+# that many more entries and (re)open it, if nobody joined the queue in the unsettled slots.
+PoolMove = Literal["keep", "seal"] | int
+
+
+def the_pool(dst: DrainerState) -> Batch | None:
+    """The pool batch joins may claim from (not sealed)."""
+    return next((b for b in dst.batches if b.pool and b.seq == dst.pool_seq), None)
+
+
+def pool_held(dst: DrainerState) -> int:
+    """Places held by pool entries nobody has claimed (as far as the ledgers tell)."""
+    return sum(b.count - b.picked for b in dst.batches if b.pool and not b.final)
+
+
+def pool_room_idle(cfg: RoomConfig, pub: PublicState) -> bool:
+    """Joins may be let straight in: the room admits now, and nobody waits in a settled slot
+    (a room that keeps no line lets joins in whoever waits: passthrough admits them all at the
+    next tick, reject has nobody waiting)."""
+    opened = cfg.opens_slot is None or bool(pub.draw_seed)
+    wanted = cfg.straight_in or cfg.queueing != "fifo"
+    nobody_waits = pub.waiting_settled == 0 or cfg.queueing != "fifo"
+    admits = cfg.status in ("open", "scheduled") and opened  # scheduled: once drawn
+    return admits and wanted and not cfg.queue_all and nobody_waits
+
+
+def pool_seals_for_the_line(cfg: RoomConfig) -> bool:
+    """A room with a line (fifo) gives the pool's places to whoever waits in it."""
+    return cfg.queueing == "fifo"
+
+
+def pool_step(
+    cfg: RoomConfig, plan: TickPlan, *, now: float, claims: int
+) -> tuple[TickPlan, PoolMove]:
+    """Count the pool's claims (`claims`: its claim counter, read after `now`) and say what to
+    do with it: seal it when the room is not idle, when it nears its deadline, or when places
+    over max_active are held; else grow it to about twice what was claimed since the last tick
+    (at least POOL_MIN, at most the free places)."""
+    pool = the_pool(plan.dst)
+    claimed = min(claims, pool.count) if pool else 0
+    grew = max(0, claimed - plan.dst.pool_claimed) if pool else 0
+    plan = replace(
+        plan,
+        pub=replace(plan.pub, admitted_total=plan.pub.admitted_total + grew),
+        dst=replace(plan.dst, pool_claimed=claimed),
+    )
+    pub, dst = plan.pub, plan.dst
+    held = pub.active + pool_held(dst)
+    capped = cfg.queueing != "passthrough"
+    if pool is not None and (
+        not pool_room_idle(cfg, pub)
+        or now >= pool.admitted_at + POOL_SECONDS - POOL_RENEW_SECONDS
+        or (capped and held > cfg.max_active)
+    ):
+        return plan, "seal"
+    if not pool_room_idle(cfg, pub):
+        return plan, "keep"
+    if pool is not None:  # within max_active as it is now (else it was sealed above)
+        plan = replace(plan, pub=replace(pub, pool_max_active=cfg.max_active))
+        pub = plan.pub
+    free = _budget(cfg, pub, dst, held, now) if capped else POOL_MAX
+    if pool is None:
+        return plan, min(free, POOL_MIN) if free > 0 else "keep"
+    target = min(POOL_MAX, max(POOL_MIN, 2 * grew))
+    add = max(0, min(free, target - (pool.count - claimed), POOL_MAX - pool.count))
+    is_open = pub.pool_seq == pool.seq and pub.pool_size == pool.count
+    return plan, add if add > 0 or not is_open else "keep"
+
+
+def seal_pool(
+    pub: PublicState, dst: DrainerState, claimed: int | None
+) -> tuple[PublicState, DrainerState]:
+    """The pool's counter is closed: `claimed` entries were taken before (None: no pool). The
+    rest hold no place any more; the next pool is a new batch."""
+    pool = the_pool(dst)
+    batches, taken = dst.batches, 0
+    if pool is not None and claimed is not None:
+        sealed = replace(pool, count=min(pool.count, claimed))
+        batches = tuple(sealed if b.seq == pool.seq else b for b in batches)
+        taken = max(0, sealed.count - dst.pool_claimed)  # claimed since the last count
+    return (
+        replace(pub, pool_seq=0, pool_size=0, admitted_total=pub.admitted_total + taken),
+        replace(dst, batches=batches, pool_seq=0, pool_claimed=0, pool_written=0),
+    )
+
+
+def grow_pool(cfg: RoomConfig, plan: TickPlan, add: int, *, now: float) -> TickPlan:
+    """Mint `add` more entries: into the pool, or a new pool batch. They hold places (and
+    count against the rate budget) from now; `pool_written` says which still need items."""
+    dst = plan.dst
+    pool = the_pool(dst)
+    deadline = now + POOL_SECONDS
+    expires = deadline + cfg.session_seconds
+    batches, next_seq = dst.batches, dst.next_seq
+    if pool is not None:
+        grown = replace(
+            pool,
+            count=pool.count + add,
+            pickup_deadline=max(pool.pickup_deadline, deadline),
+            expires_at=max(pool.expires_at, expires),
+        )
+        batches = tuple(grown if b.seq == pool.seq else b for b in batches)
+        written, claimed = dst.pool_written, dst.pool_claimed
+    else:
+        pool = Batch(next_seq, 0, add, now, deadline, expires, 1, pool=True)
+        batches, next_seq, written, claimed = (*batches, pool), next_seq + 1, 0, 0
+    dst = replace(
+        dst,
+        batches=batches,
+        next_seq=next_seq,
+        pool_seq=pool.seq,
+        pool_claimed=claimed,
+        pool_written=written,
+        rates=dst.rates.add(now, add) if add else dst.rates,
+    )
+    return replace(plan, dst=dst)
+
+
+def pool_entries_to_write(dst: DrainerState) -> tuple[Batch, range] | None:
+    """The pool batch and the entries (k) it holds that have no ticket item yet."""
+    pool = the_pool(dst)
+    if pool is None or pool.count <= dst.pool_written:
+        return None
+    return pool, range(dst.pool_written + 1, pool.count + 1)

@@ -18,12 +18,20 @@ T = TypeVar("T")
 
 RoomStatus = Literal["scheduled", "open", "paused", "closed"]
 ROOM_STATUSES: tuple[str, ...] = get_args(RoomStatus)
+# How a room lets people in when it is full: fifo (a line, first come first served),
+# passthrough (nobody waits: sessions are counted, not capped), reject (nobody waits: a join
+# when the room is full is refused with 503 room_full).
+Queueing = Literal["fifo", "passthrough", "reject"]
+QUEUEINGS: tuple[str, ...] = get_args(Queueing)
 
 # What a value is on the wire: an integer, a boolean, one of ROOM_STATUSES, an http(s) URL, a
 # time (ISO 8601 with a zone, or epoch seconds; stored as epoch seconds), a list of http(s)
 # origins separated by spaces or commas (stored as one space-separated string), plain text, a
-# colour (#rrggbb), or an HTML page template (checked by waitingroom.page_template).
-Kind = Literal["int", "bool", "status", "url", "time", "origins", "text", "color", "template"]
+# colour (#rrggbb), an HTML page template (checked by waitingroom.page_template), or one of
+# QUEUEINGS.
+Kind = Literal[
+    "int", "bool", "status", "url", "time", "origins", "text", "color", "template", "queueing"
+]
 # When it may change: at any time, only when the room is created, or (opens_at) until the
 # room's pre-queue has been drawn at opening.
 Changes = Literal["any time", "at creation", "until drawn"]
@@ -204,6 +212,27 @@ PAGE_TEMPLATE: RoomField[str] = RoomField(
     max_length=16_384,
 )
 
+STRAIGHT_IN: RoomField[bool] = RoomField(
+    "straight_in",
+    "bool",
+    True,
+    "while nobody waits and places are free, a join is let in at once (with its token), "
+    "without a queue page",
+)
+QUEUEING: RoomField[Queueing] = RoomField(
+    "queueing",
+    "queueing",
+    "fifo",
+    "when the room is full: fifo (a line, first come first served), passthrough (nobody "
+    "waits; sessions are counted, not capped), reject (a join is refused: 503 room_full)",
+)
+QUEUE_ALL: RoomField[bool] = RoomField(
+    "queue_all",
+    "bool",
+    False,
+    "hold every new visitor in the line (admitted sessions go on) until it is switched off",
+)
+
 # In the order RoomConfig declares them (and RoomOut shows them).
 ROOM_FIELDS: tuple[RoomField[Any], ...] = (
     MAX_ACTIVE,
@@ -226,6 +255,9 @@ ROOM_FIELDS: tuple[RoomField[Any], ...] = (
     PAGE_BACKGROUND_COLOR,
     PAGE_MESSAGE,
     PAGE_TEMPLATE,
+    STRAIGHT_IN,
+    QUEUEING,
+    QUEUE_ALL,
 )
 BY_NAME: dict[str, RoomField[Any]] = {f.name: f for f in ROOM_FIELDS}
 

@@ -63,6 +63,11 @@ class Ticket:
     def ticket_id(self) -> str:
         return f"{self.slot}.{self.shard}.{self.k}"
 
+    @property
+    def from_pool(self) -> bool:
+        """Let in at join from an idle room's pool: slot -seq, entry k (no place in line)."""
+        return self.slot < 0
+
 
 def sign_ticket(secret: bytes, ticket: Ticket) -> str:
     payload = f"{ticket.room}:{ticket.slot}:{ticket.shard}:{ticket.k}:{ticket.joined_ms}"

@@ -226,7 +226,7 @@ def test_complete_accepts_a_token_signed_by_a_key_rotated_in_after_the_jwks_was_
 ) -> None:
     """The API caches the JWKS; a token naming a kid it has not seen makes it re-read the keys
     (once, rate-limited) rather than refuse the token."""
-    _room(api)
+    _room(api, straight_in=False)  # every token minted at its tick (none ahead, by the old key)
     first, _ = _admit(api, drainer, clock)
     r = api.client.post(f"/rooms/{ROOM}/complete", headers={"Authorization": f"Bearer {first}"})
     assert r.status_code == 204, r.text  # the JWKS with test-k1 only is now cached

@@ -108,3 +108,43 @@ def test_an_idle_deployment_stops_at_once_and_dormant_rooms_are_seldom_looked_at
     ticked.clear()
     d.run(seconds=130, tick_seconds=5, sleep=clock.sleep)  # the local loop keeps running
     assert len(ticked) == 3  # at 0, 60 and 120 s, not every 5 s
+
+
+class GrowingStore:
+    """Lists `rooms`; an operator creates a room (and nudges it) while the loop runs."""
+
+    def __init__(self) -> None:
+        self.rooms = ["old"]
+        self.nudges: dict[str, float] = {}
+
+    def list_rooms(self) -> list[str]:
+        return list(self.rooms)
+
+    def get_nudges(self) -> dict[str, float]:
+        return dict(self.nudges)
+
+
+def test_a_room_created_while_the_loop_runs_gets_its_first_tick_at_once() -> None:
+    clock = Clock()
+    store = GrowingStore()
+    d, ticked = make(store, clock)
+    created_at: list[float] = []
+
+    def sleep(s: float) -> None:
+        clock.sleep(s)
+        if clock.now >= 1002.0 and not created_at:  # long before the next room listing
+            store.rooms.append("new")
+            store.nudges["new"] = clock.now
+            created_at.append(clock.now)
+
+    first_tick: list[float] = []
+
+    def tick(room: str) -> TickReport:
+        if room == "new" and not first_tick:
+            first_tick.append(clock.now)
+        ticked.append(room)
+        return TickReport(room, True)
+
+    d.tick_room = tick  # type: ignore[method-assign]
+    d.run(seconds=5, tick_seconds=60, sleep=sleep)
+    assert first_tick and first_tick[0] - created_at[0] <= 0.5  # the very next loop

@@ -28,7 +28,7 @@ def test_join_hands_out_numbers_in_order_and_replays_by_idempotency_key(
     second = memory_service.join("demo", None)
     assert again.ticket == first.ticket and again.number == first.number
     assert first.number < second.number
-    assert not first.status.exact  # the slot has not settled yet
+    assert isinstance(first.status, Waiting) and not first.status.exact  # not settled yet
 
 
 def test_joins_are_refused_for_unknown_and_closed_rooms(memory_service: WaitingRoom) -> None:
@@ -125,3 +125,14 @@ def test_stats_count_what_the_drainer_did(
     assert (stats["joined_total"], stats["admitted_last_tick"]) == (10, 4)
     with pytest.raises(errors.UnknownRoom):
         memory_service.stats("nowhere")
+
+
+def test_creating_or_reopening_a_room_asks_the_drainer_to_tick_it_now(
+    memory_service: WaitingRoom, clock: FakeClock
+) -> None:
+    memory_service.put_room("demo", {"max_active": 2})
+    assert memory_service.store.get_nudges()["demo"] == clock()
+    memory_service.set_status("demo", "closed", actor="ops")
+    clock.advance(30)
+    memory_service.set_status("demo", "open", actor="ops")
+    assert memory_service.store.get_nudges()["demo"] == clock()

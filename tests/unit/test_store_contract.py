@@ -232,3 +232,26 @@ def test_nudges_keys_and_revocations(any_store: WaitingRoomStore, clock: FakeClo
     assert any_store.list_revoked("demo", now) == ["also-live", "live"]
     assert any_store.list_revoked("other", now) == []
     any_store.ping()
+
+
+def test_a_pool_entry_is_claimed_once_and_its_claims_read_like_a_counter(
+    any_store: WaitingRoomStore,
+) -> None:
+    assert [any_store.claim_pool("demo", 7, 3) for _ in range(4)] == [1, 2, 3, None]
+    assert any_store.claim_pool("demo", 7, 5) == 4  # the pool grew: its next entry
+    assert any_store.claim_pool("demo", 8, 0) is None  # a closed pool
+    assert any_store.read_counters("demo", [-7], 1) == {-7: (4,)}
+    assert any_store.seal_pool("demo", 7) == 4  # taken before it was sealed
+    assert any_store.claim_pool("demo", 7, 10) is None  # nobody claims from a sealed pool
+    assert any_store.seal_pool("demo", 9) == 0  # never claimed from
+
+
+def test_a_pool_batch_and_its_counters_survive_a_commit(any_store: WaitingRoomStore) -> None:
+    pool = Batch(3, 0, 10, 5.0, 65.0, 665.0, 1, picked=2, pool=True)
+    dst = DrainerState(batches=(pool,), pool_seq=3, pool_claimed=2, pool_written=10)
+    any_store.commit_state("demo", PublicState(pool_seq=3, pool_size=10), dst, 0)
+    assert any_store.get_drainer_state("demo") == DrainerState(
+        version=1, batches=(pool,), pool_seq=3, pool_claimed=2, pool_written=10
+    )
+    public = any_store.get_public_state("demo")
+    assert public is not None and (public.pool_seq, public.pool_size) == (3, 10)

@@ -16,7 +16,7 @@ from pydantic import (
 
 from waitingroom.domain import RoomConfig
 from waitingroom.page_template import check_template
-from waitingroom.rooms import ROOM_FIELDS, RoomField, RoomStatus
+from waitingroom.rooms import ROOM_FIELDS, Queueing, RoomField, RoomStatus
 
 
 class ErrorOut(BaseModel):
@@ -60,6 +60,16 @@ class JoinOut(BaseModel):
     poll_after_seconds: int
     position_is_exact: bool
     opens_at: float | None = None
+    # an idle room lets a visitor straight in: the join is the pickup (token also in a cookie)
+    state: Literal["waiting", "admitted"] = Field(
+        default="waiting", description="admitted: let straight in, go on with the token"
+    )
+    token: str | None = None
+    expires_at: int | None = None
+    origin_url: str | None = None
+    return_origins: list[str] = Field(
+        default_factory=list, description="as in the admitted status answer"
+    )
 
 
 class AdmittedOut(BaseModel):
@@ -101,6 +111,7 @@ def _in_type(spec: RoomField[Any]) -> Any:
         "int": Annotated[int, Field(strict=True, ge=spec.ge, le=spec.le)],
         "bool": Annotated[bool, Field(strict=True)],
         "status": RoomStatus,
+        "queueing": Queueing,
         "url": HttpUrl | Literal[""],
         "time": AwareDatetime | float,
         "origins": Annotated[str, Field(max_length=2048)],
@@ -132,6 +143,7 @@ def _out_type(spec: RoomField[Any]) -> Any:
         "int": int,
         "bool": bool,
         "status": RoomStatus,
+        "queueing": Queueing,
         "url": str,
         "time": float | None,
         "origins": str,

@@ -103,11 +103,39 @@ def join(
     joined = svc.join(
         room, idempotency_key, client=client, challenge=x_challenge, solution=x_challenge_solution
     )
-    place = _place(joined.status)
-    out = _json(JoinOut(ticket=joined.ticket, number=joined.number, **place), 201)
+    if isinstance(joined.status, Admitted):
+        out = _json(_straight_in(joined.ticket, joined.status), 201)
+        _token_cookies(out, joined.status, int(svc.clock()), settings.cookie_secure)
+    else:
+        place = _place(joined.status)
+        out = _json(JoinOut(ticket=joined.ticket, number=joined.number, **place), 201)
     for name, value, path in [*cookies, (TICKET_COOKIE, joined.ticket, f"/rooms/{room}")]:
         _cookie(out, name, value, KEEP_SECONDS, path, settings.cookie_secure)
     return out
+
+
+def _straight_in(ticket: str, a: Admitted) -> JoinOut:
+    """A join an idle room let straight in: no place in line, the token at once."""
+    return JoinOut(
+        ticket=ticket,
+        number=0,
+        position=0,
+        eta_seconds=0,
+        poll_after_seconds=0,
+        position_is_exact=True,
+        state="admitted",
+        token=a.token,
+        expires_at=a.expires_at,
+        origin_url=a.origin_url,
+        return_origins=list(a.return_origins),
+    )
+
+
+def _token_cookies(out: Response, a: Admitted, now: int, secure: bool) -> None:
+    max_age = max(1, a.expires_at - now)
+    _cookie(out, TOKEN_COOKIE, a.token, max_age, "/", secure)
+    if a.binding is not None:
+        _cookie(out, BINDING_COOKIE, a.binding, max_age, "/", secure)
 
 
 @router.get("/rooms/{room}/status", response_model=WaitingOut | AdmittedOut)
@@ -136,10 +164,7 @@ def status(
             return_origins=list(result.return_origins),
         )
     )
-    max_age = max(1, result.expires_at - int(svc.clock()))
-    _cookie(out, TOKEN_COOKIE, result.token, max_age, "/", settings.cookie_secure)
-    if result.binding is not None:
-        _cookie(out, BINDING_COOKIE, result.binding, max_age, "/", settings.cookie_secure)
+    _token_cookies(out, result, int(svc.clock()), settings.cookie_secure)
     return out
 
 

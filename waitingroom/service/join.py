@@ -9,12 +9,24 @@ import logging
 import math
 import secrets
 
-from waitingroom.domain import RoomConfig, join_was_late, queue_number, slot_of
-from waitingroom.errors import InvalidRequest, NotAuthenticated, RoomClosedToJoins, TooManyRequests
+from waitingroom.domain import (
+    RoomConfig,
+    join_was_late,
+    ledger_shard_of,
+    queue_number,
+    slot_of,
+)
+from waitingroom.errors import (
+    InvalidRequest,
+    NotAuthenticated,
+    RoomClosedToJoins,
+    RoomFull,
+    TooManyRequests,
+)
 from waitingroom.service.context import Context
 from waitingroom.service.poll import Polls
-from waitingroom.service.results import Joined, Waiting
-from waitingroom.store import StoreUnavailable
+from waitingroom.service.results import Admitted, Joined, Waiting
+from waitingroom.store import Conflict, StoreUnavailable
 from waitingroom.tokens import (
     CHALLENGE_SECONDS,
     BadChallenge,
@@ -28,6 +40,7 @@ from waitingroom.tokens import (
 )
 
 IDEMPOTENCY_SECONDS = 24 * 3600
+REJECT_RETRY_SECONDS = 10  # a full room that keeps no line: about two drainer ticks
 
 log = logging.getLogger("waitingroom.join")
 
@@ -37,6 +50,8 @@ class Joins:
         self.ctx = ctx
         self.polls = polls
         self._client_key = hmac.new(ctx.secrets[0], b"waitingroom:client:v1", "sha256").digest()
+        # per room, the (pool, size) this container found empty: not asked again
+        self._empty_pools: dict[str, tuple[int, int]] = {}
 
     def join(
         self,
@@ -72,18 +87,32 @@ class Joins:
         return self._new_ticket(cfg, idempotency_key)
 
     def _new_ticket(self, cfg: RoomConfig, idempotency_key: str | None) -> Joined:
-        ticket = self._take_number(cfg)
+        claim = self._from_pool(cfg)
+        prequeue = cfg.in_prequeue(slot_of(self.ctx.clock(), cfg.slot_seconds))
+        if claim is None and cfg.queueing == "reject" and not cfg.queue_all and not prequeue:
+            raise RoomFull(
+                f"room {cfg.room!r} is full and keeps no line: try again in a little while",
+                retry_after=REJECT_RETRY_SECONDS,
+            )
+        ticket = claim[0] if claim is not None else self._take_number(cfg)
         self.ctx.metrics.count(cfg.room, "joins")
         text = sign_ticket(self.ctx.secrets[0], ticket)
         try:
-            return self._answer(cfg, ticket, text, idempotency_key)
+            return self._answer(cfg, ticket, text, idempotency_key, claim)
         except StoreUnavailable:
-            if idempotency_key is None:  # no retry can ever be given this number
+            # no retry can ever be given this number (a pool entry was already picked up: its
+            # session ends at its expiry)
+            if idempotency_key is None and claim is None:
                 self._unheld(cfg, ticket.slot, ticket.shard, ticket.k, "unanswered")
             raise
 
     def _answer(
-        self, cfg: RoomConfig, ticket: Ticket, text: str, idempotency_key: str | None
+        self,
+        cfg: RoomConfig,
+        ticket: Ticket,
+        text: str,
+        idempotency_key: str | None,
+        claim: tuple[Ticket, Admitted] | None,
     ) -> Joined:
         if idempotency_key is not None:
             stored = self.ctx.store.put_idempotent(
@@ -91,6 +120,8 @@ class Joins:
             )
             if stored != text:  # a concurrent retry with the same key won: theirs is the ticket
                 return self._joined(cfg, stored)
+        if claim is not None:
+            return Joined(text, 0, claim[1])
         # A new number is in a slot that has not settled yet: answer from the cached state,
         # without re-reading the ticket we just signed.
         st = self.ctx.reads.state(cfg)
@@ -100,6 +131,38 @@ class Joins:
             status = self.polls.estimate(cfg, st, ticket)
         number = queue_number(ticket.slot, ticket.k, ticket.shard, cfg.epoch_slot)
         return Joined(text, number, status)
+
+    def _from_pool(self, cfg: RoomConfig) -> tuple[Ticket, Admitted] | None:
+        """Straight in: claim an entry of the room's pool (minted ahead by the drainer while
+        nobody waits) with one conditional write, and pick its token up. None: take a number."""
+        if cfg.status not in ("open", "scheduled") or cfg.queue_all:
+            return None  # a scheduled room has a pool only once its pre-queue is drawn
+        st = self.ctx.reads.state(cfg)
+        seq, size = st.pool_seq, st.pool_size
+        if size <= 0 or self._empty_pools.get(cfg.room) == (seq, size):
+            return None
+        if cfg.max_active < st.pool_max_active:
+            return None  # lowered since the pool was minted: the drainer shrinks it first
+        store = self.ctx.store
+        try:
+            k = store.claim_pool(cfg.room, seq, size)
+            if k is None:
+                self._empty_pools[cfg.room] = (seq, size)
+                return None
+            now = self.ctx.clock()
+            ticket = Ticket(cfg.room, -seq, 0, k, int(now * 1000))
+            item = store.get_ticket(cfg.room, ticket.slot, 0, k)
+            if item is None or item.state != "admitted":
+                return None
+            store.pick_up(
+                cfg.room, item, ledger_shard_of(ticket.ticket_id, item.ledger_shards), now
+            )
+        except (Conflict, StoreUnavailable):
+            # the entry's deadline passed, or the store hesitated: an entry not picked up is
+            # reclaimed at its deadline; this visitor takes a number instead
+            return None
+        self.ctx.metrics.count(cfg.room, "pickups")
+        return ticket, self.polls.admission(cfg, item.token, item.expires_at)
 
     def _take_number(self, cfg: RoomConfig) -> Ticket:
         for _ in range(3):
@@ -146,6 +209,8 @@ class Joins:
     def _joined(self, cfg: RoomConfig, text: str) -> Joined:
         ticket = parse_ticket(self.ctx.secrets, text)
         status = self.polls.poll(cfg.room, text)
+        if ticket.from_pool:
+            return Joined(text, 0, status)
         if not isinstance(status, Waiting):  # a retried join after admission: still waiting-ish
             status = Waiting(0, 0, 1, True, 0)
         number = queue_number(ticket.slot, ticket.k, ticket.shard, cfg.epoch_slot)

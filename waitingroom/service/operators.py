@@ -59,6 +59,7 @@ class Operators:
         created = self.ctx.store.put_room_config(cfg, expected_version=None)
         self.ctx.reads.forget_config(room)
         self.ctx.store.append_audit(room, actor, "create", {"config": fields})
+        self.ctx.store.put_nudge(room)  # its first tick at once, not at the next room listing
         return created
 
     def _update(
@@ -81,6 +82,7 @@ class Operators:
         self.ctx.reads.forget_config(current.room)
         diff = {k: [getattr(current, k), v] for k, v in changes.items() if getattr(current, k) != v}
         self.ctx.store.append_audit(current.room, actor, action, {"changes": diff})
+        self.ctx.store.put_nudge(current.room)  # reopened, resumed, resized: tick it now
         return saved
 
     def _check_opens_at_may_move(self, current: RoomConfig) -> None:

@@ -66,6 +66,8 @@ class Polls:
         return result
 
     def _poll(self, ticket: Ticket, cfg: RoomConfig, st: PublicState) -> Waiting | Admitted:
+        if ticket.from_pool:  # let in at join: its token again (a reload, a retried join)
+            return self._admitted(cfg, st, ticket, -1)
         prequeue = cfg.in_prequeue(ticket.slot)
         unsettled = (prequeue and not st.draw_seed) or ticket.slot > st.settled_through
         if unsettled and cfg.status == "closed":
@@ -137,14 +139,14 @@ class Polls:
                     raise Gone(NOT_PICKED_UP) from None
             else:
                 self.ctx.metrics.count(cfg.room, "pickups")
-            return self._admission(cfg, item.token, item.expires_at)
+            return self.admission(cfg, item.token, item.expires_at)
         if item.state == "picked" and item.expires_at > now:
-            return self._admission(cfg, item.token, item.expires_at)
+            return self.admission(cfg, item.token, item.expires_at)
         if item.state == "completed":
             raise Gone("this ticket's session was completed", code="completed")
         raise Gone("this ticket's session has expired")
 
-    def _admission(self, cfg: RoomConfig, token: str, expires_at: float) -> Admitted:
+    def admission(self, cfg: RoomConfig, token: str, expires_at: float) -> Admitted:
         binding = None
         if cfg.bind_tokens and self.binding_key:
             jti = str(unverified_claims(token)["jti"])

@@ -29,4 +29,4 @@ class Admitted:
 class Joined:
     ticket: str
     number: int
-    status: Waiting
+    status: Waiting | Admitted  # Admitted: let straight in (an idle room's pool)

@@ -302,12 +302,17 @@ function join() {
       delete now.slot_doc;
       save(now);
       verified = now.ticket;  // just given by the API: trusted
+      // an idle room lets the visitor straight in: no queue page, on to the origin
+      if (r.body.state === "admitted") { stop(); arrive(r.body); return; }
       slotDoc = null;
       closedAsked = false;
       renderWaiting(r.body);
       later(look, pollSeconds(r.body));
     } else if (st === 409 && r.body.error === "room_closed") {
       closed(r.body.message);
+    } else if (st === 503 && r.body.error === "room_full") {
+      problem(r.body.message);  // a full room that keeps no line: try again later
+      later(join, retryAfterSeconds(r.res.headers.get("Retry-After")) || 10);
     } else if (st === 404) {
       problem(t("There is no waiting room here. Check the address."));
     } else if (transient(st)) {

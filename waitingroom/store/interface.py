@@ -22,6 +22,7 @@ from waitingroom.domain import (
 )
 
 KEEP_SECONDS = 7 * 24 * 3600  # queue data outlives any realistic wait
+SEALED_POOL = 1 << 30  # a sealed pool's claim counter: above any size, so no claim succeeds
 AUDIT_KEEP_SECONDS = 400 * 24 * 3600
 REVOKED_BUCKET_SECONDS = 60
 # an admitted ticket's item (and its ledger) is kept this long past the token's exp
@@ -77,9 +78,12 @@ class RoomStore(Protocol):
 
 
 class QueueStore(Protocol):
-    """Joining: the (slot, shard) counters, idempotency records, per-client join counts."""
+    """Joining: the (slot, shard) counters, idempotency records, per-client join counts, and
+    the claim counter of an idle room's pool of tokens minted ahead."""
 
     def bump_counter(self, room: str, slot: int, shard: int, slot_seconds: int) -> int: ...
+    def claim_pool(self, room: str, seq: int, size: int) -> int | None: ...
+    def seal_pool(self, room: str, seq: int) -> int: ...
     def read_counters(
         self, room: str, slots: Sequence[int], shards: int
     ) -> dict[int, tuple[int, ...]]: ...

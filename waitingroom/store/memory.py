@@ -29,6 +29,7 @@ from waitingroom.domain import (
 from waitingroom.store.interface import (
     KEEP_SECONDS,
     REVOKED_BUCKET_SECONDS,
+    SEALED_POOL,
     AdmittedTicket,
     Conflict,
 )
@@ -133,6 +134,22 @@ class MemoryStore:
             n = self._items.counters.get((room, slot, shard), 0) + 1
             self._items.counters[(room, slot, shard)] = n
             return n
+
+    def claim_pool(self, room: str, seq: int, size: int) -> int | None:
+        with self._lock:
+            key = (room, -seq, 0)
+            n = self._items.counters.get(key, 0)
+            if n >= size:
+                return None
+            self._items.counters[key] = n + 1
+            return n + 1
+
+    def seal_pool(self, room: str, seq: int) -> int:
+        with self._lock:
+            key = (room, -seq, 0)
+            taken = self._items.counters.get(key, 0)
+            self._items.counters[key] = max(taken, SEALED_POOL)
+            return min(taken, SEALED_POOL)
 
     def read_counters(
         self, room: str, slots: Sequence[int], shards: int

@@ -14,7 +14,7 @@ from waitingroom.store.dynamodb.table import (
     key,
     plain,
 )
-from waitingroom.store.interface import KEEP_SECONDS, Conflict
+from waitingroom.store.interface import KEEP_SECONDS, SEALED_POOL, Conflict
 
 
 def _unheld_pk(room: str) -> str:
@@ -38,6 +38,40 @@ class DynamoQueue(DynamoTable):
             ReturnValues="UPDATED_NEW",
         )
         return as_int(plain(resp["Attributes"])["n"])
+
+    def claim_pool(self, room: str, seq: int, size: int) -> int | None:
+        """Take the next entry of pool `seq` while fewer than `size` are taken: one conditional
+        write on the pool's own counter (slot -seq, shard 0), so each entry goes to one join.
+        None when the pool is empty."""
+        if size <= 0:
+            return None
+        try:
+            resp = self._call(
+                "update_item",
+                Key=key(counter_pk(room, -seq, 0), "COUNTER"),
+                UpdateExpression="ADD n :one SET expires_at = if_not_exists(expires_at, :ttl)",
+                ConditionExpression="attribute_not_exists(n) OR n < :size",
+                ExpressionAttributeValues=attrs(
+                    {":one": 1, ":size": size, ":ttl": int(self.clock()) + KEEP_SECONDS}
+                ),
+                ReturnValues="UPDATED_NEW",
+            )
+        except Conflict:
+            return None
+        return as_int(plain(resp["Attributes"])["n"])
+
+    def seal_pool(self, room: str, seq: int) -> int:
+        """Close pool `seq` to further claims; how many entries were claimed before."""
+        resp = self._call(
+            "update_item",
+            Key=key(counter_pk(room, -seq, 0), "COUNTER"),
+            UpdateExpression="SET n = :sealed, expires_at = if_not_exists(expires_at, :ttl)",
+            ExpressionAttributeValues=attrs(
+                {":sealed": SEALED_POOL, ":ttl": int(self.clock()) + KEEP_SECONDS}
+            ),
+            ReturnValues="UPDATED_OLD",
+        )
+        return min(SEALED_POOL, as_int(plain(resp.get("Attributes", {})).get("n")))
 
     def read_counters(
         self, room: str, slots: Sequence[int], shards: int

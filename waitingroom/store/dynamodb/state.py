@@ -27,6 +27,7 @@ def _encode_batch(b: Batch) -> list[Any]:
         b.picked,
         b.completed,
         b.final,
+        b.pool,
     ]
 
 
@@ -42,6 +43,7 @@ def _decode_batch(v: Sequence[Any]) -> Batch:
         picked=int(v[7]),
         completed=int(v[8]),
         final=bool(v[9]),
+        pool=len(v) > 10 and bool(v[10]),
     )
 
 
@@ -60,6 +62,7 @@ def encode_drainer_state(st: DrainerState) -> str:
             "rates": [list(p) for p in st.rates.points],
             "max_shards": st.max_shards,
             "waits": list(st.waits),
+            "pool": [st.pool_seq, st.pool_claimed, st.pool_written],
         },
         separators=(",", ":"),
     )
@@ -81,6 +84,9 @@ def decode_drainer_state(text: str, version: int) -> DrainerState:
         rates=RateWindow(tuple((float(t), int(n)) for t, n in d["rates"])),
         max_shards=int(d["max_shards"]),
         waits=tuple(int(w) for w in d.get("waits", ())),
+        pool_seq=int(d.get("pool", [0, 0, 0])[0]),
+        pool_claimed=int(d.get("pool", [0, 0, 0])[1]),
+        pool_written=int(d.get("pool", [0, 0, 0])[2]),
     )
 
 

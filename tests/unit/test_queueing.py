@@ -1,0 +1,96 @@
+"""Queueing methods per room, as visitors and operators see them (memory store): fifo with or
+without straight-in, passthrough, reject, and the queue_all switch."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import FakeClock
+from tests.unit.test_service_memory import fresh, settle
+from waitingroom import errors
+from waitingroom.drainer import Drainer
+from waitingroom.planning import POOL_MIN
+from waitingroom.service import Admitted, Waiting, WaitingRoom
+
+
+def open_room(svc: WaitingRoom, drainer: Drainer, clock: FakeClock, **settings: object) -> None:
+    svc.put_room("demo", {"shards": 1, **settings})
+    drainer.tick_room("demo")
+    fresh(clock)
+
+
+def test_without_straight_in_every_visitor_sees_the_line_first(
+    memory_service: WaitingRoom, memory_drainer: Drainer, clock: FakeClock
+) -> None:
+    open_room(memory_service, memory_drainer, clock, max_active=10, straight_in=False)
+    joined = memory_service.join("demo", None)
+    assert isinstance(joined.status, Waiting)
+    settle(clock)
+    assert memory_drainer.tick_room("demo").admitted == 1
+
+
+def test_queue_all_holds_new_visitors_while_admitted_sessions_go_on(
+    memory_service: WaitingRoom, memory_drainer: Drainer, clock: FakeClock
+) -> None:
+    open_room(memory_service, memory_drainer, clock, max_active=10)
+    inside = memory_service.join("demo", None)
+    assert isinstance(inside.status, Admitted)
+    memory_service.put_room("demo", {"queue_all": True})
+    clock.advance(2.1)  # past the cached config
+    held = [memory_service.join("demo", None) for _ in range(3)]
+    assert all(isinstance(j.status, Waiting) for j in held)
+    settle(clock)
+    report = memory_drainer.tick_room("demo")
+    assert (report.admitted, report.active, report.waiting) == (0, 1, 3)
+    assert memory_service.poll("demo", inside.ticket) == inside.status  # still in
+    memory_service.put_room("demo", {"queue_all": False})
+    assert memory_drainer.tick_room("demo").admitted == 3
+
+
+def test_passthrough_lets_everybody_in_and_counts_the_sessions(
+    memory_service: WaitingRoom, memory_drainer: Drainer, clock: FakeClock
+) -> None:
+    open_room(memory_service, memory_drainer, clock, max_active=2, queueing="passthrough")
+    joins = [memory_service.join("demo", None) for _ in range(POOL_MIN + 5)]
+    assert sum(isinstance(j.status, Admitted) for j in joins) == POOL_MIN
+    settle(clock)
+    report = memory_drainer.tick_room("demo")  # the five who missed the pool: all in now
+    assert (report.admitted, report.waiting) == (5, 0)
+    assert memory_service.stats("demo")["active"] == POOL_MIN + 5  # counted, not capped
+    fresh(clock)
+    assert all(isinstance(memory_service.poll("demo", j.ticket), Admitted) for j in joins)
+
+
+def test_reject_turns_visitors_away_when_full_and_lets_them_in_when_a_place_frees(
+    memory_service: WaitingRoom, memory_drainer: Drainer, clock: FakeClock
+) -> None:
+    open_room(memory_service, memory_drainer, clock, max_active=2, queueing="reject")
+    first, second = (memory_service.join("demo", None) for _ in range(2))
+    with pytest.raises(errors.RoomFull) as full:
+        memory_service.join("demo", None)
+    assert full.value.code == "room_full" and full.value.retry_after
+    assert "full" in str(full.value)
+    assert isinstance(first.status, Admitted) and isinstance(second.status, Admitted)
+    memory_service.complete("demo", first.status.token)
+    memory_drainer.tick_room("demo")
+    memory_drainer.tick_room("demo")
+    fresh(clock)
+    assert isinstance(memory_service.join("demo", None).status, Admitted)
+    assert memory_service.stats("demo")["waiting"] == 0  # nobody was ever kept in a line
+
+
+def test_a_scheduled_room_lets_joins_straight_in_once_drawn_and_empty(
+    memory_service: WaitingRoom, memory_drainer: Drainer, clock: FakeClock
+) -> None:
+    memory_service.put_room("demo", {"max_active": 10, "opens_at": clock() + 5})
+    early = memory_service.join("demo", None)
+    assert isinstance(early.status, Waiting) and early.status.opens_at is not None
+    memory_drainer.tick_room("demo")  # before the opening: nobody is let in, no pool
+    fresh(clock)
+    assert isinstance(memory_service.join("demo", None).status, Waiting)
+    clock.advance(10)
+    memory_drainer.tick_room("demo")  # drawn: the two in the pre-queue are let in
+    memory_drainer.tick_room("demo")  # nobody waits: places minted ahead
+    fresh(clock)
+    assert isinstance(memory_service.poll("demo", early.ticket), Admitted)
+    assert isinstance(memory_service.join("demo", None).status, Admitted)
