@@ -105,6 +105,14 @@ def writes_by_part(
     clock.advance(5)
     drainer.tick_room("demo")
     parts["drainer"] |= recorder.take()
+
+    svc.put_room("idle", {"max_active": 5})
+    parts["operators"] |= recorder.take()
+    drainer.tick_room("idle")  # nobody waits: the drainer mints places ahead
+    parts["drainer"] |= recorder.take()
+    clock.advance(1.01)
+    assert isinstance(svc.join("idle", None).status, Admitted)  # straight in: a claimed place
+    parts["visitors"] |= recorder.take()
     return parts
 
 
