@@ -243,6 +243,21 @@ def _token_seq(token: str) -> int | None:
         return None
 
 
+def _record_exact(visitor: client.Visitor, vid: str) -> bool:
+    """Record the first exact place the visitor sees (its position, the ETA shown with it and
+    its rank in the queue, when its settled slot gives it): the verdict compares it with the
+    estimate the join gave and with the wait that followed. True once recorded."""
+    here, ticket = visitor.place, visitor.ticket
+    if here is None or ticket is None or not here.exact:
+        return False
+    ss = visitor.slot
+    rank = ss.rank_of(ticket.k, ticket.shard) if ss and ss.holds(ticket.k, ticket.shard) else None
+    if rank is None and here.kind == "waiting" and visitor.state is not None:
+        rank = here.position + visitor.state.consumed - 1
+    recorder.emit(e="exact", v=vid, position=here.position, eta=here.eta, rank=rank)
+    return True
+
+
 def request_rates(records: list[dict[str, Any]]) -> dict[str, float]:
     """Requests per waiting visitor per minute, by kind (join, state, slot, status) and in all,
     over the visitors whose `end` record counts their requests and the time they waited."""
@@ -342,6 +357,7 @@ class Visitor(FastHttpUser):
     ) -> str:
         t0 = time.time()
         looks_left = rng.randint(0, 4) if plan == "leave_before_pickup" else None
+        exact_seen = False
         while (call := visitor.next()) is not None:
             if call.kind in ("state", "status") and looks_left is not None:
                 if looks_left == 0:
@@ -353,6 +369,8 @@ class Visitor(FastHttpUser):
             joined = visitor.ticket is not None
             reply = self._send(call)
             visitor.answer(reply, time.time())
+            if not exact_seen and self.joined_at is not None:
+                exact_seen = _record_exact(visitor, vid)
             if not joined and visitor.ticket is not None and call.kind == "join":
                 self.joined_at = time.time()
                 recorder.emit(
