@@ -357,7 +357,7 @@ class Visitor(FastHttpUser):
     ) -> str:
         t0 = time.time()
         looks_left = rng.randint(0, 4) if plan == "leave_before_pickup" else None
-        exact_seen = False
+        exact_seen = looked = False
         while (call := visitor.next()) is not None:
             if call.kind in ("state", "status") and looks_left is not None:
                 if looks_left == 0:
@@ -371,6 +371,9 @@ class Visitor(FastHttpUser):
             visitor.answer(reply, time.time())
             if not exact_seen and self.joined_at is not None:
                 exact_seen = _record_exact(visitor, vid)
+            if not looked and call.kind == "state" and visitor.state is not None:
+                looked = True  # how far the room had admitted then: a sample for the verdict
+                recorder.emit(e="look", v=vid, consumed=visitor.state.consumed)
             if not joined and visitor.ticket is not None and call.kind == "join":
                 self.joined_at = time.time()
                 recorder.emit(

@@ -8,6 +8,7 @@ Input is the JSON-lines record the Locust visitors and the operator write (see l
   {"e": "end",    "v", "t", "outcome"}                        the visitor's journey is over
   {"e": "error",  "t", "name", "status", "kind"}              a failed request
   {"e": "exact",  "v", "t", "position", "eta", "rank"}        the first exact place seen
+  {"e": "look",   "v", "t", "consumed"}                       a visitor's first room state
   {"e": "config", "t", "max_active"}                          max_active in effect from t
   {"e": "stats",  "t", "waiting", "active", "admitted_total", "max_active"}  operator samples
   {"e": "audit",  "v", "result"}                              after a drained run: reclaimed,
@@ -260,6 +261,15 @@ def _consumed_at(totals: Sequence[tuple[float, int]], t: float) -> int | None:
     return totals[i][1] if i >= 0 else None
 
 
+def admitted_by(*samples: Iterable[tuple[float, int]]) -> list[tuple[float, int]]:
+    """(time, admissions so far) from the operator's stats and the visitors' looks at the room
+    state, merged and never going down."""
+    out: list[tuple[float, int]] = []
+    for t, n in sorted(itertools.chain(*samples)):
+        out.append((t, max(n, out[-1][1]) if out else n))
+    return out
+
+
 def accuracy(
     joins: Mapping[str, Record],
     exacts: Mapping[str, Record],
@@ -375,6 +385,7 @@ def analyse(
     joins: dict[str, Record] = {}
     admits: dict[str, Record] = {}
     exacts: dict[str, Record] = {}
+    looks: list[tuple[float, int]] = []
     ends: dict[str, Record] = {}
     audits: dict[str, str] = {}
     errors: Counter[str] = Counter()
@@ -396,6 +407,8 @@ def analyse(
             ends[str(r["v"])] = r
         elif kind == "exact":
             exacts.setdefault(str(r["v"]), r)
+        elif kind == "look":
+            looks.append((float(r["t"]), int(r["consumed"])))
         elif kind == "audit":
             audits[str(r["v"])] = str(r["result"])
         elif kind == "config":
@@ -486,7 +499,7 @@ def analyse(
             [(int(j["number"]), int(a["seq"])) for j, a in ordered]
         )
 
-    v.accuracy = accuracy(joins, exacts, admits, totals)
+    v.accuracy = accuracy(joins, exacts, admits, admitted_by(totals, looks))
     waits = [float(a["t"]) - float(joins[k]["t"]) for k, a in admits.items() if k in joins]
     v.queue_p50, v.queue_p90 = percentile(waits, 50), percentile(waits, 90)
     v.queue_max = max(waits) if waits else None

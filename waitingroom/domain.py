@@ -14,7 +14,9 @@ from __future__ import annotations
 import bisect
 import hashlib
 import hmac
+import itertools
 import math
+import statistics
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -254,22 +256,74 @@ class RateWindow:
     def admitted_since(self, t: float) -> int:
         return sum(n for ts, n in self.points if ts > t)
 
-    def rate(self, now: float, window: float = 120.0) -> float:
-        """Observed admissions per second over the last `window` seconds (0 when none)."""
-        pts = [(ts, n) for ts, n in self.points if ts > now - window]
-        if not pts:
+    def rate(self, now: float, window: float = 120.0, intervals: int = 30) -> float:
+        """Admissions per second observed lately (0 when not known yet): the median of the
+        rates between consecutive admitting ticks over the most recent `intervals` of them.
+
+        A median, because the first admissions after a quiet spell fill free places at once
+        and are followed by a pause while those sessions run: neither says how fast places
+        come free once the room is full, and an average over a fixed span (as this was, with a
+        30 s floor) underestimates the rate several times over in the first minute."""
+        pts = [(ts, n) for ts, n in self.points if now - window < ts <= now]
+        rates = [n / (b - a) for (a, _), (b, n) in itertools.pairwise(pts) if b > a]
+        rates = rates[-intervals:]
+        if len(rates) < 2:
             return 0.0
-        span = max(now - pts[0][0], 30.0)
-        return sum(n for _, n in pts) / span
+        return float(statistics.median(rates))
+
+
+def _partial_slot(
+    count: int, slot: int, slot_seconds: int, counted_at: float, rate: float
+) -> float:
+    """Joins of a whole slot from its count at `counted_at`: as counted once it had closed;
+    while it was open, scaled up to the whole slot, or the recent rate when that is more."""
+    done = (counted_at - slot * slot_seconds) / slot_seconds
+    if done >= 1:
+        return float(count)
+    return max(count / max(done, 0.25), rate)
 
 
 def estimated_position(
-    waiting_settled: int, settled_through: int, join_rate_per_slot: float, slot: int, k: int
+    waiting_settled: int,
+    settled_through: int,
+    join_rate_per_slot: float,
+    slot: int,
+    k: int,
+    *,
+    shard: int = 0,
+    shards: int = 1,
+    unsettled: Sequence[int] = (),
+    counted_at: float = 0.0,
+    slot_seconds: int = 1,
+    joined_at: float | None = None,
 ) -> int:
     """A place before the ticket's slot has settled: everyone waiting in settled slots, the
-    slots between (at the recent join rate), and the ticket's own counter value."""
-    unsettled_before = max(0, slot - settled_through - 1) * join_rate_per_slot
-    return waiting_settled + int(unsettled_before) + k
+    joins the drainer counted in every shard of the slots between (`unsettled`: one count per
+    slot from `settled_through + 1`, the last one taken at `counted_at`, maybe while it was
+    open) or, past those, the recent join rate; then the ticket's place in its own slot.
+
+    In its own slot, a counter value k in one of S shards means about (k - 1) x S joiners at
+    lower levels, and at its own level those of the shards before it that reached k. The same
+    k reached `joined_at` into the slot also tells the join rate of the slots not counted yet."""
+    s = max(1, shards)
+    rate = join_rate_per_slot
+    if joined_at is not None and k > 1:
+        into = (joined_at - slot * slot_seconds) / slot_seconds
+        rate = max(rate, (k - 1) * s / max(into, 0.5))
+    ahead = float(waiting_settled)
+    own = slot - settled_through - 1  # slots between the settled ones and the ticket's
+    counted = min(max(0, own), len(unsettled))
+    for i in range(counted):
+        p = settled_through + 1 + i
+        joins = _partial_slot(unsettled[i], p, slot_seconds, counted_at, rate)
+        rate = max(rate, joins)
+        ahead += joins
+    ahead += max(0, own - counted) * rate
+    if 0 <= own < len(unsettled):
+        rate = max(rate, _partial_slot(unsettled[own], slot, slot_seconds, counted_at, rate))
+    fill = min(1.0, rate / s) if k == 1 else 1.0
+    ahead += (k - 1) * s + math.floor(min(shard, s - 1) * fill)
+    return int(ahead) + 1
 
 
 def eta_seconds(position: int, admit_rate: float, fallback_rate: float) -> int | None:
@@ -407,6 +461,13 @@ class PublicState:
     draw_seed: str = ""
     opened_at: float | None = None
     updated_at: float = 0.0
+    # joins counted at `updated_at` in every shard of each slot after `settled_through`, up to
+    # the one open then (estimates before a slot settles; see `estimated_position`)
+    unsettled_counts: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        # stored as a JSON list: always a tuple here, so that states compare equal
+        object.__setattr__(self, "unsettled_counts", tuple(self.unsettled_counts))
 
     @property
     def waiting_settled(self) -> int:

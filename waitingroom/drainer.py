@@ -31,6 +31,7 @@ from waitingroom.domain import (
     RoomConfig,
     SettledSlot,
     draw_place,
+    slot_of,
     take_tickets,
     ticket_at,
 )
@@ -60,6 +61,9 @@ DORMANT = "closed and settled: nothing to do"
 DORMANT_RECHECK_SECONDS = 60.0
 # how often the loop lists the rooms again (a new room waits at most this long for its first tick)
 ROOM_LIST_SECONDS = 10.0
+# slots not settled yet whose counters a tick reads for the estimates (a drainer that keeps up
+# has about three: settling waits SETTLE_DELAY_SECONDS after a slot closes)
+MAX_COUNTED_SLOTS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,12 +186,26 @@ class Drainer:
             plan = place_tickets(
                 plan, tickets, slot, offset, now=now, slot_seconds=cfg.slot_seconds
             )
+        plan = replace(plan, pub=self._count_unsettled(cfg, plan.pub, window.shards, now))
         self.store.commit_state(room, plan.pub, plan.dst, dst.version)
         new_pub = replace(plan.pub, version=dst.version + 1)
         new_dst = replace(plan.dst, version=dst.version + 1)
         if plan.admit is not None:
             new_pub, new_dst = self._materialise(cfg, new_pub, new_dst)
         return self._report(room, plan, new_pub)
+
+    def _count_unsettled(
+        self, cfg: RoomConfig, pub: PublicState, shards: int, now: float
+    ) -> PublicState:
+        """Publish how many have joined so far in each slot not settled yet (one batch read of
+        a few slots' counters), so a visitor's place is estimated from every shard's count."""
+        first = pub.settled_through + 1
+        last = min(slot_of(now, cfg.slot_seconds), first + MAX_COUNTED_SLOTS - 1)
+        if cfg.status == "closed" or last < first:
+            return replace(pub, unsettled_counts=())
+        counters = self.store.read_counters(cfg.room, list(range(first, last + 1)), shards)
+        counts = tuple(sum(counters.get(sl, ())) for sl in range(first, last + 1))
+        return replace(pub, unsettled_counts=counts)
 
     def _first_settled_after_open(self, cfg: RoomConfig, pub: PublicState) -> SettledSlot | None:
         """The first slot settled before this tick from the opening slot on (the pre-queue's

@@ -152,8 +152,11 @@ def _estimates(rng: random.Random) -> list[dict[str, Any]]:
             max_admits_per_minute=rng.choice((0, 30, 600)),
             session_seconds=rng.choice((60, 900)),
             pickup_seconds=rng.choice((30, 120)),
+            shards=rng.choice((1, 8, 32)),
+            slot_seconds=rng.choice((1, 2)),
         )
         settled_through = rng.randrange(1_800_000_000, 1_800_000_100)
+        counted = [rng.randrange(0, 900) for _ in range(rng.randrange(0, 5))]
         consumed = rng.randrange(0, 5000)
         st = PublicState(
             version=rng.randrange(1, 10_000),
@@ -162,12 +165,17 @@ def _estimates(rng: random.Random) -> list[dict[str, Any]]:
             consumed=consumed,
             admit_rate=rng.choice((0.0, 0.5, 4.2, 37.0)),
             join_rate_per_slot=rng.choice((0.0, 0.4, 12.5, 333.3)),
+            unsettled_counts=tuple(counted),
+            updated_at=(settled_through + len(counted)) * cfg.slot_seconds - rng.random(),
         )
-        t = Ticket("demo", settled_through + rng.randrange(-2, 6), 3, rng.randrange(1, 300), 0)
+        k = rng.choice((1, 1, 2, rng.randrange(1, 300)))
+        slot = settled_through + rng.randrange(-2, 6)
+        joined_ms = int((slot + rng.random()) * cfg.slot_seconds * 1000)
+        t = Ticket("demo", slot, rng.randrange(32), k, joined_ms)
         w = polls.estimate(cfg, st, t)
         out.append(
             {
-                "ticket": {"slot": t.slot, "shard": t.shard, "k": t.k},
+                "ticket": {"slot": t.slot, "shard": t.shard, "k": t.k, "joinedMs": joined_ms},
                 "state": {
                     "version": st.version,
                     "status": "open",
@@ -181,6 +189,10 @@ def _estimates(rng: random.Random) -> list[dict[str, Any]]:
                     "pickup_seconds": cfg.pickup_seconds,
                     "opens_slot": None,
                     "draw_seed": "",
+                    "shards": cfg.shards,
+                    "slot_seconds": cfg.slot_seconds,
+                    "unsettled_counts": list(st.unsettled_counts),
+                    "updated_at": st.updated_at,
                 },
                 "position": w.position,
                 "eta": w.eta_seconds,

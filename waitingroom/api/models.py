@@ -210,6 +210,12 @@ class RoomStateOut(BaseModel):
     draw_seed: str = Field(description="the pre-queue draw's seed, once drawn")
     closed_slot: int | None
     updated_at: float
+    shards: int = Field(1, description="counter shards per slot (a ticket's k is per shard)")
+    unsettled_counts: list[int] = Field(
+        default_factory=list,
+        description="joins counted at updated_at in each slot after settled_through, the last "
+        "one maybe still open then: for estimating a place before its slot settles",
+    )
 
 
 class SlotOut(BaseModel):

@@ -109,7 +109,17 @@ class Polls:
     def estimate(self, cfg: RoomConfig, st: PublicState, t: Ticket) -> Waiting:
         """A place before the ticket's slot has settled (exact a few seconds later)."""
         position = estimated_position(
-            st.waiting_settled, st.settled_through, st.join_rate_per_slot, t.slot, t.k
+            st.waiting_settled,
+            st.settled_through,
+            st.join_rate_per_slot,
+            t.slot,
+            t.k,
+            shard=t.shard,
+            shards=cfg.shards,
+            unsettled=st.unsettled_counts,
+            counted_at=st.updated_at,
+            slot_seconds=cfg.slot_seconds,
+            joined_at=t.joined_ms / 1000,
         )
         eta = eta_seconds(position, st.admit_rate, cfg.fallback_rate())
         poll = max(1, min(poll_after_seconds(position, eta, cfg.pickup_seconds), 3))  # exact soon

@@ -233,11 +233,46 @@ function inPrequeue(t, state) {
     t.slot < num(state.opens_slot);
 }
 
-/** The estimated place before the ticket's slot has settled (CLIENTS.md §3). */
+/** Joins of a whole slot from its count at `countedAt` (as _partial_slot in domain.py). */
+function partialSlot(count, slot, slotSeconds, countedAt, rate) {
+  const done = (countedAt - slot * slotSeconds) / slotSeconds;
+  if (done >= 1) { return count; }
+  return Math.max(count / Math.max(done, 0.25), rate);
+}
+
+/**
+ * The estimated place before the ticket's slot has settled (CLIENTS.md §3), as
+ * waitingroom.domain.estimated_position: everyone waiting in settled slots, the joins counted
+ * in every shard of the slots between (or past those the recent join rate), then the ticket's
+ * place in its own slot: a counter value k in one of S shards means about (k - 1) x S ahead.
+ */
 export function estimatedPosition(t, state) {
-  const unsettledBefore = Math.max(0, t.slot - num(state.settled_through, -1) - 1) *
-    num(state.join_rate_per_slot);
-  return waitingOf(state) + Math.floor(unsettledBefore) + t.k;
+  const settledThrough = num(state.settled_through, -1);
+  const joinRate = num(state.join_rate_per_slot);
+  const unsettled = Array.isArray(state.unsettled_counts) ? state.unsettled_counts.map(Number) : [];
+  const countedAt = num(state.updated_at);
+  const slotSeconds = num(state.slot_seconds, 1) || 1;
+  const s = Math.max(1, num(state.shards, 1));
+  let rate = joinRate;
+  if (t.k > 1 && t.joinedMs !== undefined && t.joinedMs !== null) {
+    const into = (num(t.joinedMs) / 1000 - t.slot * slotSeconds) / slotSeconds;
+    rate = Math.max(rate, (t.k - 1) * s / Math.max(into, 0.5));
+  }
+  let ahead = waitingOf(state);
+  const own = t.slot - settledThrough - 1;  // slots between the settled ones and the ticket's
+  const counted = Math.min(Math.max(0, own), unsettled.length);
+  for (let i = 0; i < counted; i++) {
+    const joins = partialSlot(unsettled[i], settledThrough + 1 + i, slotSeconds, countedAt, rate);
+    rate = Math.max(rate, joins);
+    ahead += joins;
+  }
+  ahead += Math.max(0, own - counted) * rate;
+  if (own >= 0 && own < unsettled.length) {
+    rate = Math.max(rate, partialSlot(unsettled[own], t.slot, slotSeconds, countedAt, rate));
+  }
+  const fill = t.k === 1 ? Math.min(1, rate / s) : 1;
+  ahead += (t.k - 1) * s + Math.floor(Math.min(t.shard, s - 1) * fill);
+  return Math.floor(ahead) + 1;
 }
 
 /** Whether the slot document `doc` is the ticket's own and holds it. */
