@@ -240,7 +240,7 @@ class Accuracy:
     estimate: the position the join gave against the exact position at that moment (the
     ticket's rank minus the admissions by then, from the operator's stats samples);
     to_exact: seconds from join to the first exact position; eta: the ETA shown with the first
-    exact position against the wait that followed it (to the visitor's admission)."""
+    exact position against the wait that followed it (to the tick that admitted the visitor)."""
 
     estimate_checked: int = 0
     estimate_within: float | None = None
@@ -295,7 +295,9 @@ def accuracy(
                 errors.append(abs(int(j["position"]) - exact) / exact)
         a = admits.get(v)
         if a is not None and x.get("eta") is not None and int(x.get("position") or 0) > 0:
-            real = float(a["t"]) - float(x["t"])
+            # until the tick that admitted it (its token's iat), not until the visitor's next
+            # look happened to notice
+            real = float(a.get("seq") or a["t"]) - float(x["t"])
             if real > 0:
                 ratios.append(float(x["eta"]) / real)
     acc.to_exact_p50, acc.to_exact_p90 = percentile(to_exact, 50), percentile(to_exact, 90)

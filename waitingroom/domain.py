@@ -283,6 +283,28 @@ def _partial_slot(
     return max(count / max(done, 0.25), rate)
 
 
+# Past this many joins per shard per slot a shard's counter is about the same in every shard.
+DENSE_PER_SHARD = 30.0
+
+
+def ahead_in_slot(k: int, shard: int, shards: int, per_shard: float) -> float:
+    """Tickets of its own slot expected ahead of (k, shard) when each shard ends the slot with
+    about `per_shard` joins (Poisson): k - 1 in its own shard; E[min(c, k - 1)] in each other
+    shard; and the shards before it whose counter reaches k. Dense slots: (k - 1) x S."""
+    before = min(shard, shards - 1)
+    if per_shard >= DENSE_PER_SHARD:
+        below, at_level = min(k - 1, per_shard), (1.0 if k <= per_shard else 0.0)
+    else:
+        pmf, tail, below = math.exp(-per_shard), 1.0, 0.0
+        for j in range(1, min(k, 100) + 1):
+            tail = max(0.0, tail - pmf)  # P(c >= j)
+            pmf = pmf * per_shard / j
+            if j < k:
+                below += tail
+        at_level = tail if k <= 100 else 0.0
+    return (k - 1) + (shards - 1) * below + math.floor(before * at_level)
+
+
 def estimated_position(
     waiting_settled: int,
     settled_through: int,
@@ -300,16 +322,12 @@ def estimated_position(
     """A place before the ticket's slot has settled: everyone waiting in settled slots, the
     joins the drainer counted in every shard of the slots between (`unsettled`: one count per
     slot from `settled_through + 1`, the last one taken at `counted_at`, maybe while it was
-    open) or, past those, the recent join rate; then the ticket's place in its own slot.
-
-    In its own slot, a counter value k in one of S shards means about (k - 1) x S joiners at
-    lower levels, and at its own level those of the shards before it that reached k. The same
-    k reached `joined_at` into the slot also tells the join rate of the slots not counted yet."""
+    open) or, past those, the recent join rate; then the ticket's place in its own slot
+    (`ahead_in_slot` at that rate). Before anything was counted, the ticket's own k reached
+    `joined_at` into its slot is the only sign of the rate: k in one of S shards means about
+    k x S joiners."""
     s = max(1, shards)
     rate = join_rate_per_slot
-    if joined_at is not None and k > 1:
-        into = (joined_at - slot * slot_seconds) / slot_seconds
-        rate = max(rate, (k - 1) * s / max(into, 0.5))
     ahead = float(waiting_settled)
     own = slot - settled_through - 1  # slots between the settled ones and the ticket's
     counted = min(max(0, own), len(unsettled))
@@ -318,11 +336,13 @@ def estimated_position(
         joins = _partial_slot(unsettled[i], p, slot_seconds, counted_at, rate)
         rate = max(rate, joins)
         ahead += joins
-    ahead += max(0, own - counted) * rate
     if 0 <= own < len(unsettled):
         rate = max(rate, _partial_slot(unsettled[own], slot, slot_seconds, counted_at, rate))
-    fill = min(1.0, rate / s) if k == 1 else 1.0
-    ahead += (k - 1) * s + math.floor(min(shard, s - 1) * fill)
+    if rate <= 0 and joined_at is not None and k > 1:
+        into = (joined_at - slot * slot_seconds) / slot_seconds
+        rate = (k - 1) * s / max(into, 0.5)
+    ahead += max(0, own - counted) * rate
+    ahead += ahead_in_slot(k, shard, s, rate / s)
     return int(ahead) + 1
 
 
@@ -332,6 +352,27 @@ def eta_seconds(position: int, admit_rate: float, fallback_rate: float) -> int |
     if rate <= 0:
         return None
     return math.ceil(position / rate)
+
+
+# What a waiting visitor's line is doing, said plainly in every waiting answer:
+#   moving     the room admits people in order;
+#   paused     the operator paused admissions: places are kept, nobody moves, no ETA;
+#   scheduled  the room has not opened yet: everyone who joined before the opening is drawn
+#              into a random order then;
+#   closed     the room lets nobody more in (a poll answers 410 room_closed, a join 409).
+LINE_STATES = ("moving", "paused", "scheduled", "closed")
+
+
+def line_state(status: RoomStatus, drawn: bool) -> str:
+    """The line's state for a room `status` (`drawn`: a scheduled room has opened)."""
+    if status == "scheduled":
+        return "moving" if drawn else "scheduled"
+    return {"open": "moving", "paused": "paused", "closed": "closed"}.get(status, "moving")
+
+
+def you_are_next(position: int) -> bool:
+    """Nobody ahead: admitted at the drainer's next tick with a free place."""
+    return position <= 1
 
 
 # A waiting visitor asks again after a third of its estimated wait: often near the front, rarely

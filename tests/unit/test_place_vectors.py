@@ -16,6 +16,7 @@ from typing import Any, cast
 from waitingroom.domain import (
     PublicState,
     RoomConfig,
+    ahead_in_slot,
     draw_place,
     eta_seconds,
     poll_after_seconds,
@@ -141,6 +142,24 @@ def _etas() -> list[dict[str, Any]]:
     return out
 
 
+def _ahead_in_slot() -> list[dict[str, Any]]:
+    out = []
+    for per_shard in (0.0, 0.3, 1.5, 3.75, 12.5, 29.9, 30.0, 500.0):
+        for k in (1, 2, 3, 7, 40, 99, 100, 101, 150, 600):
+            for shards, shard in ((1, 0), (8, 5), (32, 31), (32, 0)):
+                ahead = ahead_in_slot(k, shard, shards, per_shard)
+                out.append(
+                    {
+                        "k": k,
+                        "shard": shard,
+                        "shards": shards,
+                        "per_shard": per_shard,
+                        "ahead": ahead,
+                    }
+                )
+    return out
+
+
 def _estimates(rng: random.Random) -> list[dict[str, Any]]:
     """The server's own estimate (Polls.estimate) and the state document fields it reads."""
     polls = Polls(cast(Context, None))  # estimate reads only the config, state and ticket
@@ -214,6 +233,7 @@ def vectors() -> dict[str, Any]:
         "prequeue_poll_seconds": _prequeue_polls(),
         "eta_seconds": _etas(),
         "estimate": _estimates(rng),
+        "ahead_in_slot": _ahead_in_slot(),
     }
 
 

@@ -197,7 +197,7 @@ def _shown_run() -> list[dict[str, Any]]:
             },
             {"e": "look", "v": v, "t": 1.5, "consumed": 20},
             {"e": "exact", "v": v, "t": 3.0, "position": rank - 20 + 1, "eta": eta, "rank": rank},
-            {"e": "admit", "v": v, "t": 3.0 + real, "exp": 99.0, "seq": 1},
+            {"e": "admit", "v": v, "t": 3.0 + real, "exp": 99.0, "seq": None},
             {"e": "end", "v": v, "t": 20.0, "outcome": "completed"},
         ]
     return recs

@@ -11,7 +11,7 @@ import secrets
 from waitingroom.domain import RoomConfig, join_was_late, queue_number, slot_of
 from waitingroom.errors import InvalidRequest, NotAuthenticated, RoomClosedToJoins, TooManyRequests
 from waitingroom.service.context import Context
-from waitingroom.service.poll import Polls
+from waitingroom.service.poll import Polls, said_plainly
 from waitingroom.service.results import Joined, Waiting
 from waitingroom.store import StoreUnavailable
 from waitingroom.tokens import (
@@ -85,6 +85,7 @@ class Joins:
             status = self.polls.before_the_draw(cfg, st, ticket)
         else:
             status = self.polls.estimate(cfg, st, ticket)
+        status = said_plainly(cfg, st, status)
         number = queue_number(ticket.slot, ticket.k, ticket.shard, cfg.epoch_slot)
         return Joined(text, number, status)
 

@@ -16,8 +16,10 @@ from waitingroom.domain import (
     estimated_position,
     eta_seconds,
     ledger_shard_of,
+    line_state,
     poll_after_seconds,
     prequeue_poll_seconds,
+    you_are_next,
 )
 from waitingroom.errors import Gone, NotAuthenticated
 from waitingroom.service.context import Context
@@ -30,6 +32,15 @@ NOT_PICKED_UP = "this ticket was admitted but not picked up in time"
 
 def room_has_closed(room: str) -> Gone:
     return Gone(f"room {room!r} has closed: nobody more is let in", code="room_closed")
+
+
+def said_plainly(cfg: RoomConfig, st: PublicState, w: Waiting) -> Waiting:
+    """A waiting answer that says what the line is doing: no ETA while the room is paused
+    (nobody is let in until the operator resumes it), and whether nobody is ahead."""
+    line = line_state(cfg.status, bool(st.draw_seed))
+    eta = None if line == "paused" else w.eta_seconds
+    nobody_ahead = w.exact and you_are_next(w.position)
+    return replace(w, line=line, eta_seconds=eta, you_are_next=nobody_ahead)
 
 
 class Polls:
@@ -61,7 +72,7 @@ class Polls:
         st = self.ctx.reads.state(cfg, min_version)
         result = self._poll(ticket, cfg, st)
         if isinstance(result, Waiting):
-            result = replace(result, state_version=st.version)
+            result = replace(said_plainly(cfg, st, result), state_version=st.version)
         return result
 
     def _poll(self, ticket: Ticket, cfg: RoomConfig, st: PublicState) -> Waiting | Admitted:

@@ -240,24 +240,43 @@ function partialSlot(count, slot, slotSeconds, countedAt, rate) {
   return Math.max(count / Math.max(done, 0.25), rate);
 }
 
+/** Past this many joins per shard per slot every shard's counter is about the same. */
+const DENSE_PER_SHARD = 30;
+
+/** Tickets of its own slot expected ahead of (k, shard), as domain.ahead_in_slot. */
+export function aheadInSlot(k, shard, shards, perShard) {
+  const before = Math.min(shard, shards - 1);
+  let below = 0;
+  let atLevel = 0;
+  if (perShard >= DENSE_PER_SHARD) {
+    below = Math.min(k - 1, perShard);
+    atLevel = k <= perShard ? 1 : 0;
+  } else {
+    let pmf = Math.exp(-perShard);
+    let tail = 1;
+    for (let j = 1; j <= Math.min(k, 100); j++) {
+      tail = Math.max(0, tail - pmf);  // P(c >= j)
+      pmf = pmf * perShard / j;
+      if (j < k) { below += tail; }
+    }
+    atLevel = k <= 100 ? tail : 0;
+  }
+  return (k - 1) + (shards - 1) * below + Math.floor(before * atLevel);
+}
+
 /**
  * The estimated place before the ticket's slot has settled (CLIENTS.md §3), as
  * waitingroom.domain.estimated_position: everyone waiting in settled slots, the joins counted
  * in every shard of the slots between (or past those the recent join rate), then the ticket's
- * place in its own slot: a counter value k in one of S shards means about (k - 1) x S ahead.
+ * place in its own slot at that rate.
  */
 export function estimatedPosition(t, state) {
   const settledThrough = num(state.settled_through, -1);
-  const joinRate = num(state.join_rate_per_slot);
   const unsettled = Array.isArray(state.unsettled_counts) ? state.unsettled_counts.map(Number) : [];
   const countedAt = num(state.updated_at);
   const slotSeconds = num(state.slot_seconds, 1) || 1;
   const s = Math.max(1, num(state.shards, 1));
-  let rate = joinRate;
-  if (t.k > 1 && t.joinedMs !== undefined && t.joinedMs !== null) {
-    const into = (num(t.joinedMs) / 1000 - t.slot * slotSeconds) / slotSeconds;
-    rate = Math.max(rate, (t.k - 1) * s / Math.max(into, 0.5));
-  }
+  let rate = num(state.join_rate_per_slot);
   let ahead = waitingOf(state);
   const own = t.slot - settledThrough - 1;  // slots between the settled ones and the ticket's
   const counted = Math.min(Math.max(0, own), unsettled.length);
@@ -266,12 +285,15 @@ export function estimatedPosition(t, state) {
     rate = Math.max(rate, joins);
     ahead += joins;
   }
-  ahead += Math.max(0, own - counted) * rate;
   if (own >= 0 && own < unsettled.length) {
     rate = Math.max(rate, partialSlot(unsettled[own], t.slot, slotSeconds, countedAt, rate));
   }
-  const fill = t.k === 1 ? Math.min(1, rate / s) : 1;
-  ahead += (t.k - 1) * s + Math.floor(Math.min(t.shard, s - 1) * fill);
+  if (rate <= 0 && t.k > 1 && t.joinedMs !== undefined && t.joinedMs !== null) {
+    const into = (num(t.joinedMs) / 1000 - t.slot * slotSeconds) / slotSeconds;
+    rate = (t.k - 1) * s / Math.max(into, 0.5);
+  }
+  ahead += Math.max(0, own - counted) * rate;
+  ahead += aheadInSlot(t.k, t.shard, s, rate / s);
   return Math.floor(ahead) + 1;
 }
 
