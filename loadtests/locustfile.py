@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 import gevent
 from locust import FastHttpUser, LoadTestShape, events, task
 from locust.env import Environment
+from locust.exception import CatchResponseError
 from locust.runners import MasterRunner, WorkerRunner
 
 from waitingroom import client
@@ -89,6 +90,14 @@ def _options(parser: Any) -> None:
         env_var="WR_MAX_ACTIVE_CHANGES",
         help="operator changes as SECONDS:MAX_ACTIVE,... from the start (needs the admin key "
         "in WAITINGROOM_ADMIN_KEY)",
+    )
+    g.add_argument(
+        "--admin-key",
+        default="",
+        env_var="WAITINGROOM_ADMIN_KEY",
+        is_secret=True,
+        help="the room's admin key, for the operator (max_active changes, stats); given to the "
+        "master, it reaches the workers with the other options",
     )
     g.add_argument("--records", default="artifacts/loadtest/records.jsonl", env_var="WR_RECORDS")
     g.add_argument(
@@ -179,7 +188,14 @@ def _start(environment: Environment, **_: Any) -> None:
     if not isinstance(environment.runner, WorkerRunner):
         opts = environment.parsed_options
         mode = "status_only" if opts.status_only else "documents"
-        recorder.emit(e="run", room=opts.room, host=_host(environment), mode=mode)
+        recorder.emit(
+            e="run",
+            room=opts.room,
+            host=_host(environment),
+            mode=mode,
+            max_active_changes=opts.max_active_changes,
+            operator=bool(opts.admin_key),
+        )
 
 
 @events.test_stop.add_listener
@@ -198,7 +214,10 @@ def _on_request(
     if exception is None:
         return
     status = getattr(response, "status_code", 0) or 0
-    kind = type(exception).__name__ if status == 0 else str(exception)[:80]
+    # a failure this file marked says what happened (with the transport's cause, if any);
+    # any other exception is named with its message
+    kind = str(exception) if isinstance(exception, CatchResponseError) else _cause(exception)
+    kind = kind[:120]
     recorder.emit(e="error", name=f"{request_type} {name}", status=status, kind=kind)
 
 
@@ -222,6 +241,19 @@ def _verdict(environment: Environment, **_: Any) -> None:
         print(f"requests per waiting visitor per minute: {shown}")  # noqa: T201
     if not v.passed:
         environment.process_exit_code = 1
+
+
+def _cause(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
+def _answer(resp: Any) -> str:
+    """What a response was, for a failure: its status, or why there was none."""
+    status = resp.status_code or 0
+    if status:
+        return f"answered {status}"
+    error = getattr(resp, "error", None)
+    return f"got no answer ({_cause(error) if error else 'no cause given'})"
 
 
 def _host(env: Environment) -> str:
@@ -344,7 +376,7 @@ class Visitor(FastHttpUser):
             if expected:
                 resp.success()
             else:
-                resp.failure(f"{call.kind} answered {status}")
+                resp.failure(f"{call.kind} {_answer(resp)}")
             try:
                 body = resp.json() if resp.content else None
             except ValueError:
@@ -407,7 +439,7 @@ class Visitor(FastHttpUser):
                     catch_response=True,
                 ) as resp:
                     if resp.status_code != 200:
-                        resp.failure(f"origin answered {resp.status_code}")
+                        resp.failure(f"origin {_answer(resp)}")
             gevent.sleep(opts.think_seconds * rng.uniform(0.5, 1.5))
         if plan == "leave_without_complete":
             return "left_active"
@@ -415,7 +447,7 @@ class Visitor(FastHttpUser):
             f"/rooms/{opts.room}/complete", headers=bearer, name="complete", catch_response=True
         ) as resp:
             if resp.status_code != 204:
-                resp.failure(f"complete answered {resp.status_code}")
+                resp.failure(f"complete {_answer(resp)}")
                 return "error"
         return "completed"
 
@@ -427,16 +459,20 @@ class Operator(FastHttpUser):
     fixed_count = 1
 
     def on_start(self) -> None:
-        self.key = os.environ.get("WAITINGROOM_ADMIN_KEY", "")
+        opts = self.environment.parsed_options
+        self.key = opts.admin_key or os.environ.get("WAITINGROOM_ADMIN_KEY", "")
         self.started = time.time()
         changes = self.environment.parsed_options.max_active_changes
         self.changes = sorted(
             (float(s), int(m)) for s, m in (c.split(":") for c in changes.split(",") if c)
         )
-        if self.key:
-            stats = self._stats()
-            if stats:
-                recorder.emit(e="config", max_active=stats["max_active"])
+        if not self.key:
+            # said in the records: the verdict cannot then check max_active and says so
+            recorder.emit(e="operator", problem="no admin key: no stats read, no changes made")
+            return
+        stats = self._stats()
+        if stats:
+            recorder.emit(e="config", max_active=stats["max_active"])
 
     def wait_time(self) -> float:
         return 1.0
@@ -450,7 +486,7 @@ class Operator(FastHttpUser):
             catch_response=True,
         ) as resp:
             if resp.status_code != 200:
-                resp.failure(f"stats answered {resp.status_code}")
+                resp.failure(f"stats {_answer(resp)}")
                 return None
             data: dict[str, Any] = resp.json()
             return data
@@ -473,7 +509,7 @@ class Operator(FastHttpUser):
                 if resp.status_code == 200:
                     recorder.emit(e="config", max_active=max_active)
                 else:
-                    resp.failure(f"put room answered {resp.status_code}")
+                    resp.failure(f"put room {_answer(resp)}")
         stats = self._stats()
         if stats:
             recorder.emit(

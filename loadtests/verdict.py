@@ -10,12 +10,17 @@ Input is the JSON-lines record the Locust visitors and the operator write (see l
   {"e": "exact",  "v", "t", "position", "eta", "rank"}        the first exact place seen
   {"e": "look",   "v", "t", "consumed"}                       a visitor's first room state
   {"e": "config", "t", "max_active"}                          max_active in effect from t
+  {"e": "operator", "t", "problem"}                           the operator could not work
   {"e": "stats",  "t", "waiting", "active", "admitted_total", "max_active"}  operator samples
   {"e": "audit",  "v", "result"}                              after a drained run: reclaimed,
                                                               admitted or waiting
 
 Outcomes of `end`: completed, left_waiting (abandoned before pickup), left_active (picked up,
 never completed), gone (410 while polling), stopped (the run ended first), join_failed, error.
+
+A promise the records hold no data for (max_active never known, the room's stats never read,
+a max_active change asked for but never made) makes the verdict INCONCLUSIVE, which exits
+non-zero like a FAIL: a run that could not check a promise never passes.
 
 Promises checked (any broken one makes the verdict fail):
   * over-admission: at every admission a visitor saw, the sessions open at the origin (from the
@@ -358,10 +363,15 @@ class Verdict:
     first_t: float = 0.0
     last_t: float = 0.0
     failures: list[str] = field(default_factory=list)
+    unchecked: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
-        return not self.failures
+        return not self.failures and not self.unchecked
+
+    @property
+    def outcome(self) -> str:
+        return "FAIL" if self.failures else "INCONCLUSIVE" if self.unchecked else "PASS"
 
 
 def _intervals(
@@ -388,6 +398,8 @@ def analyse(
     admits: dict[str, Record] = {}
     exacts: dict[str, Record] = {}
     looks: list[tuple[float, int]] = []
+    problems: list[str] = []
+    requested = ""
     ends: dict[str, Record] = {}
     audits: dict[str, str] = {}
     errors: Counter[str] = Counter()
@@ -401,6 +413,9 @@ def analyse(
             times.append(float(r["t"]))
         if kind == "run":
             v.room, v.host = str(r.get("room", "")), str(r.get("host", ""))
+            requested = str(r.get("max_active_changes") or "")
+        elif kind == "operator":
+            problems.append(str(r.get("problem", "")))
         elif kind == "join":
             joins[str(r["v"])] = r
         elif kind == "admit":
@@ -519,7 +534,29 @@ def analyse(
         v.failures.append(f"server errors: {v.server_errors} responses were 5xx")
     if not joins:
         v.failures.append("no visitor joined: nothing was tested")
+    v.unchecked = unchecked(configs, stats, requested, problems)
     return v
+
+
+def unchecked(
+    configs: Sequence[tuple[float, int]],
+    stats: Sequence[Record],
+    requested: str,
+    problems: list[str],
+) -> list[str]:
+    """The promises these records cannot show kept, and why."""
+    why = f" ({'; '.join(problems)})" if problems else ""
+    out = []
+    if not configs and not any("max_active" in s for s in stats):
+        out.append(f"max_active never known: over-admission not checked{why}")
+    if not stats and not configs:  # the operator's first config record is a stats read
+        out.append(f"the room's stats never read: admissions not cross-checked{why}")
+    made = {m for _, m in configs}
+    for change in (c for c in requested.split(",") if c.strip()):
+        value = change.partition(":")[2]
+        if not value.strip().isdigit() or int(value) not in made:
+            out.append(f"max_active change {change.strip()} asked for but never made{why}")
+    return out
 
 
 # -- time series and the chart --------------------------------------------------------------
@@ -642,7 +679,7 @@ def render_text(v: Verdict) -> str:
     limits = ", ".join(f"{m}" for _, m in v.max_active_configured) or "unknown"
     peak_limit = max((m for _, m in v.max_active_configured), default=None)
     lines = [
-        f"VERDICT: {'PASS' if v.passed else 'FAIL'}  (room {v.room or '?'} at {v.host or '?'}, "
+        f"VERDICT: {v.outcome}  (room {v.room or '?'} at {v.host or '?'}, "
         f"{v.last_t - v.first_t:.0f} s)",
         f"  visitors joined (201)          {v.visitors_joined}  (join failures {v.join_failures})",
         f"  admitted                       {v.admitted}  (completed {v.completed}, "
@@ -671,6 +708,8 @@ def render_text(v: Verdict) -> str:
         lines.append(f"      {n:>6}  {name}")
     for f in v.failures:
         lines.append(f"  BROKEN PROMISE: {f}")
+    for u in v.unchecked:
+        lines.append(f"  NOT CHECKED: {u}")
     return "\n".join(lines)
 
 
@@ -712,7 +751,7 @@ def render_html(v: Verdict, series: Mapping[str, Series]) -> str:
     active = {k: s for k, s in series.items() if k.startswith(("active", "max_active"))}
     return (
         "<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
-        f"<title>waitingroom load test: {'PASS' if v.passed else 'FAIL'}</title></head>"
+        f"<title>waitingroom load test: {v.outcome}</title></head>"
         "<body style='font-family:sans-serif'>\n"
         f"<pre>{html.escape(render_text(v))}</pre>\n"
         f"{svg_chart('waiting and admitted', queue)}\n"
@@ -736,6 +775,7 @@ def write_report(v: Verdict, records: Sequence[Record], out_dir: Path) -> str:
     (out_dir / "verdict.txt").write_text(text + "\n")
     data = asdict(v)
     data["passed"] = v.passed
+    data["outcome"] = v.outcome
     (out_dir / "verdict.json").write_text(json.dumps(data, indent=2) + "\n")
     (out_dir / "chart.html").write_text(render_html(v, timeline(records)))
     return text

@@ -276,11 +276,14 @@ def _partial_slot(
     count: int, slot: int, slot_seconds: int, counted_at: float, rate: float
 ) -> float:
     """Joins of a whole slot from its count at `counted_at`: as counted once it had closed;
-    while it was open, scaled up to the whole slot, or the recent rate when that is more."""
+    while it was open, scaled up to the whole slot, unless it had barely begun (then at least
+    the recent rate)."""
     done = (counted_at - slot * slot_seconds) / slot_seconds
     if done >= 1:
         return float(count)
-    return max(count / max(done, 0.25), rate)
+    if done >= 0.25:
+        return count / done
+    return max(float(count), rate)
 
 
 # Past this many joins per shard per slot a shard's counter is about the same in every shard.
@@ -333,11 +336,10 @@ def estimated_position(
     counted = min(max(0, own), len(unsettled))
     for i in range(counted):
         p = settled_through + 1 + i
-        joins = _partial_slot(unsettled[i], p, slot_seconds, counted_at, rate)
-        rate = max(rate, joins)
-        ahead += joins
+        rate = _partial_slot(unsettled[i], p, slot_seconds, counted_at, rate)  # the latest
+        ahead += rate
     if 0 <= own < len(unsettled):
-        rate = max(rate, _partial_slot(unsettled[own], slot, slot_seconds, counted_at, rate))
+        rate = _partial_slot(unsettled[own], slot, slot_seconds, counted_at, rate)
     if rate <= 0 and joined_at is not None and k > 1:
         into = (joined_at - slot * slot_seconds) / slot_seconds
         rate = (k - 1) * s / max(into, 0.5)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import json
 import random
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +16,7 @@ from loadtests.verdict import (
     kendall_tau_b,
     kendall_tau_untied,
     largest_displacement,
+    main,
     max_overlap,
     over_admissions,
     percentile,
@@ -214,3 +217,41 @@ def test_the_verdict_says_how_right_the_shown_places_and_etas_were() -> None:
     text = render_text(analyse(_shown_run()))
     assert "position at join within +-25 % 33%" in text
     assert "9 in 10 off by 99 %" in text  # the earlier figures, beside this run's
+
+
+def _operatorless_run(*extra: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {"e": "run", "t": 0.0, "room": "r", "host": "h", "max_active_changes": "30:250"},
+        *extra,
+        {"e": "join", "v": "1", "t0": 0, "t": 0, "number": 1, "ticket": "x"},
+        {"e": "admit", "v": "1", "t": 5, "exp": 70, "seq": 5},
+        {"e": "end", "v": "1", "t": 8, "outcome": "completed"},
+    ]
+
+
+def test_a_run_whose_operator_could_not_work_is_inconclusive_never_a_pass() -> None:
+    problem = {"e": "operator", "t": 0.1, "problem": "no admin key: no stats read"}
+    v = analyse(_operatorless_run(problem), drained=True)
+    assert not v.failures and not v.passed and v.outcome == "INCONCLUSIVE"
+    text = render_text(v)
+    assert text.startswith("VERDICT: INCONCLUSIVE")
+    assert "NOT CHECKED: max_active never known: over-admission not checked (no admin key" in text
+    assert "NOT CHECKED: max_active change 30:250 asked for but never made" in text
+
+
+def test_the_same_run_with_its_settings_and_changes_recorded_passes() -> None:
+    v = analyse(
+        _operatorless_run(
+            {"e": "config", "t": 0.1, "max_active": 150},
+            {"e": "config", "t": 30.0, "max_active": 250},
+        ),
+        drained=True,
+    )
+    assert v.outcome == "PASS" and v.passed
+
+
+def test_the_verdict_command_exits_non_zero_when_inconclusive(tmp_path: Path) -> None:
+    records = tmp_path / "records.jsonl"
+    records.write_text("".join(json.dumps(r) + "\n" for r in _operatorless_run()))
+    assert main([str(records), "--drained"]) == 1
+    assert (tmp_path / "verdict.txt").read_text().startswith("VERDICT: INCONCLUSIVE")

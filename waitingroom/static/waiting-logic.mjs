@@ -237,7 +237,8 @@ function inPrequeue(t, state) {
 function partialSlot(count, slot, slotSeconds, countedAt, rate) {
   const done = (countedAt - slot * slotSeconds) / slotSeconds;
   if (done >= 1) { return count; }
-  return Math.max(count / Math.max(done, 0.25), rate);
+  if (done >= 0.25) { return count / done; }
+  return Math.max(count, rate);
 }
 
 /** Past this many joins per shard per slot every shard's counter is about the same. */
@@ -281,12 +282,11 @@ export function estimatedPosition(t, state) {
   const own = t.slot - settledThrough - 1;  // slots between the settled ones and the ticket's
   const counted = Math.min(Math.max(0, own), unsettled.length);
   for (let i = 0; i < counted; i++) {
-    const joins = partialSlot(unsettled[i], settledThrough + 1 + i, slotSeconds, countedAt, rate);
-    rate = Math.max(rate, joins);
-    ahead += joins;
+    rate = partialSlot(unsettled[i], settledThrough + 1 + i, slotSeconds, countedAt, rate);
+    ahead += rate;  // the latest count is the rate from here on
   }
   if (own >= 0 && own < unsettled.length) {
-    rate = Math.max(rate, partialSlot(unsettled[own], t.slot, slotSeconds, countedAt, rate));
+    rate = partialSlot(unsettled[own], t.slot, slotSeconds, countedAt, rate);
   }
   if (rate <= 0 && t.k > 1 && t.joinedMs !== undefined && t.joinedMs !== null) {
     const into = (num(t.joinedMs) / 1000 - t.slot * slotSeconds) / slotSeconds;
