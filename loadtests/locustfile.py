@@ -95,7 +95,6 @@ def _options(parser: Any) -> None:
         "--admin-key",
         default="",
         env_var="WAITINGROOM_ADMIN_KEY",
-        is_secret=True,
         help="the room's admin key, for the operator (max_active changes, stats); given to the "
         "master, it reaches the workers with the other options",
     )

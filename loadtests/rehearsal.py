@@ -221,7 +221,7 @@ def run_locust(
             command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=False
         )
     port = dynamodb_local.free_port()
-    master = [*command, "--master", "--expect-workers", str(workers)]
+    master = [*command, "--master", "--expect-workers", str(workers), "--loglevel", "INFO"]
     master += ["--master-bind-host", "127.0.0.1", "--master-bind-port", str(port)]
     worker_env = {k: v for k, v in env.items() if k != "WAITINGROOM_ADMIN_KEY"}
     worker = [*command[:5], "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
