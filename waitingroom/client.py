@@ -221,6 +221,9 @@ def place(ticket: Ticket, state: RoomState, slot: SettledSlot | None) -> Place:
 
 
 def _eta(position: int, state: RoomState) -> int | None:
+    """The wait at the observed rate; none while the room is paused (nobody is let in)."""
+    if state.status == "paused":
+        return None
     return eta_seconds(position, state.admit_rate, state.expected_rate)
 
 

@@ -318,6 +318,8 @@ export async function placeOf(t, state, slotDoc, now = Date.now() / 1000, subtle
   const fallback = num(state.expected_rate);
   const admitRate = num(state.admit_rate);
   const closed = state.status === "closed";
+  // nobody is let in while the room is paused: no ETA (as the server's answers say)
+  const eta = (position) => state.status === "paused" ? null : etaSeconds(position, admitRate, fallback);
   const prequeue = inPrequeue(t, state);
   const out = { kind: "estimate", position: 0, exact: false, eta: null, rank: null, opensAt: null };
   if (prequeue && !state.draw_seed) {
@@ -341,7 +343,7 @@ export async function placeOf(t, state, slotDoc, now = Date.now() / 1000, subtle
   if (rank === null) {
     if (closed) { return { ...out, kind: "closed" }; }
     const position = estimatedPosition(t, state);
-    return { ...out, position, eta: etaSeconds(position, admitRate, fallback) };
+    return { ...out, position, eta: eta(position) };
   }
   if (rank < consumed) {
     return { ...out, kind: "turn", position: 0, exact: true, eta: 0, rank };
@@ -349,8 +351,7 @@ export async function placeOf(t, state, slotDoc, now = Date.now() / 1000, subtle
   if (closed) { return { ...out, kind: "closed", rank }; }
   const position = rank - consumed + 1;
   return {
-    ...out, kind: "waiting", position, exact: true, rank,
-    eta: etaSeconds(position, admitRate, fallback),
+    ...out, kind: "waiting", position, exact: true, rank, eta: eta(position),
   };
 }
 
