@@ -263,13 +263,14 @@ class RateWindow:
         A median, because the first admissions after a quiet spell fill free places at once
         and are followed by a pause while those sessions run: neither says how fast places
         come free once the room is full, and an average over a fixed span (as this was, with a
-        30 s floor) underestimates the rate several times over in the first minute."""
+        30 s floor) underestimates the rate several times over in the first minute. The
+        higher of the two middle ones: with only the pause and one pace seen, the pace."""
         pts = [(ts, n) for ts, n in self.points if now - window < ts <= now]
         rates = [n / (b - a) for (a, _), (b, n) in itertools.pairwise(pts) if b > a]
         rates = rates[-intervals:]
         if len(rates) < 2:
             return 0.0
-        return float(statistics.median(rates))
+        return float(statistics.median_high(rates))
 
 
 def _partial_slot(
