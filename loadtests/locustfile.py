@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 import gevent
 from locust import FastHttpUser, LoadTestShape, events, task
 from locust.env import Environment
+from locust.exception import CatchResponseError
 from locust.runners import MasterRunner, WorkerRunner
 
 from waitingroom import client
@@ -89,6 +90,13 @@ def _options(parser: Any) -> None:
         env_var="WR_MAX_ACTIVE_CHANGES",
         help="operator changes as SECONDS:MAX_ACTIVE,... from the start (needs the admin key "
         "in WAITINGROOM_ADMIN_KEY)",
+    )
+    g.add_argument(
+        "--admin-key",
+        default="",
+        env_var="WAITINGROOM_ADMIN_KEY",
+        help="the room's admin key, for the operator (max_active changes, stats); given to the "
+        "master, it reaches the workers with the other options",
     )
     g.add_argument("--records", default="artifacts/loadtest/records.jsonl", env_var="WR_RECORDS")
     g.add_argument(
@@ -179,7 +187,14 @@ def _start(environment: Environment, **_: Any) -> None:
     if not isinstance(environment.runner, WorkerRunner):
         opts = environment.parsed_options
         mode = "status_only" if opts.status_only else "documents"
-        recorder.emit(e="run", room=opts.room, host=_host(environment), mode=mode)
+        recorder.emit(
+            e="run",
+            room=opts.room,
+            host=_host(environment),
+            mode=mode,
+            max_active_changes=opts.max_active_changes,
+            operator=bool(opts.admin_key),
+        )
 
 
 @events.test_stop.add_listener
@@ -198,7 +213,10 @@ def _on_request(
     if exception is None:
         return
     status = getattr(response, "status_code", 0) or 0
-    kind = type(exception).__name__ if status == 0 else str(exception)[:80]
+    # a failure this file marked says what happened (with the transport's cause, if any);
+    # any other exception is named with its message
+    kind = str(exception) if isinstance(exception, CatchResponseError) else _cause(exception)
+    kind = kind[:120]
     recorder.emit(e="error", name=f"{request_type} {name}", status=status, kind=kind)
 
 
@@ -224,6 +242,19 @@ def _verdict(environment: Environment, **_: Any) -> None:
         environment.process_exit_code = 1
 
 
+def _cause(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
+def _answer(resp: Any) -> str:
+    """What a response was, for a failure: its status, or why there was none."""
+    status = resp.status_code or 0
+    if status:
+        return f"answered {status}"
+    error = getattr(resp, "error", None)
+    return f"got no answer ({_cause(error) if error else 'no cause given'})"
+
+
 def _host(env: Environment) -> str:
     return (env.host or LOCAL_API).rstrip("/")
 
@@ -241,6 +272,21 @@ def _token_seq(token: str) -> int | None:
         return int(claims["iat"])
     except (IndexError, KeyError, ValueError):
         return None
+
+
+def _record_exact(visitor: client.Visitor, vid: str) -> bool:
+    """Record the first exact place the visitor sees (its position, the ETA shown with it and
+    its rank in the queue, when its settled slot gives it): the verdict compares it with the
+    estimate the join gave and with the wait that followed. True once recorded."""
+    here, ticket = visitor.place, visitor.ticket
+    if here is None or ticket is None or not here.exact:
+        return False
+    ss = visitor.slot
+    rank = ss.rank_of(ticket.k, ticket.shard) if ss and ss.holds(ticket.k, ticket.shard) else None
+    if rank is None and here.kind == "waiting" and visitor.state is not None:
+        rank = here.position + visitor.state.consumed - 1
+    recorder.emit(e="exact", v=vid, position=here.position, eta=here.eta, rank=rank)
+    return True
 
 
 def request_rates(records: list[dict[str, Any]]) -> dict[str, float]:
@@ -329,7 +375,7 @@ class Visitor(FastHttpUser):
             if expected:
                 resp.success()
             else:
-                resp.failure(f"{call.kind} answered {status}")
+                resp.failure(f"{call.kind} {_answer(resp)}")
             try:
                 body = resp.json() if resp.content else None
             except ValueError:
@@ -342,6 +388,7 @@ class Visitor(FastHttpUser):
     ) -> str:
         t0 = time.time()
         looks_left = rng.randint(0, 4) if plan == "leave_before_pickup" else None
+        exact_seen = looked = False
         while (call := visitor.next()) is not None:
             if call.kind in ("state", "status") and looks_left is not None:
                 if looks_left == 0:
@@ -353,6 +400,11 @@ class Visitor(FastHttpUser):
             joined = visitor.ticket is not None
             reply = self._send(call)
             visitor.answer(reply, time.time())
+            if not exact_seen and self.joined_at is not None:
+                exact_seen = _record_exact(visitor, vid)
+            if not looked and call.kind == "state" and visitor.state is not None:
+                looked = True  # how far the room had admitted then: a sample for the verdict
+                recorder.emit(e="look", v=vid, consumed=visitor.state.consumed)
             if not joined and visitor.ticket is not None and call.kind == "join":
                 self.joined_at = time.time()
                 recorder.emit(
@@ -386,7 +438,7 @@ class Visitor(FastHttpUser):
                     catch_response=True,
                 ) as resp:
                     if resp.status_code != 200:
-                        resp.failure(f"origin answered {resp.status_code}")
+                        resp.failure(f"origin {_answer(resp)}")
             gevent.sleep(opts.think_seconds * rng.uniform(0.5, 1.5))
         if plan == "leave_without_complete":
             return "left_active"
@@ -394,7 +446,7 @@ class Visitor(FastHttpUser):
             f"/rooms/{opts.room}/complete", headers=bearer, name="complete", catch_response=True
         ) as resp:
             if resp.status_code != 204:
-                resp.failure(f"complete answered {resp.status_code}")
+                resp.failure(f"complete {_answer(resp)}")
                 return "error"
         return "completed"
 
@@ -406,16 +458,20 @@ class Operator(FastHttpUser):
     fixed_count = 1
 
     def on_start(self) -> None:
-        self.key = os.environ.get("WAITINGROOM_ADMIN_KEY", "")
+        opts = self.environment.parsed_options
+        self.key = opts.admin_key or os.environ.get("WAITINGROOM_ADMIN_KEY", "")
         self.started = time.time()
         changes = self.environment.parsed_options.max_active_changes
         self.changes = sorted(
             (float(s), int(m)) for s, m in (c.split(":") for c in changes.split(",") if c)
         )
-        if self.key:
-            stats = self._stats()
-            if stats:
-                recorder.emit(e="config", max_active=stats["max_active"])
+        if not self.key:
+            # said in the records: the verdict cannot then check max_active and says so
+            recorder.emit(e="operator", problem="no admin key: no stats read, no changes made")
+            return
+        stats = self._stats()
+        if stats:
+            recorder.emit(e="config", max_active=stats["max_active"])
 
     def wait_time(self) -> float:
         return 1.0
@@ -429,7 +485,7 @@ class Operator(FastHttpUser):
             catch_response=True,
         ) as resp:
             if resp.status_code != 200:
-                resp.failure(f"stats answered {resp.status_code}")
+                resp.failure(f"stats {_answer(resp)}")
                 return None
             data: dict[str, Any] = resp.json()
             return data
@@ -452,7 +508,7 @@ class Operator(FastHttpUser):
                 if resp.status_code == 200:
                     recorder.emit(e="config", max_active=max_active)
                 else:
-                    resp.failure(f"put room answered {resp.status_code}")
+                    resp.failure(f"put room {_answer(resp)}")
         stats = self._stats()
         if stats:
             recorder.emit(

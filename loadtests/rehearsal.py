@@ -211,6 +211,38 @@ def warm_up(api: str, origin: str, key: str, timeout: float = 30) -> None:
     raise TimeoutError("the warm-up visitor was not admitted in time")
 
 
+def run_locust(
+    command: list[str], workers: int, env: dict[str, str], log: Any
+) -> subprocess.CompletedProcess[bytes]:
+    """Locust alone, or as a master with `workers` workers on this machine; the workers get
+    no admin key in their environment (it reaches them from the master, with the options)."""
+    if workers <= 0:
+        return subprocess.run(  # noqa: S603 - fixed argv
+            command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=False
+        )
+    port = dynamodb_local.free_port()
+    master = [*command, "--master", "--expect-workers", str(workers), "--loglevel", "INFO"]
+    master += ["--master-bind-host", "127.0.0.1", "--master-bind-port", str(port)]
+    worker_env = {k: v for k, v in env.items() if k != "WAITINGROOM_ADMIN_KEY"}
+    worker = [*command[:5], "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
+    procs = [
+        subprocess.Popen(  # noqa: S603 - fixed argv
+            worker, env=worker_env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+        )
+        for _ in range(workers)
+    ]
+    try:
+        return subprocess.run(  # noqa: S603 - fixed argv
+            master, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=False
+        )
+    finally:
+        for proc in procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--visitors", type=int, default=2000, help="visitors in the burst")
@@ -226,6 +258,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--session-seconds", type=int, default=20)
     p.add_argument("--pickup-seconds", type=int, default=15)
     p.add_argument("--max-seconds", type=float, default=170, help="cap on the Locust run")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="run Locust distributed: a master and this many workers on this machine, the "
+        "admin key given to the master only (as loadtests/README.md shows)",
+    )
     p.add_argument("--out", type=Path, default=ROOT / "artifacts" / "rehearsal")
     args = p.parse_args(argv)
 
@@ -260,26 +299,21 @@ def main(argv: list[str] | None = None) -> int:
             f"(changes: {args.max_active_changes or 'none'})",
             flush=True,
         )
-        locust = subprocess.run(  # noqa: S603 - fixed argv
-            locust_command(
-                api,
-                origin,
-                ROOM,
-                records_path,
-                burst_users=args.visitors,
-                burst_seconds=args.burst_seconds,
-                tail_users=args.tail,
-                tail_seconds=args.tail_seconds,
-                max_seconds=args.max_seconds,
-                max_active_changes=args.max_active_changes,
-                stop_timeout=5,
-            ),
-            env=env,
-            cwd=ROOT,
-            stdout=(out / "locust.log").open("w"),
-            stderr=subprocess.STDOUT,
-            check=False,
+        command = locust_command(
+            api,
+            origin,
+            ROOM,
+            records_path,
+            burst_users=args.visitors,
+            burst_seconds=args.burst_seconds,
+            tail_users=args.tail,
+            tail_seconds=args.tail_seconds,
+            max_seconds=args.max_seconds,
+            max_active_changes=args.max_active_changes,
+            stop_timeout=5,
         )
+        with (out / "locust.log").open("w") as locust_log:
+            locust = run_locust(command, args.workers, env, locust_log)
         print(f"locust finished (exit {locust.returncode}); waiting for the room to drain")  # noqa: T201
         drained = wait_drained(api, key, args.pickup_seconds + 4, timeout=90)
         records = verdict.load_records(records_path)

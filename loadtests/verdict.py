@@ -7,13 +7,20 @@ Input is the JSON-lines record the Locust visitors and the operator write (see l
   {"e": "admit",  "v", "t", "exp", "seq"}                     admitted (seq: the tick, its iat)
   {"e": "end",    "v", "t", "outcome"}                        the visitor's journey is over
   {"e": "error",  "t", "name", "status", "kind"}              a failed request
+  {"e": "exact",  "v", "t", "position", "eta", "rank"}        the first exact place seen
+  {"e": "look",   "v", "t", "consumed"}                       a visitor's first room state
   {"e": "config", "t", "max_active"}                          max_active in effect from t
+  {"e": "operator", "t", "problem"}                           the operator could not work
   {"e": "stats",  "t", "waiting", "active", "admitted_total", "max_active"}  operator samples
   {"e": "audit",  "v", "result"}                              after a drained run: reclaimed,
                                                               admitted or waiting
 
 Outcomes of `end`: completed, left_waiting (abandoned before pickup), left_active (picked up,
 never completed), gone (410 while polling), stopped (the run ended first), join_failed, error.
+
+A promise the records hold no data for (max_active never known, the room's stats never read,
+a max_active change asked for but never made) makes the verdict INCONCLUSIVE, which exits
+non-zero like a FAIL: a run that could not check a promise never passes.
 
 Promises checked (any broken one makes the verdict fail):
   * over-admission: at every admission a visitor saw, the sessions open at the origin (from the
@@ -219,6 +226,100 @@ def over_admissions(
     return out
 
 
+# -- the numbers shown to visitors ----------------------------------------------------------
+
+# What the numbers looked like before the estimate used every shard and the ETA the observed
+# admission rate (a burst of 600 joins): printed beside this run's figures.
+BASELINE_ESTIMATE = "9 in 10 off by 99 % (1 -> 52, 3 -> 191, 4 -> 374)"
+BASELINE_TO_EXACT = "p50 8.6 s, p90 11.3 s"
+BASELINE_ETA = "0.3 % within +-25 % (ETA / real wait p50 4.4x, p10 4.0x, p90 4.5x)"
+ESTIMATE_TARGET = 0.90  # share of first positions within +-25 % of the exact one
+ETA_TARGET = 0.70  # share of ETAs at the first exact position within +-25 % of the real wait
+TOLERANCE = 0.25
+
+
+@dataclass
+class Accuracy:
+    """How right the numbers shown to visitors were.
+
+    estimate: the position the join gave against the exact position at that moment (the
+    ticket's rank minus the admissions by then, from the operator's stats samples);
+    to_exact: seconds from join to the first exact position; eta: the ETA shown with the first
+    exact position against the wait that followed it (to the tick that admitted the visitor)."""
+
+    estimate_checked: int = 0
+    estimate_within: float | None = None
+    estimate_error_p50: float | None = None
+    estimate_error_p90: float | None = None
+    to_exact_p50: float | None = None
+    to_exact_p90: float | None = None
+    eta_checked: int = 0
+    eta_within: float | None = None
+    eta_ratio_p10: float | None = None
+    eta_ratio_p50: float | None = None
+    eta_ratio_p90: float | None = None
+
+
+def _consumed_at(totals: Sequence[tuple[float, int]], t: float) -> int | None:
+    """Admissions by time t (the last stats sample at or before it)."""
+    i = bisect.bisect_right([s for s, _ in totals], t) - 1
+    return totals[i][1] if i >= 0 else None
+
+
+def admitted_by(*samples: Iterable[tuple[float, int]]) -> list[tuple[float, int]]:
+    """(time, admissions so far) from the operator's stats and the visitors' looks at the room
+    state, merged and never going down."""
+    out: list[tuple[float, int]] = []
+    for t, n in sorted(itertools.chain(*samples)):
+        out.append((t, max(n, out[-1][1]) if out else n))
+    return out
+
+
+def accuracy(
+    joins: Mapping[str, Record],
+    exacts: Mapping[str, Record],
+    admits: Mapping[str, Record],
+    totals: Sequence[tuple[float, int]],
+) -> Accuracy:
+    acc = Accuracy()
+    errors: list[float] = []
+    to_exact: list[float] = []
+    ratios: list[float] = []
+    for v, x in exacts.items():
+        j = joins.get(v)
+        if j is None:
+            continue
+        to_exact.append(float(x["t"]) - float(j["t"]))
+        consumed = _consumed_at(totals, float(j["t"]))
+        rank = x.get("rank")
+        if rank is None and x.get("position") and (at_x := _consumed_at(totals, float(x["t"]))):
+            rank = int(x["position"]) + at_x - 1
+        if rank is not None and consumed is not None and j.get("position"):
+            exact = int(rank) - consumed + 1
+            if exact > 0:
+                errors.append(abs(int(j["position"]) - exact) / exact)
+        a = admits.get(v)
+        if a is not None and x.get("eta") is not None and int(x.get("position") or 0) > 0:
+            # until the tick that admitted it (its token's iat), not until the visitor's next
+            # look happened to notice
+            real = float(a.get("seq") or a["t"]) - float(x["t"])
+            if real > 0:
+                ratios.append(float(x["eta"]) / real)
+    acc.to_exact_p50, acc.to_exact_p90 = percentile(to_exact, 50), percentile(to_exact, 90)
+    if errors:
+        acc.estimate_checked = len(errors)
+        acc.estimate_within = sum(e <= TOLERANCE for e in errors) / len(errors)
+        acc.estimate_error_p50 = percentile(errors, 50)
+        acc.estimate_error_p90 = percentile(errors, 90)
+    if ratios:
+        acc.eta_checked = len(ratios)
+        acc.eta_within = sum(abs(r - 1) <= TOLERANCE for r in ratios) / len(ratios)
+        acc.eta_ratio_p10, acc.eta_ratio_p50, acc.eta_ratio_p90 = (
+            percentile(ratios, q) for q in (10, 50, 90)
+        )
+    return acc
+
+
 # -- the verdict ----------------------------------------------------------------------------
 
 
@@ -258,13 +359,19 @@ class Verdict:
     errors: dict[str, int] = field(default_factory=dict)
     server_errors: int = 0
     transport_errors: int = 0
+    accuracy: Accuracy | None = None
     first_t: float = 0.0
     last_t: float = 0.0
     failures: list[str] = field(default_factory=list)
+    unchecked: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
-        return not self.failures
+        return not self.failures and not self.unchecked
+
+    @property
+    def outcome(self) -> str:
+        return "FAIL" if self.failures else "INCONCLUSIVE" if self.unchecked else "PASS"
 
 
 def _intervals(
@@ -289,6 +396,10 @@ def analyse(
     joined ticket admitted or reclaimed by then), so an unresolved ticket counts as lost."""
     joins: dict[str, Record] = {}
     admits: dict[str, Record] = {}
+    exacts: dict[str, Record] = {}
+    looks: list[tuple[float, int]] = []
+    problems: list[str] = []
+    requested = ""
     ends: dict[str, Record] = {}
     audits: dict[str, str] = {}
     errors: Counter[str] = Counter()
@@ -302,12 +413,19 @@ def analyse(
             times.append(float(r["t"]))
         if kind == "run":
             v.room, v.host = str(r.get("room", "")), str(r.get("host", ""))
+            requested = str(r.get("max_active_changes") or "")
+        elif kind == "operator":
+            problems.append(str(r.get("problem", "")))
         elif kind == "join":
             joins[str(r["v"])] = r
         elif kind == "admit":
             admits.setdefault(str(r["v"]), r)
         elif kind == "end":
             ends[str(r["v"])] = r
+        elif kind == "exact":
+            exacts.setdefault(str(r["v"]), r)
+        elif kind == "look":
+            looks.append((float(r["t"]), int(r["consumed"])))
         elif kind == "audit":
             audits[str(r["v"])] = str(r["result"])
         elif kind == "config":
@@ -398,6 +516,7 @@ def analyse(
             [(int(j["number"]), int(a["seq"])) for j, a in ordered]
         )
 
+    v.accuracy = accuracy(joins, exacts, admits, admitted_by(totals, looks))
     waits = [float(a["t"]) - float(joins[k]["t"]) for k, a in admits.items() if k in joins]
     v.queue_p50, v.queue_p90 = percentile(waits, 50), percentile(waits, 90)
     v.queue_max = max(waits) if waits else None
@@ -415,7 +534,29 @@ def analyse(
         v.failures.append(f"server errors: {v.server_errors} responses were 5xx")
     if not joins:
         v.failures.append("no visitor joined: nothing was tested")
+    v.unchecked = unchecked(configs, stats, requested, problems)
     return v
+
+
+def unchecked(
+    configs: Sequence[tuple[float, int]],
+    stats: Sequence[Record],
+    requested: str,
+    problems: list[str],
+) -> list[str]:
+    """The promises these records cannot show kept, and why."""
+    why = f" ({'; '.join(problems)})" if problems else ""
+    out = []
+    if not configs and not any("max_active" in s for s in stats):
+        out.append(f"max_active never known: over-admission not checked{why}")
+    if not stats and not configs:  # the operator's first config record is a stats read
+        out.append(f"the room's stats never read: admissions not cross-checked{why}")
+    made = {m for _, m in configs}
+    for change in (c for c in requested.split(",") if c.strip()):
+        value = change.partition(":")[2]
+        if not value.strip().isdigit() or int(value) not in made:
+            out.append(f"max_active change {change.strip()} asked for but never made{why}")
+    return out
 
 
 # -- time series and the chart --------------------------------------------------------------
@@ -538,7 +679,7 @@ def render_text(v: Verdict) -> str:
     limits = ", ".join(f"{m}" for _, m in v.max_active_configured) or "unknown"
     peak_limit = max((m for _, m in v.max_active_configured), default=None)
     lines = [
-        f"VERDICT: {'PASS' if v.passed else 'FAIL'}  (room {v.room or '?'} at {v.host or '?'}, "
+        f"VERDICT: {v.outcome}  (room {v.room or '?'} at {v.host or '?'}, "
         f"{v.last_t - v.first_t:.0f} s)",
         f"  visitors joined (201)          {v.visitors_joined}  (join failures {v.join_failures})",
         f"  admitted                       {v.admitted}  (completed {v.completed}, "
@@ -561,11 +702,48 @@ def render_text(v: Verdict) -> str:
         f"  errors                         5xx {v.server_errors}, transport "
         f"{v.transport_errors}, all {sum(v.errors.values())}",
     ]
+    if v.accuracy is not None:
+        lines += _accuracy_lines(v.accuracy)
     for name, n in list(v.errors.items())[:10]:
         lines.append(f"      {n:>6}  {name}")
     for f in v.failures:
         lines.append(f"  BROKEN PROMISE: {f}")
+    for u in v.unchecked:
+        lines.append(f"  NOT CHECKED: {u}")
     return "\n".join(lines)
+
+
+def _share(x: float | None, target: float | None = None) -> str:
+    if x is None:
+        return "not measured"
+    shown = f"{x:.0%}"
+    if target is not None:
+        shown += f" (target >= {target:.0%}: {'met' if x >= target else 'missed'})"
+    return shown
+
+
+def _accuracy_lines(a: Accuracy) -> list[str]:
+    ratio = (
+        "n/a"
+        if a.eta_ratio_p50 is None
+        else f"ETA / real wait p50 {a.eta_ratio_p50:.2f}x, p10 {a.eta_ratio_p10:.2f}x, "
+        f"p90 {a.eta_ratio_p90:.2f}x"
+    )
+    err = (
+        ""
+        if a.estimate_error_p50 is None
+        else (f"; error p50 {a.estimate_error_p50:.0%}, p90 {a.estimate_error_p90:.0%}")
+    )
+    return [
+        f"  position at join within +-25 % {_share(a.estimate_within, ESTIMATE_TARGET)} of "
+        f"{a.estimate_checked}{err}",
+        f"      baseline                   {BASELINE_ESTIMATE}",
+        f"  join to exact position         p50 {_fmt(a.to_exact_p50)}, p90 {_fmt(a.to_exact_p90)}",
+        f"      baseline                   {BASELINE_TO_EXACT}",
+        f"  ETA at first exact, +-25 %     {_share(a.eta_within, ETA_TARGET)} of "
+        f"{a.eta_checked}; {ratio}",
+        f"      baseline                   {BASELINE_ETA}",
+    ]
 
 
 def render_html(v: Verdict, series: Mapping[str, Series]) -> str:
@@ -573,7 +751,7 @@ def render_html(v: Verdict, series: Mapping[str, Series]) -> str:
     active = {k: s for k, s in series.items() if k.startswith(("active", "max_active"))}
     return (
         "<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
-        f"<title>waitingroom load test: {'PASS' if v.passed else 'FAIL'}</title></head>"
+        f"<title>waitingroom load test: {v.outcome}</title></head>"
         "<body style='font-family:sans-serif'>\n"
         f"<pre>{html.escape(render_text(v))}</pre>\n"
         f"{svg_chart('waiting and admitted', queue)}\n"
@@ -597,6 +775,7 @@ def write_report(v: Verdict, records: Sequence[Record], out_dir: Path) -> str:
     (out_dir / "verdict.txt").write_text(text + "\n")
     data = asdict(v)
     data["passed"] = v.passed
+    data["outcome"] = v.outcome
     (out_dir / "verdict.json").write_text(json.dumps(data, indent=2) + "\n")
     (out_dir / "chart.html").write_text(render_html(v, timeline(records)))
     return text

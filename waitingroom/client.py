@@ -103,6 +103,8 @@ class RoomState:
     draw_seed: str
     closed_slot: int | None
     updated_at: float
+    shards: int = 1
+    unsettled_counts: tuple[int, ...] = ()
 
 
 def _optional(value: Any, kind: Callable[[Any], Any]) -> Any:
@@ -131,6 +133,8 @@ def read_state(doc: Any) -> RoomState:
             draw_seed=str(doc.get("draw_seed") or ""),
             closed_slot=_optional(doc.get("closed_slot"), int),
             updated_at=float(doc.get("updated_at") or 0.0),
+            shards=int(doc.get("shards") or 1),
+            unsettled_counts=tuple(int(n) for n in doc.get("unsettled_counts") or ()),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise BadDocument(f"not a room state document: {exc!r}") from exc
@@ -192,7 +196,17 @@ def place(ticket: Ticket, state: RoomState, slot: SettledSlot | None) -> Place:
         if closed:
             return Place("closed", 0, False, None)
         position = estimated_position(
-            state.waiting, state.settled_through, state.join_rate_per_slot, ticket.slot, ticket.k
+            state.waiting,
+            state.settled_through,
+            state.join_rate_per_slot,
+            ticket.slot,
+            ticket.k,
+            shard=ticket.shard,
+            shards=state.shards,
+            unsettled=state.unsettled_counts,
+            counted_at=state.updated_at,
+            slot_seconds=state.slot_seconds,
+            joined_at=ticket.joined_ms / 1000,
         )
         return Place("estimate", position, False, _eta(position, state))
     rank = slot.rank_of(ticket.k, ticket.shard)
@@ -207,6 +221,9 @@ def place(ticket: Ticket, state: RoomState, slot: SettledSlot | None) -> Place:
 
 
 def _eta(position: int, state: RoomState) -> int | None:
+    """The wait at the observed rate; none while the room is paused (nobody is let in)."""
+    if state.status == "paused":
+        return None
     return eta_seconds(position, state.admit_rate, state.expected_rate)
 
 

@@ -14,7 +14,9 @@ from __future__ import annotations
 import bisect
 import hashlib
 import hmac
+import itertools
 import math
+import statistics
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -266,22 +268,97 @@ class RateWindow:
     def admitted_since(self, t: float) -> int:
         return sum(n for ts, n in self.points if ts > t)
 
-    def rate(self, now: float, window: float = 120.0) -> float:
-        """Observed admissions per second over the last `window` seconds (0 when none)."""
-        pts = [(ts, n) for ts, n in self.points if ts > now - window]
-        if not pts:
+    def rate(self, now: float, window: float = 120.0, intervals: int = 30) -> float:
+        """Admissions per second observed lately (0 when not known yet): the median of the
+        rates between consecutive admitting ticks over the most recent `intervals` of them.
+
+        A median, because the first admissions after a quiet spell fill free places at once
+        and are followed by a pause while those sessions run: neither says how fast places
+        come free once the room is full, and an average over a fixed span (as this was, with a
+        30 s floor) underestimates the rate several times over in the first minute. The
+        higher of the two middle ones: with only the pause and one pace seen, the pace."""
+        pts = [(ts, n) for ts, n in self.points if now - window < ts <= now]
+        rates = [n / (b - a) for (a, _), (b, n) in itertools.pairwise(pts) if b > a]
+        rates = rates[-intervals:]
+        if len(rates) < 2:
             return 0.0
-        span = max(now - pts[0][0], 30.0)
-        return sum(n for _, n in pts) / span
+        return float(statistics.median_high(rates))
+
+
+def _partial_slot(
+    count: int, slot: int, slot_seconds: int, counted_at: float, rate: float
+) -> float:
+    """Joins of a whole slot from its count at `counted_at`: as counted once it had closed;
+    while it was open, scaled up to the whole slot, unless it had barely begun (then at least
+    the recent rate)."""
+    done = (counted_at - slot * slot_seconds) / slot_seconds
+    if done >= 1:
+        return float(count)
+    if done >= 0.25:
+        return count / done
+    return max(float(count), rate)
+
+
+# Past this many joins per shard per slot a shard's counter is about the same in every shard.
+DENSE_PER_SHARD = 30.0
+
+
+def ahead_in_slot(k: int, shard: int, shards: int, per_shard: float) -> float:
+    """Tickets of its own slot expected ahead of (k, shard) when each shard ends the slot with
+    about `per_shard` joins (Poisson): k - 1 in its own shard; E[min(c, k - 1)] in each other
+    shard; and the shards before it whose counter reaches k. Dense slots: (k - 1) x S."""
+    before = min(shard, shards - 1)
+    if per_shard >= DENSE_PER_SHARD:
+        below, at_level = min(k - 1, per_shard), (1.0 if k <= per_shard else 0.0)
+    else:
+        pmf, tail, below = math.exp(-per_shard), 1.0, 0.0
+        for j in range(1, min(k, 100) + 1):
+            tail = max(0.0, tail - pmf)  # P(c >= j)
+            pmf = pmf * per_shard / j
+            if j < k:
+                below += tail
+        at_level = tail if k <= 100 else 0.0
+    return (k - 1) + (shards - 1) * below + math.floor(before * at_level)
 
 
 def estimated_position(
-    waiting_settled: int, settled_through: int, join_rate_per_slot: float, slot: int, k: int
+    waiting_settled: int,
+    settled_through: int,
+    join_rate_per_slot: float,
+    slot: int,
+    k: int,
+    *,
+    shard: int = 0,
+    shards: int = 1,
+    unsettled: Sequence[int] = (),
+    counted_at: float = 0.0,
+    slot_seconds: int = 1,
+    joined_at: float | None = None,
 ) -> int:
     """A place before the ticket's slot has settled: everyone waiting in settled slots, the
-    slots between (at the recent join rate), and the ticket's own counter value."""
-    unsettled_before = max(0, slot - settled_through - 1) * join_rate_per_slot
-    return waiting_settled + int(unsettled_before) + k
+    joins the drainer counted in every shard of the slots between (`unsettled`: one count per
+    slot from `settled_through + 1`, the last one taken at `counted_at`, maybe while it was
+    open) or, past those, the recent join rate; then the ticket's place in its own slot
+    (`ahead_in_slot` at that rate). Before anything was counted, the ticket's own k reached
+    `joined_at` into its slot is the only sign of the rate: k in one of S shards means about
+    k x S joiners."""
+    s = max(1, shards)
+    rate = join_rate_per_slot
+    ahead = float(waiting_settled)
+    own = slot - settled_through - 1  # slots between the settled ones and the ticket's
+    counted = min(max(0, own), len(unsettled))
+    for i in range(counted):
+        p = settled_through + 1 + i
+        rate = _partial_slot(unsettled[i], p, slot_seconds, counted_at, rate)  # the latest
+        ahead += rate
+    if 0 <= own < len(unsettled):
+        rate = _partial_slot(unsettled[own], slot, slot_seconds, counted_at, rate)
+    if rate <= 0 and joined_at is not None and k > 1:
+        into = (joined_at - slot * slot_seconds) / slot_seconds
+        rate = (k - 1) * s / max(into, 0.5)
+    ahead += max(0, own - counted) * rate
+    ahead += ahead_in_slot(k, shard, s, rate / s)
+    return int(ahead) + 1
 
 
 def eta_seconds(position: int, admit_rate: float, fallback_rate: float) -> int | None:
@@ -290,6 +367,27 @@ def eta_seconds(position: int, admit_rate: float, fallback_rate: float) -> int |
     if rate <= 0:
         return None
     return math.ceil(position / rate)
+
+
+# What a waiting visitor's line is doing, said plainly in every waiting answer:
+#   moving     the room admits people in order;
+#   paused     the operator paused admissions: places are kept, nobody moves, no ETA;
+#   scheduled  the room has not opened yet: everyone who joined before the opening is drawn
+#              into a random order then;
+#   closed     the room lets nobody more in (a poll answers 410 room_closed, a join 409).
+LINE_STATES = ("moving", "paused", "scheduled", "closed")
+
+
+def line_state(status: RoomStatus, drawn: bool) -> str:
+    """The line's state for a room `status` (`drawn`: a scheduled room has opened)."""
+    if status == "scheduled":
+        return "moving" if drawn else "scheduled"
+    return {"open": "moving", "paused": "paused", "closed": "closed"}.get(status, "moving")
+
+
+def you_are_next(position: int) -> bool:
+    """Nobody ahead: admitted at the drainer's next tick with a free place."""
+    return position <= 1
 
 
 # A waiting visitor asks again after a third of its estimated wait: often near the front, rarely
@@ -437,6 +535,13 @@ class PublicState:
     pool_seq: int = 0
     pool_size: int = 0
     pool_max_active: int = 0  # the max_active it was sized for (a join with a lower one skips it)
+    # joins counted at `updated_at` in every shard of each slot after `settled_through`, up to
+    # the one open then (estimates before a slot settles; see `estimated_position`)
+    unsettled_counts: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        # stored as a JSON list: always a tuple here, so that states compare equal
+        object.__setattr__(self, "unsettled_counts", tuple(self.unsettled_counts))
 
     @property
     def waiting_settled(self) -> int:

@@ -71,6 +71,9 @@ LEASE_MARGIN_SECONDS = 0.2
 DORMANT_RECHECK_SECONDS = 60.0
 # how often the loop lists the rooms again (a new room is nudged: it is listed and ticked at once)
 ROOM_LIST_SECONDS = 10.0
+# slots not settled yet whose counters a tick reads for the estimates (a drainer that keeps up
+# has about three: settling waits SETTLE_DELAY_SECONDS after a slot closes)
+MAX_COUNTED_SLOTS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +229,7 @@ class Drainer:
                 plan, tickets, slot, offset, now=now, slot_seconds=cfg.slot_seconds
             )
         plan, open_pool = self._pool(cfg, plan, now)
+        plan = replace(plan, pub=self._count_unsettled(cfg, plan.pub, window.shards, now))
         self.store.commit_state(room, plan.pub, plan.dst, dst.version)
         new_pub = replace(plan.pub, version=dst.version + 1)
         new_dst = replace(plan.dst, version=dst.version + 1)
@@ -290,6 +294,19 @@ class Drainer:
             )
         self.store.commit_state(cfg.room, new_pub, new_dst, dst.version)
         return replace(new_pub, version=dst.version + 1), replace(new_dst, version=dst.version + 1)
+
+    def _count_unsettled(
+        self, cfg: RoomConfig, pub: PublicState, shards: int, now: float
+    ) -> PublicState:
+        """Publish how many have joined so far in each slot not settled yet (one batch read of
+        a few slots' counters), so a visitor's place is estimated from every shard's count."""
+        first = pub.settled_through + 1
+        last = min(slot_of(now, cfg.slot_seconds), first + MAX_COUNTED_SLOTS - 1)
+        if cfg.status == "closed" or last < first:
+            return replace(pub, unsettled_counts=())
+        counters = self.store.read_counters(cfg.room, list(range(first, last + 1)), shards)
+        counts = tuple(sum(counters.get(sl, ())) for sl in range(first, last + 1))
+        return replace(pub, unsettled_counts=counts)
 
     def _first_settled_after_open(self, cfg: RoomConfig, pub: PublicState) -> SettledSlot | None:
         """The first slot settled before this tick from the opening slot on (the pre-queue's

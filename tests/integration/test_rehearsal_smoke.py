@@ -38,3 +38,29 @@ def test_a_small_burst_passes_the_verdict(tmp_path: Path) -> None:
     assert run.returncode == 0, report
     assert "VERDICT: PASS" in report, report
     assert (tmp_path / "verdict.txt").is_file() and (tmp_path / "chart.html").is_file()
+
+
+def test_distributed_a_master_and_two_workers_check_the_operators_changes(tmp_path: Path) -> None:
+    """loadtests/README.md's distributed command: the admin key set on the master only still
+    reaches the operator (on a worker), so the max_active change is made and judged."""
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "loadtests.rehearsal",
+            *("--workers", "2", "--visitors", "60", "--burst-seconds", "2", "--tail", "10"),
+            *("--tail-seconds", "4", "--max-active", "20", "--max-active-changes", "4:30"),
+            *("--session-seconds", "10", "--pickup-seconds", "5", "--max-seconds", "60"),
+            *("--out", str(tmp_path)),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    report = run.stdout + run.stderr
+    assert run.returncode == 0, report
+    assert "VERDICT: PASS" in report, report
+    assert "settings over the run: 20, 30" in report, report  # the change was made
+    assert "NOT CHECKED" not in report, report

@@ -7,7 +7,7 @@ import { webcrypto } from "node:crypto";
 import { describe, it } from "node:test";
 
 import {
-  drawPlace, etaSeconds, nextLookSeconds, placeOf, pollAfterSeconds, prequeuePollSeconds,
+  aheadInSlot, drawPlace, etaSeconds, nextLookSeconds, placeOf, pollAfterSeconds, prequeuePollSeconds,
   rankInSlot, readTicket,
 } from "../../waitingroom/static/waiting-logic.mjs";
 
@@ -66,6 +66,12 @@ describe("the page agrees with the Python reference", () => {
     for (const c of V.prequeue_poll_seconds) {
       close(prequeuePollSeconds(c.until_open, c.prequeue_size, c.slot_seconds, c.u, c.pickup_seconds), c.seconds,
         JSON.stringify(c));
+    }
+  });
+
+  it("counts the tickets ahead in an unsettled slot as the server does", () => {
+    for (const c of V.ahead_in_slot) {
+      close(aheadInSlot(c.k, c.shard, c.shards, c.per_shard), c.ahead, JSON.stringify(c));
     }
   });
 

@@ -92,6 +92,13 @@ describe("placeOf", () => {
     assert.equal((await placeOf(T, STATE, null)).kind, "estimate");
   });
 
+  it("gives no wait while the room is paused, estimated or exact", async () => {
+    const paused = { ...STATE, status: "paused" };
+    assert.equal((await placeOf(T, paused, DOC)).eta, null);
+    assert.equal((await placeOf(T, { ...paused, settled_through: SLOT - 3 }, DOC)).eta, null);
+    assert.equal((await placeOf(T, paused, DOC)).position, (await placeOf(T, STATE, DOC)).position);
+  });
+
   it("never takes a place from a document that is not the ticket's slot or lacks it", async () => {
     const others = [
       { ...DOC, slot: SLOT + 1 }, { ...DOC, counts: [3, 1, 4] }, { ...DOC, counts: [3] },

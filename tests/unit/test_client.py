@@ -133,6 +133,20 @@ def test_the_places_from_the_documents_are_the_servers_for_every_ticket(
     assert sorted(p.position for p in after if p.kind == "waiting") == list(range(1, 20))
 
 
+def test_a_paused_room_gives_no_wait_from_the_documents_nor_the_server(
+    memory_service: WaitingRoom, memory_drainer: Drainer, clock: FakeClock, http: TestClient
+) -> None:
+    memory_service.put_room("demo", {"max_active": 2, "shards": 4})
+    tickets = [memory_service.join("demo", None).ticket for _ in range(6)]
+    settle_and_tick(clock, memory_drainer)
+    memory_service.put_room("demo", {"status": "paused"})
+    clock.advance(3)
+    tickets.append(memory_service.join("demo", None).ticket)  # an estimate, while paused
+    places = [assert_same_place(memory_service, http, t) for t in tickets]
+    waiting = [p for p in places if p.kind in ("waiting", "estimate")]
+    assert len(waiting) == 5 and all(p.eta is None for p in waiting)
+
+
 def test_a_pre_queue_places_itself_before_and_after_the_draw(
     memory_service: WaitingRoom, memory_drainer: Drainer, clock: FakeClock, http: TestClient
 ) -> None:

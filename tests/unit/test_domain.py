@@ -192,9 +192,19 @@ def test_rate_window_counts_recent_admissions() -> None:
     w = RateWindow().add(0, 10).add(30, 20).add(90, 30)
     assert w.admitted_since(30) == 30
     assert w.admitted_since(-1) == 60
-    assert w.rate(now=120, window=150) == pytest.approx(60 / 120)
-    assert w.rate(now=120, window=100) == pytest.approx(50 / 90)  # since the first one in view
+    assert w.rate(now=120, window=150) == pytest.approx(20 / 30)  # the higher middle one
+    assert w.rate(now=120, window=100) == 0.0  # one interval in view: not known yet
     assert RateWindow().rate(now=5) == 0.0
+
+
+def test_the_observed_rate_is_how_fast_places_come_free_not_the_first_fill() -> None:
+    """150 free places filled at once, a pause while those sessions run, then 30 a second."""
+    w = RateWindow().add(-8, 1).add(0, 150)
+    for t in range(4, 9):
+        w = w.add(t, 30)
+    assert w.rate(now=8.5) == pytest.approx(30)
+    early = RateWindow().add(0, 150).add(4, 20).add(5, 30)  # the pause, then one second of pace
+    assert early.rate(now=5.5) == pytest.approx(30)
 
 
 def test_eta_uses_the_observed_rate_then_the_configured_one() -> None:

@@ -16,6 +16,7 @@ from typing import Any, cast
 from waitingroom.domain import (
     PublicState,
     RoomConfig,
+    ahead_in_slot,
     draw_place,
     eta_seconds,
     poll_after_seconds,
@@ -141,6 +142,24 @@ def _etas() -> list[dict[str, Any]]:
     return out
 
 
+def _ahead_in_slot() -> list[dict[str, Any]]:
+    out = []
+    for per_shard in (0.0, 0.3, 1.5, 3.75, 12.5, 29.9, 30.0, 500.0):
+        for k in (1, 2, 3, 7, 40, 99, 100, 101, 150, 600):
+            for shards, shard in ((1, 0), (8, 5), (32, 31), (32, 0)):
+                ahead = ahead_in_slot(k, shard, shards, per_shard)
+                out.append(
+                    {
+                        "k": k,
+                        "shard": shard,
+                        "shards": shards,
+                        "per_shard": per_shard,
+                        "ahead": ahead,
+                    }
+                )
+    return out
+
+
 def _estimates(rng: random.Random) -> list[dict[str, Any]]:
     """The server's own estimate (Polls.estimate) and the state document fields it reads."""
     polls = Polls(cast(Context, None))  # estimate reads only the config, state and ticket
@@ -152,8 +171,11 @@ def _estimates(rng: random.Random) -> list[dict[str, Any]]:
             max_admits_per_minute=rng.choice((0, 30, 600)),
             session_seconds=rng.choice((60, 900)),
             pickup_seconds=rng.choice((30, 120)),
+            shards=rng.choice((1, 8, 32)),
+            slot_seconds=rng.choice((1, 2)),
         )
         settled_through = rng.randrange(1_800_000_000, 1_800_000_100)
+        counted = [rng.randrange(0, 900) for _ in range(rng.randrange(0, 5))]
         consumed = rng.randrange(0, 5000)
         st = PublicState(
             version=rng.randrange(1, 10_000),
@@ -162,12 +184,17 @@ def _estimates(rng: random.Random) -> list[dict[str, Any]]:
             consumed=consumed,
             admit_rate=rng.choice((0.0, 0.5, 4.2, 37.0)),
             join_rate_per_slot=rng.choice((0.0, 0.4, 12.5, 333.3)),
+            unsettled_counts=tuple(counted),
+            updated_at=(settled_through + len(counted)) * cfg.slot_seconds - rng.random(),
         )
-        t = Ticket("demo", settled_through + rng.randrange(-2, 6), 3, rng.randrange(1, 300), 0)
+        k = rng.choice((1, 1, 2, rng.randrange(1, 300)))
+        slot = settled_through + rng.randrange(-2, 6)
+        joined_ms = int((slot + rng.random()) * cfg.slot_seconds * 1000)
+        t = Ticket("demo", slot, rng.randrange(32), k, joined_ms)
         w = polls.estimate(cfg, st, t)
         out.append(
             {
-                "ticket": {"slot": t.slot, "shard": t.shard, "k": t.k},
+                "ticket": {"slot": t.slot, "shard": t.shard, "k": t.k, "joinedMs": joined_ms},
                 "state": {
                     "version": st.version,
                     "status": "open",
@@ -181,6 +208,10 @@ def _estimates(rng: random.Random) -> list[dict[str, Any]]:
                     "pickup_seconds": cfg.pickup_seconds,
                     "opens_slot": None,
                     "draw_seed": "",
+                    "shards": cfg.shards,
+                    "slot_seconds": cfg.slot_seconds,
+                    "unsettled_counts": list(st.unsettled_counts),
+                    "updated_at": st.updated_at,
                 },
                 "position": w.position,
                 "eta": w.eta_seconds,
@@ -202,6 +233,7 @@ def vectors() -> dict[str, Any]:
         "prequeue_poll_seconds": _prequeue_polls(),
         "eta_seconds": _etas(),
         "estimate": _estimates(rng),
+        "ahead_in_slot": _ahead_in_slot(),
     }
 
 

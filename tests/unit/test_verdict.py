@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import json
 import random
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +16,7 @@ from loadtests.verdict import (
     kendall_tau_b,
     kendall_tau_untied,
     largest_displacement,
+    main,
     max_overlap,
     over_admissions,
     percentile,
@@ -170,3 +173,85 @@ def test_any_5xx_fails_and_errors_are_grouped() -> None:
     assert not v.passed and v.server_errors == 2 and v.transport_errors == 1
     assert v.errors == {"GET status 503 x": 2, "GET status Timeout": 1}
     assert not analyse([]).passed  # nothing joined: nothing was tested
+
+
+def _shown_run() -> list[dict[str, Any]]:
+    """Three visitors: told 100, 30 and 10 at join when 20 had been admitted; exact places
+    100, 50 and 30 (ranks 119, 69, 49); ETAs at the first exact place 10 s, 20 s and 5 s
+    against real waits of 10 s, 10 s and 5.5 s."""
+    recs: list[dict[str, Any]] = [
+        {"e": "run", "t": 0.0, "room": "r", "host": "h"},
+        {"e": "stats", "t": 0.5, "waiting": 0, "active": 0, "admitted_total": 20, "max_active": 9},
+    ]
+    for v, shown, rank, eta, real in (
+        ("a", 100, 119, 10, 10.0),
+        ("b", 30, 69, 20, 10.0),
+        ("c", 10, 49, 5, 5.5),
+    ):
+        recs += [
+            {
+                "e": "join",
+                "v": v,
+                "t": 1.0,
+                "t0": 1.0,
+                "number": rank,
+                "ticket": v,
+                "position": shown,
+            },
+            {"e": "look", "v": v, "t": 1.5, "consumed": 20},
+            {"e": "exact", "v": v, "t": 3.0, "position": rank - 20 + 1, "eta": eta, "rank": rank},
+            {"e": "admit", "v": v, "t": 3.0 + real, "exp": 99.0, "seq": None},
+            {"e": "end", "v": v, "t": 20.0, "outcome": "completed"},
+        ]
+    return recs
+
+
+def test_the_verdict_says_how_right_the_shown_places_and_etas_were() -> None:
+    a = analyse(_shown_run()).accuracy
+    assert a is not None
+    assert a.estimate_checked == 3
+    assert a.estimate_within == pytest.approx(1 / 3)  # 100 for 100; 30 for 50 and 10 for 30 not
+    assert a.to_exact_p50 == pytest.approx(2.0)
+    assert a.eta_checked == 3
+    assert a.eta_within == pytest.approx(2 / 3)  # 10 s for 10 s, 5 s for 5.5 s; 20 s for 10 s not
+    text = render_text(analyse(_shown_run()))
+    assert "position at join within +-25 % 33%" in text
+    assert "9 in 10 off by 99 %" in text  # the earlier figures, beside this run's
+
+
+def _operatorless_run(*extra: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {"e": "run", "t": 0.0, "room": "r", "host": "h", "max_active_changes": "30:250"},
+        *extra,
+        {"e": "join", "v": "1", "t0": 0, "t": 0, "number": 1, "ticket": "x"},
+        {"e": "admit", "v": "1", "t": 5, "exp": 70, "seq": 5},
+        {"e": "end", "v": "1", "t": 8, "outcome": "completed"},
+    ]
+
+
+def test_a_run_whose_operator_could_not_work_is_inconclusive_never_a_pass() -> None:
+    problem = {"e": "operator", "t": 0.1, "problem": "no admin key: no stats read"}
+    v = analyse(_operatorless_run(problem), drained=True)
+    assert not v.failures and not v.passed and v.outcome == "INCONCLUSIVE"
+    text = render_text(v)
+    assert text.startswith("VERDICT: INCONCLUSIVE")
+    assert "NOT CHECKED: max_active never known: over-admission not checked (no admin key" in text
+    assert "NOT CHECKED: max_active change 30:250 asked for but never made" in text
+
+
+def test_the_same_run_with_its_settings_and_changes_recorded_passes() -> None:
+    v = analyse(
+        _operatorless_run(
+            {"e": "config", "t": 0.1, "max_active": 150},
+            {"e": "config", "t": 30.0, "max_active": 250},
+        ),
+        drained=True,
+    )
+    assert v.outcome == "PASS" and v.passed
+
+
+def test_the_verdict_command_exits_non_zero_when_inconclusive(tmp_path: Path) -> None:
+    records = tmp_path / "records.jsonl"
+    records.write_text("".join(json.dumps(r) + "\n" for r in _operatorless_run()))
+    assert main([str(records), "--drained"]) == 1
+    assert (tmp_path / "verdict.txt").read_text().startswith("VERDICT: INCONCLUSIVE")

@@ -39,14 +39,51 @@ class JoinIn(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+LineState = Literal["moving", "paused", "scheduled", "closed"]
+LINE_DESCRIPTION = (
+    "what the line is doing: moving (people are let in in order), paused (the operator paused "
+    "admissions: places are kept, no ETA), scheduled (not open yet: those who join before the "
+    "opening are drawn into a random order then), closed (nobody more is let in: a join "
+    "answers 409, a poll 410 room_closed)"
+)
+
+
+def line_message(line: str, position: int, exact: bool) -> str:
+    """The place and the line's state in one plain English sentence."""
+    if line == "scheduled":
+        return (
+            "The room has not opened yet: at the opening everyone in line now is drawn into "
+            "a random order."
+        )
+    if exact and position <= 0:
+        return "It is your turn: you are being let in now."
+    place = (
+        "You are next."
+        if exact and position == 1
+        else (
+            f"You are number {position} in line."
+            if exact
+            else f"You are about number {position} in line."
+        )
+    )
+    if line == "paused":
+        return place + " The room is paused: nobody is let in for now, and you keep your place."
+    if line == "closed":
+        return place + " The room has closed: nobody more is let in."
+    return place
+
+
 class WaitingOut(BaseModel):
     state: Literal["waiting"] = "waiting"
     position: int
-    eta_seconds: int | None
+    eta_seconds: int | None = Field(description="seconds to wait; null when not known or paused")
     poll_after_seconds: int
     position_is_exact: bool
     waiting: int
     opens_at: float | None = None
+    line: LineState = Field("moving", description=LINE_DESCRIPTION)
+    you_are_next: bool = Field(False, description="nobody ahead: let in at the next free place")
+    message: str = Field("", description="the place and the line's state in a plain sentence")
     state_version: int = Field(
         default=0, description="send it back as ?v= on the next poll: positions never go up"
     )
@@ -60,6 +97,9 @@ class JoinOut(BaseModel):
     poll_after_seconds: int
     position_is_exact: bool
     opens_at: float | None = None
+    line: LineState = Field("moving", description=LINE_DESCRIPTION)
+    you_are_next: bool = Field(False, description="nobody ahead: let in at the next free place")
+    message: str = Field("", description="the place and the line's state in a plain sentence")
     # an idle room lets a visitor straight in: the join is the pickup (token also in a cookie)
     state: Literal["waiting", "admitted"] = Field(
         default="waiting", description="admitted: let straight in, go on with the token"
@@ -215,7 +255,11 @@ class StatsOut(BaseModel):
     joined_total: int
     admissions_per_minute: float
     admitted_last_tick: int
-    estimated_seconds_to_empty: int | None
+    admitting: bool = Field(description="false while paused, closed or before the opening")
+    estimated_seconds_to_empty: int | None = Field(
+        description="at the observed rate; null when the room admits nobody (paused, closed, "
+        "not open yet)"
+    )
     wait_seconds_p50: float | None
     wait_seconds_p90: float | None
     updated_at: float
@@ -265,6 +309,12 @@ class RoomStateOut(BaseModel):
     draw_seed: str = Field(description="the pre-queue draw's seed, once drawn")
     closed_slot: int | None
     updated_at: float
+    shards: int = Field(1, description="counter shards per slot (a ticket's k is per shard)")
+    unsettled_counts: list[int] = Field(
+        default_factory=list,
+        description="joins counted at updated_at in each slot after settled_through, the last "
+        "one maybe still open then: for estimating a place before its slot settles",
+    )
 
 
 class SlotOut(BaseModel):

@@ -61,6 +61,8 @@ def room_state(room: RoomPath, svc: ServiceDep) -> JSONResponse:
         draw_seed=st.draw_seed,
         closed_slot=st.closed_slot,
         updated_at=st.updated_at,
+        shards=cfg.shards,
+        unsettled_counts=list(st.unsettled_counts),
     )
     return JSONResponse(out.model_dump(), headers={"Cache-Control": STATE_CACHE})
 

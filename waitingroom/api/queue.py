@@ -12,7 +12,14 @@ from pydantic import BaseModel
 from waitingroom import page
 from waitingroom.api.deps import RoomPath, ServiceDep, bearer, client_key, settings_of
 from waitingroom.api.errors import NO_STORE, RESPONSES
-from waitingroom.api.models import AdmittedOut, ChallengeOut, JoinIn, JoinOut, WaitingOut
+from waitingroom.api.models import (
+    AdmittedOut,
+    ChallengeOut,
+    JoinIn,
+    JoinOut,
+    WaitingOut,
+    line_message,
+)
 from waitingroom.errors import InvalidRequest, UnknownRoom
 from waitingroom.service import Admitted, Waiting
 from waitingroom.store import KEEP_SECONDS
@@ -38,6 +45,9 @@ def _place(w: Waiting) -> dict[str, Any]:
         "poll_after_seconds": w.poll_after_seconds,
         "position_is_exact": w.exact,
         "opens_at": w.opens_at,
+        "line": w.line,
+        "you_are_next": w.you_are_next,
+        "message": line_message(w.line, w.position, w.exact),
     }
 
 
@@ -123,6 +133,9 @@ def _straight_in(ticket: str, a: Admitted) -> JoinOut:
         eta_seconds=0,
         poll_after_seconds=0,
         position_is_exact=True,
+        line="moving",
+        you_are_next=False,
+        message=line_message("moving", 0, True),
         state="admitted",
         token=a.token,
         expires_at=a.expires_at,

@@ -24,7 +24,7 @@ from waitingroom.errors import (
     TooManyRequests,
 )
 from waitingroom.service.context import Context
-from waitingroom.service.poll import Polls
+from waitingroom.service.poll import Polls, said_plainly
 from waitingroom.service.results import Admitted, Joined, Waiting
 from waitingroom.store import Conflict, StoreUnavailable
 from waitingroom.tokens import (
@@ -129,6 +129,7 @@ class Joins:
             status = self.polls.before_the_draw(cfg, st, ticket)
         else:
             status = self.polls.estimate(cfg, st, ticket)
+        status = said_plainly(cfg, st, status)
         number = queue_number(ticket.slot, ticket.k, ticket.shard, cfg.epoch_slot)
         return Joined(text, number, status)
 

@@ -126,16 +126,27 @@ class Operators:
             "reclaimed_total": st.reclaimed_total,
             "expired_total": st.expired_total,
             "joined_total": st.settled_total,
-            "admissions_per_minute": round(st.admit_rate * 60, 2),
+            "admissions_per_minute": self._admitted_last_minute(room),
             "admitted_last_tick": st.last_tick_admitted,
-            "estimated_seconds_to_empty": eta_seconds(
-                st.waiting_settled, st.admit_rate, cfg.fallback_rate()
+            "admitting": status in ("open", "scheduled")
+            and (cfg.opens_slot is None or bool(st.draw_seed)),
+            # a paused or closed room lets nobody in: no emptying time is promised
+            "estimated_seconds_to_empty": (
+                eta_seconds(st.waiting_settled, st.admit_rate, cfg.fallback_rate())
+                if status == "open"
+                else None
             ),
             "wait_seconds_p50": st.wait_p50,
             "wait_seconds_p90": st.wait_p90,
             "updated_at": st.updated_at,
             "unheld_numbers": self.ctx.store.count_unheld(room),
         }
+
+    def _admitted_last_minute(self, room: str) -> float:
+        """Admissions over the last 60 s, as counted: the public state's observed rate is the
+        median pace between admitting ticks, not known until there have been a few."""
+        dst = self.ctx.store.get_drainer_state(room)
+        return float(dst.rates.admitted_since(self.ctx.clock() - 60)) if dst else 0.0
 
     def request_drain(self, room: str, actor: str = "system") -> None:
         self._existing(room, consistent=False)

@@ -16,8 +16,10 @@ from waitingroom.domain import (
     estimated_position,
     eta_seconds,
     ledger_shard_of,
+    line_state,
     poll_after_seconds,
     prequeue_poll_seconds,
+    you_are_next,
 )
 from waitingroom.errors import Gone, NotAuthenticated
 from waitingroom.rooms import parse_origins
@@ -31,6 +33,15 @@ NOT_PICKED_UP = "this ticket was admitted but not picked up in time"
 
 def room_has_closed(room: str) -> Gone:
     return Gone(f"room {room!r} has closed: nobody more is let in", code="room_closed")
+
+
+def said_plainly(cfg: RoomConfig, st: PublicState, w: Waiting) -> Waiting:
+    """A waiting answer that says what the line is doing: no ETA while the room is paused
+    (nobody is let in until the operator resumes it), and whether nobody is ahead."""
+    line = line_state(cfg.status, bool(st.draw_seed))
+    eta = None if line == "paused" else w.eta_seconds
+    nobody_ahead = w.exact and you_are_next(w.position)
+    return replace(w, line=line, eta_seconds=eta, you_are_next=nobody_ahead)
 
 
 class Polls:
@@ -62,7 +73,7 @@ class Polls:
         st = self.ctx.reads.state(cfg, min_version)
         result = self._poll(ticket, cfg, st)
         if isinstance(result, Waiting):
-            result = replace(result, state_version=st.version)
+            result = replace(said_plainly(cfg, st, result), state_version=st.version)
         return result
 
     def _poll(self, ticket: Ticket, cfg: RoomConfig, st: PublicState) -> Waiting | Admitted:
@@ -112,7 +123,17 @@ class Polls:
     def estimate(self, cfg: RoomConfig, st: PublicState, t: Ticket) -> Waiting:
         """A place before the ticket's slot has settled (exact a few seconds later)."""
         position = estimated_position(
-            st.waiting_settled, st.settled_through, st.join_rate_per_slot, t.slot, t.k
+            st.waiting_settled,
+            st.settled_through,
+            st.join_rate_per_slot,
+            t.slot,
+            t.k,
+            shard=t.shard,
+            shards=cfg.shards,
+            unsettled=st.unsettled_counts,
+            counted_at=st.updated_at,
+            slot_seconds=cfg.slot_seconds,
+            joined_at=t.joined_ms / 1000,
         )
         eta = eta_seconds(position, st.admit_rate, cfg.fallback_rate())
         poll = max(1, min(poll_after_seconds(position, eta, cfg.pickup_seconds), 3))  # exact soon

@@ -14,6 +14,8 @@ class Waiting:
     waiting: int
     opens_at: float | None = None  # set while a scheduled room's pre-queue awaits its draw
     state_version: int = 0  # of the room state the answer came from (see `Polls.poll`)
+    line: str = "moving"  # what the line is doing, in one word (see `domain.line_state`)
+    you_are_next: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -238,11 +238,68 @@ function inPrequeue(t, state) {
     t.slot < num(state.opens_slot);
 }
 
-/** The estimated place before the ticket's slot has settled (CLIENTS.md §3). */
+/** Joins of a whole slot from its count at `countedAt` (as _partial_slot in domain.py). */
+function partialSlot(count, slot, slotSeconds, countedAt, rate) {
+  const done = (countedAt - slot * slotSeconds) / slotSeconds;
+  if (done >= 1) { return count; }
+  if (done >= 0.25) { return count / done; }
+  return Math.max(count, rate);
+}
+
+/** Past this many joins per shard per slot every shard's counter is about the same. */
+const DENSE_PER_SHARD = 30;
+
+/** Tickets of its own slot expected ahead of (k, shard), as domain.ahead_in_slot. */
+export function aheadInSlot(k, shard, shards, perShard) {
+  const before = Math.min(shard, shards - 1);
+  let below = 0;
+  let atLevel = 0;
+  if (perShard >= DENSE_PER_SHARD) {
+    below = Math.min(k - 1, perShard);
+    atLevel = k <= perShard ? 1 : 0;
+  } else {
+    let pmf = Math.exp(-perShard);
+    let tail = 1;
+    for (let j = 1; j <= Math.min(k, 100); j++) {
+      tail = Math.max(0, tail - pmf);  // P(c >= j)
+      pmf = pmf * perShard / j;
+      if (j < k) { below += tail; }
+    }
+    atLevel = k <= 100 ? tail : 0;
+  }
+  return (k - 1) + (shards - 1) * below + Math.floor(before * atLevel);
+}
+
+/**
+ * The estimated place before the ticket's slot has settled (CLIENTS.md §3), as
+ * waitingroom.domain.estimated_position: everyone waiting in settled slots, the joins counted
+ * in every shard of the slots between (or past those the recent join rate), then the ticket's
+ * place in its own slot at that rate.
+ */
 export function estimatedPosition(t, state) {
-  const unsettledBefore = Math.max(0, t.slot - num(state.settled_through, -1) - 1) *
-    num(state.join_rate_per_slot);
-  return waitingOf(state) + Math.floor(unsettledBefore) + t.k;
+  const settledThrough = num(state.settled_through, -1);
+  const unsettled = Array.isArray(state.unsettled_counts) ? state.unsettled_counts.map(Number) : [];
+  const countedAt = num(state.updated_at);
+  const slotSeconds = num(state.slot_seconds, 1) || 1;
+  const s = Math.max(1, num(state.shards, 1));
+  let rate = num(state.join_rate_per_slot);
+  let ahead = waitingOf(state);
+  const own = t.slot - settledThrough - 1;  // slots between the settled ones and the ticket's
+  const counted = Math.min(Math.max(0, own), unsettled.length);
+  for (let i = 0; i < counted; i++) {
+    rate = partialSlot(unsettled[i], settledThrough + 1 + i, slotSeconds, countedAt, rate);
+    ahead += rate;  // the latest count is the rate from here on
+  }
+  if (own >= 0 && own < unsettled.length) {
+    rate = partialSlot(unsettled[own], t.slot, slotSeconds, countedAt, rate);
+  }
+  if (rate <= 0 && t.k > 1 && t.joinedMs !== undefined && t.joinedMs !== null) {
+    const into = (num(t.joinedMs) / 1000 - t.slot * slotSeconds) / slotSeconds;
+    rate = (t.k - 1) * s / Math.max(into, 0.5);
+  }
+  ahead += Math.max(0, own - counted) * rate;
+  ahead += aheadInSlot(t.k, t.shard, s, rate / s);
+  return Math.floor(ahead) + 1;
 }
 
 /** Whether the slot document `doc` is the ticket's own and holds it. */
@@ -266,6 +323,8 @@ export async function placeOf(t, state, slotDoc, now = Date.now() / 1000, subtle
   const fallback = num(state.expected_rate);
   const admitRate = num(state.admit_rate);
   const closed = state.status === "closed";
+  // nobody is let in while the room is paused: no ETA (as the server's answers say)
+  const eta = (position) => state.status === "paused" ? null : etaSeconds(position, admitRate, fallback);
   const prequeue = inPrequeue(t, state);
   const out = { kind: "estimate", position: 0, exact: false, eta: null, rank: null, opensAt: null };
   if (prequeue && !state.draw_seed) {
@@ -289,7 +348,7 @@ export async function placeOf(t, state, slotDoc, now = Date.now() / 1000, subtle
   if (rank === null) {
     if (closed) { return { ...out, kind: "closed" }; }
     const position = estimatedPosition(t, state);
-    return { ...out, position, eta: etaSeconds(position, admitRate, fallback) };
+    return { ...out, position, eta: eta(position) };
   }
   if (rank < consumed) {
     return { ...out, kind: "turn", position: 0, exact: true, eta: 0, rank };
@@ -297,8 +356,7 @@ export async function placeOf(t, state, slotDoc, now = Date.now() / 1000, subtle
   if (closed) { return { ...out, kind: "closed", rank }; }
   const position = rank - consumed + 1;
   return {
-    ...out, kind: "waiting", position, exact: true, rank,
-    eta: etaSeconds(position, admitRate, fallback),
+    ...out, kind: "waiting", position, exact: true, rank, eta: eta(position),
   };
 }
 
