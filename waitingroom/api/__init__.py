@@ -17,6 +17,10 @@ from waitingroom.api.models import HealthOut
 from waitingroom.service import WaitingRoom
 from waitingroom.settings import ApiSettings
 
+# a room's settings with the largest page template (16,384 characters, each up to 6 bytes once
+# JSON-escaped as \uXXXX), and the rest
+ADMIN_MAX_BODY_BYTES = 128 * 1024
+
 __all__ = ["create_app"]
 
 
@@ -49,5 +53,5 @@ def create_app(service: WaitingRoom | None, settings: ApiSettings | None) -> Fas
         # one more level on every request, which every waiting poll would pay for
         app.router.routes.extend(router.routes)
     limit = settings.max_body_bytes if settings is not None else 16_384
-    app.add_middleware(BodyLimit, limit=limit)
+    app.add_middleware(BodyLimit, limit=limit, admin_limit=ADMIN_MAX_BODY_BYTES)
     return app

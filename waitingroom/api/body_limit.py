@@ -1,4 +1,7 @@
-"""Refuse request bodies over a limit with 413, whether or not Content-Length is sent."""
+"""Refuse request bodies over a limit with 413, whether or not Content-Length is sent.
+
+Operators' routes (/admin/) have a larger limit: a room's settings may carry a page template of
+16,384 characters, which JSON-escaped UTF-8 can make several times as many bytes."""
 
 from __future__ import annotations
 
@@ -7,20 +10,25 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from waitingroom.api.errors import error_response
 
+ADMIN_PREFIX = "/admin/"
+
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, admin_limit: int) -> None:
         self.app = app
-        self.limit = limit
+        self.public_limit = limit
+        self.admin_limit = max(limit, admin_limit)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        admin = str(scope.get("path", "")).startswith(ADMIN_PREFIX)
+        limit = self.admin_limit if admin else self.public_limit
         for name, value in scope.get("headers", []):
-            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
                 response = error_response(
-                    413, "body_too_large", f"request bodies are limited to {self.limit} bytes"
+                    413, "body_too_large", f"request bodies are limited to {limit} bytes"
                 )
                 await response(scope, receive, send)
                 return
@@ -30,11 +38,9 @@ class BodyLimit:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.limit:
+            if seen > limit:
                 # an HTTPException passes through FastAPI's body parsing unchanged
-                raise StarletteHTTPException(
-                    413, f"request bodies are limited to {self.limit} bytes"
-                )
+                raise StarletteHTTPException(413, f"request bodies are limited to {limit} bytes")
             return message
 
         await self.app(scope, limited, send)
