@@ -563,12 +563,12 @@ def test_granting_the_api_the_signing_keys_is_caught(
 ) -> None:
     path = broken_copy(
         tmp_path,
-        '                      - "ROOM#*#REVOKED"\n'
+        '                      - "ROOM#*#UNHELD"\n'
         "              - Sid: TicketSecret\n"
         "                Effect: Allow\n"
         "                Action: secretsmanager:GetSecretValue\n"
         "                Resource: !Ref TicketSecret\n",
-        '                      - "ROOM#*#REVOKED"\n'
+        '                      - "ROOM#*#UNHELD"\n'
         "              - Sid: TicketSecret\n"
         "                Effect: Allow\n"
         "                Action: secretsmanager:GetSecretValue\n"

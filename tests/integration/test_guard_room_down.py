@@ -143,7 +143,11 @@ def test_stopping_the_room_under_the_origin(
         r = _hello(origin, headers=admitted)
         assert r.status_code == 200 and "x-waitingroom-guard" not in r.headers
 
-    first = _hello(opened, headers=BROWSER)
+    # the guard learns the room is down from its next health probe; until then, as usual
+    while "x-waitingroom-guard" not in (first := _hello(opened, headers=BROWSER)).headers:
+        assert first.status_code == 302
+        assert time.monotonic() - stopped < 3 * INTERVAL + 2, "the guard never saw it down"
+        time.sleep(0.05)
     assert first.status_code == 302
     assert first.headers["x-waitingroom-guard"] == "fail-closed"
     while (r := _hello(opened, headers=BROWSER)).status_code == 302:
