@@ -32,14 +32,17 @@ from waitingroom.domain import (
     RoomConfig,
     SettledSlot,
     draw_place,
+    drawn_cursor,
     slot_of,
     take_tickets,
     ticket_at,
+    ticket_at_rank,
 )
 from waitingroom.observability import MetricsBuffer, configure_logging
 from waitingroom.planning import (
     TickPlan,
     draw_due,
+    draws_of,
     grow_pool,
     is_dormant,
     place_tickets,
@@ -217,6 +220,8 @@ class Drainer:
         )
         if plan.settled:
             self.store.put_settled_slots(room, plan.settled, int(now) + KEEP_SECONDS)
+            for drawn in draws_of(plan.settled):
+                self.store.append_audit(room, "drainer", "draw", drawn)
         if plan.opened:
             opened = {"prequeue_size": plan.pub.prequeue_size, "draw_seed": plan.pub.draw_seed}
             self.store.append_audit(room, "drainer", "open", opened)
@@ -369,6 +374,11 @@ class Drainer:
         rest = b.count - len(out)
         if rest <= 0:
             return out, p.from_slot, p.from_offset
+        if cfg.queueing == "random" or p.from_offset < 0:
+            more, slot, offset = self._drawn_tickets(
+                cfg, b.start + len(out), rest, p.from_slot, settled_through
+            )
+            return out + more, slot, offset
         more, slot, offset = take_tickets(
             self.store.settled_slots_from(cfg.room, p.from_slot, settled_through),
             p.from_slot,
@@ -376,6 +386,22 @@ class Drainer:
             rest,
         )
         return out + more, slot, offset
+
+    def _drawn_tickets(
+        self, cfg: RoomConfig, first_rank: int, n: int, from_slot: int, settled_through: int
+    ) -> tuple[list[tuple[int, int, int]], int, int]:
+        """A random room's tickets at places [first_rank, first_rank + n) (drawn windows, read
+        whole from the cursor: the first slot of the window holding the next place)."""
+        end = first_rank + n
+        slots: list[SettledSlot] = []
+        for ss in self.store.settled_slots_from(cfg.room, from_slot, settled_through):
+            past = slots and ss.cum_before >= end
+            if past and (not ss.draw_size or ss.draw_seed != slots[-1].draw_seed):
+                break  # the last window wanted is read whole
+            slots.append(ss)
+        tickets = [ticket_at_rank(slots, r) for r in range(first_rank, end)]
+        slot, offset = drawn_cursor(slots, end, settled_through)
+        return tickets, slot, offset
 
     def _prequeue_slots(self, cfg: RoomConfig, pub: PublicState) -> list[SettledSlot]:
         """The pre-queue's settled slots (immutable once drawn: read once per container)."""

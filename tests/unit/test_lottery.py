@@ -1,0 +1,195 @@
+"""Queueing `random` (memory store): who joins within one draw window is drawn into an order
+fixed by a recorded seed, not by when they joined; windows are served in order; max_active
+holds; anyone can recompute every place from the slot documents and the audit trail."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from tests.conftest import ADMIN_KEY, TICKET_SECRET, FakeClock, wired_app
+from tests.unit.test_service_memory import fresh, settle
+from waitingroom.cli import build_parser
+from waitingroom.domain import draw_place
+from waitingroom.drainer import DORMANT, Drainer
+from waitingroom.service import Admitted, Joined, Waiting, WaitingRoom
+from waitingroom.settings import ApiSettings
+
+DRAW_SECONDS = 10
+
+
+def random_room(svc: WaitingRoom, drainer: Drainer, clock: FakeClock, max_active: int) -> None:
+    settings = {"queueing": "random", "draw_seconds": DRAW_SECONDS, "straight_in": False}
+    svc.put_room("demo", {"shards": 4, "max_active": max_active, **settings})
+    drainer.tick_room("demo")
+    clock.advance(DRAW_SECONDS - clock.now % DRAW_SECONDS)  # the start of a draw window
+
+
+def join_over(svc: WaitingRoom, clock: FakeClock, slots: int, per_slot: int) -> list[Joined]:
+    joined = []
+    for _ in range(slots):
+        joined += [svc.join("demo", None) for _ in range(per_slot)]
+        clock.advance(1)
+    assert all(isinstance(j.status, Waiting) for j in joined)
+    return joined
+
+
+def read_ticket_payload(ticket: str) -> tuple[int, int, int]:
+    """(slot, shard, k) from a ticket's payload `room:slot:shard:k:joined_ms` (CLIENTS.md §1)."""
+    payload = ticket.split(".")[0]
+    fields = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode().split(":")
+    return int(fields[1]), int(fields[2]), int(fields[3])
+
+
+def drawn_place(svc: WaitingRoom, j: Joined) -> int:
+    """The place a client computes from its ticket and the slot's public document."""
+    slot, shard, k = read_ticket_payload(j.ticket)
+    return svc.slot_document("demo", slot).drawn_rank(k, shard)
+
+
+def let_in_turns(
+    svc: WaitingRoom, drainer: Drainer, clock: FakeClock, joined: list[Joined], max_active: int
+) -> list[set[str]]:
+    """Tick until everyone is in, each admitted visitor leaving at once; who came in each turn."""
+    turns: list[set[str]] = []
+    seen: set[str] = set()
+    while len(seen) < len(joined) and len(turns) < 4 * len(joined):
+        report = drainer.tick_room("demo")
+        assert report.active <= max_active
+        fresh(clock)
+        now_in: set[str] = set()
+        for j in joined:
+            status = svc.poll("demo", j.ticket) if j.ticket not in seen else None
+            if isinstance(status, Admitted):
+                now_in.add(j.ticket)
+                svc.complete("demo", status.token)
+        assert len(now_in) <= max_active
+        turns.append(now_in)
+        seen |= now_in
+        clock.advance(1)
+    assert len(seen) == len(joined)
+    return turns
+
+
+def test_a_window_is_admitted_in_its_drawn_order_not_in_join_order(
+    memory_service: WaitingRoom, memory_drainer: Drainer, clock: FakeClock
+) -> None:
+    random_room(memory_service, memory_drainer, clock, max_active=3)
+    joined = join_over(memory_service, clock, slots=3, per_slot=10)
+    settle(clock)
+    report = memory_drainer.tick_room("demo")  # the window is still open: nothing settles
+    assert (report.settled_slots, report.admitted) == (0, 0)
+    clock.advance(DRAW_SECONDS)
+    assert memory_drainer.tick_room("demo").admitted == 3
+    fresh(clock)
+    places = {j.ticket: drawn_place(memory_service, j) for j in joined}
+    turns = let_in_turns(memory_service, memory_drainer, clock, joined, max_active=3)
+    start = min(places.values())
+    assert sorted(places.values()) == list(range(start, start + 30))  # a permutation
+    in_order = [sorted(places[t] for t in turn) for turn in turns if turn]
+    assert [p for turn in in_order for p in turn] == list(range(start, start + 30))
+    assert [j.number for j in sorted(joined, key=lambda j: places[j.ticket])] != sorted(
+        j.number for j in joined
+    )  # not the join order
+
+
+def test_the_recorded_seed_fixes_the_order_and_anyone_can_recompute_it(
+    memory_service: WaitingRoom, memory_drainer: Drainer, clock: FakeClock
+) -> None:
+    random_room(memory_service, memory_drainer, clock, max_active=50)
+    joined = join_over(memory_service, clock, slots=2, per_slot=8)
+    clock.advance(DRAW_SECONDS + 3)
+    memory_drainer.tick_room("demo")
+    draws = [e for e in memory_service.audit("demo") if e["action"] == "draw"]
+    assert len(draws) == 1
+    draw = draws[0]["details"]
+    assert (draw["size"], len(draw["seed"])) == (16, 32)
+    for j in joined:
+        slot, shard, k = read_ticket_payload(j.ticket)
+        doc = memory_service.slot_document("demo", slot)
+        assert (doc.draw_start, doc.draw_size, doc.draw_seed) == (
+            draw["start"],
+            draw["size"],
+            draw["seed"],
+        )
+        natural = doc.rank_of(k, shard) - draw["start"]
+        expected = draw["start"] + draw_place(natural, draw["size"], draw["seed"])
+        assert drawn_place(memory_service, j) == expected
+        status = memory_service.poll("demo", j.ticket)
+        assert isinstance(status, Admitted)
+
+
+def test_windows_are_served_in_order(
+    memory_service: WaitingRoom, memory_drainer: Drainer, clock: FakeClock
+) -> None:
+    random_room(memory_service, memory_drainer, clock, max_active=4)
+    first = join_over(memory_service, clock, slots=2, per_slot=6)
+    clock.advance(DRAW_SECONDS - 2)
+    second = join_over(memory_service, clock, slots=2, per_slot=6)
+    clock.advance(DRAW_SECONDS + 3)
+    turns = let_in_turns(memory_service, memory_drainer, clock, first + second, max_active=4)
+    order = [t for turn in turns for t in sorted(turn)]
+    first_tickets = {j.ticket for j in first}
+    assert set(order[:12]) == first_tickets  # every one of the first window before the second
+    seeds = {
+        memory_service.slot_document("demo", read_ticket_payload(j.ticket)[0]).draw_seed
+        for j in first + second
+    }
+    assert len(seeds) == 2  # one draw, one seed, per window
+
+
+def test_a_closed_room_settles_and_draws_its_last_partial_window(
+    memory_service: WaitingRoom, memory_drainer: Drainer, clock: FakeClock
+) -> None:
+    random_room(memory_service, memory_drainer, clock, max_active=100)
+    joined = join_over(memory_service, clock, slots=1, per_slot=5)
+    memory_service.set_status("demo", "closed", "ops")
+    memory_drainer.tick_room("demo")
+    clock.advance(70)  # past the last slot a join could reach: the window never fills
+    memory_drainer.tick_room("demo")
+    fresh(clock)
+    docs = {memory_service.slot_document("demo", read_ticket_payload(j.ticket)[0]) for j in joined}
+    assert [d.draw_size for d in docs] == [5]
+    assert memory_drainer.tick_room("demo").reason == DORMANT  # nothing left to settle
+
+
+@pytest.fixture
+def api_client(memory_service: WaitingRoom) -> Iterator[TestClient]:
+    """The API over the in-memory store, as an operator."""
+    settings = ApiSettings(
+        ticket_secret=SecretStr(TICKET_SECRET.decode()),
+        admin_key=SecretStr(ADMIN_KEY),
+        cookie_secure=False,
+    )
+    headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    with TestClient(wired_app(memory_service, settings), headers=headers) as client:
+        yield client
+
+
+def test_an_operator_sets_a_lottery_through_the_api(api_client: TestClient) -> None:
+    r = api_client.put(
+        "/admin/rooms/sale", json={"max_active": 5, "queueing": "random", "draw_seconds": 30}
+    )
+    assert r.status_code in (200, 201), r.text
+    assert (r.json()["queueing"], r.json()["draw_seconds"]) == ("random", 30)
+
+
+@pytest.mark.parametrize("seconds", [0, 601])
+def test_a_draw_window_out_of_bounds_is_refused_with_a_422_naming_it(
+    api_client: TestClient, seconds: int
+) -> None:
+    r = api_client.put(
+        "/admin/rooms/sale", json={"max_active": 5, "queueing": "random", "draw_seconds": seconds}
+    )
+    assert r.status_code == 422, r.text
+    assert r.json()["error"] == "invalid_request" and "draw_seconds" in r.json()["message"]
+
+
+def test_the_cli_takes_the_lottery_settings() -> None:
+    argv = ["rooms", "set", "sale", "--queueing", "random", "--draw-seconds", "30"]
+    args = build_parser().parse_args(argv)
+    assert (args.queueing, args.draw_seconds) == ("random", 30)
