@@ -733,13 +733,13 @@ def ticket_at_rank(slots: Sequence[SettledSlot], rank: int) -> tuple[int, int, i
     return ticket_at(slots, rank)
 
 
-def drawn_cursor(slots: Sequence[SettledSlot], rank: int, after: int) -> tuple[int, int]:
+def drawn_cursor(slots: Sequence[SettledSlot], rank: int) -> tuple[int, int]:
     """The cursor for place `rank`: its own slot and offset in the natural order, or, inside a
     draw window, the window's first slot and -1 (the next batch is found by place, not by
-    offset); past `slots`, the slot after them (`after` + 1 with none)."""
+    offset); past `slots` (never empty), the slot after them."""
     for ss in slots:
         if ss.draw_size and ss.draw_start <= rank < ss.draw_start + ss.draw_size:
-            return ss.slot, (-1 if rank > ss.draw_start else 0)
+            return ss.slot, -1
         if ss.cum_before <= rank < ss.cum_before + ss.total:
             return ss.slot, rank - ss.cum_before
-    return (slots[-1].slot if slots else after) + 1, 0
+    return slots[-1].slot + 1, 0

@@ -14,13 +14,14 @@ ticket twice, and no committed admission is lost.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import secrets
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -374,33 +375,32 @@ class Drainer:
         rest = b.count - len(out)
         if rest <= 0:
             return out, p.from_slot, p.from_offset
-        if cfg.queueing == "random" or p.from_offset < 0:
-            more, slot, offset = self._drawn_tickets(
-                cfg, b.start + len(out), rest, p.from_slot, settled_through
-            )
-            return out + more, slot, offset
-        more, slot, offset = take_tickets(
-            self.store.settled_slots_from(cfg.room, p.from_slot, settled_through),
-            p.from_slot,
-            p.from_offset,
-            rest,
-        )
+        found = iter(self.store.settled_slots_from(cfg.room, p.from_slot, settled_through))
+        head = next(found, None)
+        found = itertools.chain([head] if head else [], found)
+        if head is not None and (head.draw_size or p.from_offset < 0):
+            # a draw window (whatever the room's queueing is now): by place, as clients count
+            more, slot, offset = self._drawn_tickets(found, b.start + len(out), rest)
+        else:
+            more, slot, offset = take_tickets(found, p.from_slot, p.from_offset, rest)
         return out + more, slot, offset
 
+    @staticmethod
     def _drawn_tickets(
-        self, cfg: RoomConfig, first_rank: int, n: int, from_slot: int, settled_through: int
+        found: Iterable[SettledSlot], first_rank: int, n: int
     ) -> tuple[list[tuple[int, int, int]], int, int]:
-        """A random room's tickets at places [first_rank, first_rank + n) (drawn windows, read
-        whole from the cursor: the first slot of the window holding the next place)."""
+        """The tickets at places [first_rank, first_rank + n) from the settled slots `found`
+        from the cursor on (the first slot of the draw window holding the next place); each
+        window wanted is read whole."""
         end = first_rank + n
         slots: list[SettledSlot] = []
-        for ss in self.store.settled_slots_from(cfg.room, from_slot, settled_through):
+        for ss in found:
             past = slots and ss.cum_before >= end
             if past and (not ss.draw_size or ss.draw_seed != slots[-1].draw_seed):
                 break  # the last window wanted is read whole
             slots.append(ss)
         tickets = [ticket_at_rank(slots, r) for r in range(first_rank, end)]
-        slot, offset = drawn_cursor(slots, end, settled_through)
+        slot, offset = drawn_cursor(slots, end)
         return tickets, slot, offset
 
     def _prequeue_slots(self, cfg: RoomConfig, pub: PublicState) -> list[SettledSlot]:

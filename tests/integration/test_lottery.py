@@ -39,7 +39,7 @@ def status(api: Api, ticket: str) -> dict[str, Any]:
 def test_a_random_room_admits_a_burst_in_the_order_each_visitor_computes(
     api: Api, drainer: Drainer, clock: FakeClock
 ) -> None:
-    settings = {"max_active": MAX_ACTIVE, "shards": 4, "straight_in": False}
+    settings: dict[str, Any] = {"max_active": MAX_ACTIVE, "shards": 4, "straight_in": False}
     settings |= {"queueing": "random", "draw_seconds": DRAW_SECONDS}
     r = api.client.put("/admin/rooms/demo", headers=api.admin, json=settings)
     assert r.status_code == 201, r.text

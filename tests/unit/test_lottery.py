@@ -16,6 +16,7 @@ from tests.unit.test_service_memory import fresh, settle
 from waitingroom.cli import build_parser
 from waitingroom.domain import draw_place
 from waitingroom.drainer import DORMANT, Drainer
+from waitingroom.planning import POOL_MIN
 from waitingroom.service import Admitted, Joined, Waiting, WaitingRoom
 from waitingroom.settings import ApiSettings
 
@@ -140,6 +141,44 @@ def test_windows_are_served_in_order(
         for j in first + second
     }
     assert len(seeds) == 2  # one draw, one seed, per window
+
+
+def test_switching_to_fifo_mid_window_keeps_the_drawn_order_already_published(
+    memory_service: WaitingRoom, memory_drainer: Drainer, clock: FakeClock
+) -> None:
+    random_room(memory_service, memory_drainer, clock, max_active=4)
+    drawn = join_over(memory_service, clock, slots=2, per_slot=6)
+    clock.advance(DRAW_SECONDS + 3)
+    assert memory_drainer.tick_room("demo").admitted == 4  # the window settles, drawn
+    memory_service.put_room("demo", {"queueing": "fifo"})
+    fresh(clock)
+    places = {j.ticket: drawn_place(memory_service, j) for j in drawn}
+    later = join_over(memory_service, clock, slots=1, per_slot=4)
+    settle(clock)
+    turns = let_in_turns(memory_service, memory_drainer, clock, drawn + later, max_active=4)
+    in_order = [
+        sorted(places.get(t, 100 + i) for i, t in enumerate(sorted(turn))) for turn in turns
+    ]
+    flat = [p for turn in in_order for p in turn]
+    assert flat[:12] == list(range(12))  # the drawn window, in its published order, exactly once
+    assert {t for turn in turns for t in turn} == {j.ticket for j in drawn + later}
+
+
+def test_an_idle_random_room_still_lets_visitors_straight_in_and_draws_the_rest(
+    memory_service: WaitingRoom, memory_drainer: Drainer, clock: FakeClock
+) -> None:
+    memory_service.put_room("demo", {"shards": 4, "max_active": POOL_MIN + 3, "queueing": "random"})
+    memory_drainer.tick_room("demo")
+    fresh(clock)
+    joins = [memory_service.join("demo", None) for _ in range(POOL_MIN + 9)]
+    assert sum(isinstance(j.status, Admitted) for j in joins) == POOL_MIN
+    queued = [j for j in joins if isinstance(j.status, Waiting)]
+    clock.advance(60 + 3)  # the default draw window has closed and settled
+    report = memory_drainer.tick_room("demo")
+    assert (report.admitted, report.active) == (3, POOL_MIN + 3)
+    fresh(clock)
+    let_in = [j for j in queued if isinstance(memory_service.poll("demo", j.ticket), Admitted)]
+    assert sorted(drawn_place(memory_service, j) for j in let_in) == [0, 1, 2]
 
 
 def test_a_closed_room_settles_and_draws_its_last_partial_window(
