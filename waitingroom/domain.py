@@ -17,7 +17,7 @@ import hmac
 import itertools
 import math
 import statistics
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from waitingroom import rooms
@@ -704,19 +704,21 @@ def window_seed(tick_seed: str, window: int) -> str:
 
 
 def draw_windows(
-    slots: Sequence[SettledSlot], per_window: int, tick_seed: str
+    slots: Sequence[SettledSlot],
+    per_window: int,
+    tick_seed: str,
+    recorded: Mapping[int, str] | None = None,
 ) -> list[SettledSlot]:
-    """`slots` (settled in order, non-empty) with each window's draw: its first rank, size, seed."""
+    """`slots` (settled in order, non-empty) with each window's draw: its first rank, size, seed
+    (the seed `recorded` by the draw's first slot when it was written once: a settle retried
+    after a failure writes the very same documents, which clients and edges may hold for good)."""
     out: list[SettledSlot] = []
     i = 0
     while i < len(slots):
         window = slots[i].slot // per_window
         group = [s for s in slots[i:] if s.slot // per_window == window]
-        start, size, seed = (
-            group[0].cum_before,
-            sum(s.total for s in group),
-            window_seed(tick_seed, window),
-        )
+        seed = (recorded or {}).get(group[0].slot) or window_seed(tick_seed, window)
+        start, size = group[0].cum_before, sum(s.total for s in group)
         out += [replace(s, draw_start=start, draw_size=size, draw_seed=seed) for s in group]
         i += len(group)
     return out
@@ -743,3 +745,8 @@ def drawn_cursor(slots: Sequence[SettledSlot], rank: int) -> tuple[int, int]:
         if ss.cum_before <= rank < ss.cum_before + ss.total:
             return ss.slot, rank - ss.cum_before
     return slots[-1].slot + 1, 0
+
+
+def recorded_draws(written: Iterable[SettledSlot]) -> dict[int, str]:
+    """The seeds of draws already written, by their first slot (see `draw_windows`)."""
+    return {s.slot: s.draw_seed for s in written if s.draw_size and s.cum_before == s.draw_start}

@@ -34,6 +34,7 @@ from waitingroom.domain import (
     SettledSlot,
     draw_place,
     drawn_cursor,
+    recorded_draws,
     slot_of,
     take_tickets,
     ticket_at,
@@ -41,6 +42,7 @@ from waitingroom.domain import (
 )
 from waitingroom.observability import MetricsBuffer, configure_logging
 from waitingroom.planning import (
+    SettleWindow,
     TickPlan,
     draw_due,
     draws_of,
@@ -218,6 +220,7 @@ class Drainer:
             ledger=ledger,
             first_after_open=first_after_open,
             draw_seed=secrets.token_hex(16),
+            recorded_draws=self._recorded_draws(cfg, window),
         )
         if plan.settled:
             self.store.put_settled_slots(room, plan.settled, int(now) + KEEP_SECONDS)
@@ -243,6 +246,13 @@ class Drainer:
             new_pub, new_dst = self._materialise(cfg, new_pub, new_dst)
         new_pub, new_dst = self._fill_pool(cfg, new_pub, new_dst, open_pool, now)
         return self._report(room, plan, new_pub, free=_free_places(cfg, new_pub))
+
+    def _recorded_draws(self, cfg: RoomConfig, window: SettleWindow) -> dict[int, str]:
+        """A random room's draws already written for the slots this tick settles (a previous
+        attempt failed before committing): one query, only when a window settles."""
+        if cfg.queueing != "random" or not window.slots:
+            return {}
+        return recorded_draws(self.store.settled_slots_from(cfg.room, window.first, window.last))
 
     # -- an idle room's pool (planning.pool_step) ---------------------------------------------
 

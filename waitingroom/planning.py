@@ -149,6 +149,7 @@ def plan_tick(
     ledger: Mapping[int, LedgerCounts],
     first_after_open: SettledSlot | None = None,
     draw_seed: str = "",
+    recorded_draws: Mapping[int, str] | None = None,
 ) -> TickPlan:
     """Settle, account, open (draw), admit min(max_active - active, rate budget, waiting).
 
@@ -159,7 +160,7 @@ def plan_tick(
     window = settle_window(cfg, pub, dst, now)
     settled = settle(window, counters, pub.settled_total)
     if cfg.queueing == "random":
-        settled = draw_settled(cfg, settled, draw_seed)
+        settled = draw_settled(cfg, settled, draw_seed, recorded_draws)
     joined = sum(s.total for s in settled)
     acc = account(dst.batches, dict(ledger), now)
     settled_through = max(pub.settled_through, window.last)
@@ -207,16 +208,19 @@ def plan_tick(
 
 
 def draw_settled(
-    cfg: RoomConfig, settled: Sequence[SettledSlot], tick_seed: str
+    cfg: RoomConfig,
+    settled: Sequence[SettledSlot],
+    tick_seed: str,
+    recorded: Mapping[int, str] | None = None,
 ) -> list[SettledSlot]:
-    """A random room's newly settled slots (after the pre-queue), drawn window by window."""
+    """A random room's newly settled slots (after the pre-queue), drawn window by window (with
+    the seeds `recorded` by a failed attempt that wrote them: see domain.draw_windows)."""
     opens_slot = cfg.opens_slot if cfg.opens_slot is not None else -1
     prequeue = [s for s in settled if s.slot < opens_slot]
     line = [s for s in settled if s.slot >= opens_slot]
     assert tick_seed or not line, "a draw needs its seed"
-    return prequeue + draw_windows(
-        line, window_slots(cfg.draw_seconds, cfg.slot_seconds), tick_seed
-    )
+    per_window = window_slots(cfg.draw_seconds, cfg.slot_seconds)
+    return prequeue + draw_windows(line, per_window, tick_seed, recorded)
 
 
 def draws_of(settled: Sequence[SettledSlot]) -> list[dict[str, int | str]]:

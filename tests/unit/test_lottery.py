@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -19,6 +20,8 @@ from waitingroom.drainer import DORMANT, Drainer
 from waitingroom.planning import POOL_MIN
 from waitingroom.service import Admitted, Joined, Waiting, WaitingRoom
 from waitingroom.settings import ApiSettings
+from waitingroom.store import StoreUnavailable
+from waitingroom.store.memory import MemoryStore
 
 DRAW_SECONDS = 10
 
@@ -179,6 +182,33 @@ def test_an_idle_random_room_still_lets_visitors_straight_in_and_draws_the_rest(
     fresh(clock)
     let_in = [j for j in queued if isinstance(memory_service.poll("demo", j.ticket), Admitted)]
     assert sorted(drawn_place(memory_service, j) for j in let_in) == [0, 1, 2]
+
+
+def test_a_settle_retried_after_a_failure_keeps_the_draw_already_published(
+    memory_service: WaitingRoom,
+    memory_drainer: Drainer,
+    memory_store: MemoryStore,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    random_room(memory_service, memory_drainer, clock, max_active=50)
+    joined = join_over(memory_service, clock, slots=2, per_slot=8)
+    clock.advance(DRAW_SECONDS + 3)
+    commit = memory_store.commit_state
+
+    def down(*args: Any, **kwargs: Any) -> None:
+        raise StoreUnavailable("the store went away after the slots were written")
+
+    monkeypatch.setattr(memory_store, "commit_state", down)
+    with pytest.raises(StoreUnavailable):
+        memory_drainer.tick_room("demo")
+    slots = sorted({read_ticket_payload(j.ticket)[0] for j in joined})
+    written = [memory_store.get_settled_slot("demo", sl) for sl in slots]
+    monkeypatch.setattr(memory_store, "commit_state", commit)
+    assert memory_drainer.tick_room("demo").admitted == len(joined)
+    assert [memory_store.get_settled_slot("demo", sl) for sl in slots] == written
+    fresh(clock)
+    assert all(isinstance(memory_service.poll("demo", j.ticket), Admitted) for j in joined)
 
 
 def test_a_closed_room_settles_and_draws_its_last_partial_window(
