@@ -724,15 +724,48 @@ def draw_windows(
     return out
 
 
-def ticket_at_rank(slots: Sequence[SettledSlot], rank: int) -> tuple[int, int, int]:
-    """The (slot, k, shard) whose place in line is `rank` among `slots` (in order, covering it):
-    in a draw window, whose drawn place it is; elsewhere the natural order."""
-    i = bisect.bisect_right([s.cum_before for s in slots], rank) - 1
-    ss = slots[max(0, i)]
-    if ss.draw_size and ss.draw_start <= rank < ss.draw_start + ss.draw_size:
-        natural = draw_place(rank - ss.draw_start, ss.draw_size, ss.draw_seed, inverse=True)
-        return ticket_at(slots, ss.draw_start + natural)
-    return ticket_at(slots, rank)
+def tickets_at_ranks(
+    slots: Sequence[SettledSlot], ranks: Iterable[int]
+) -> list[tuple[int, int, int]]:
+    """The (slot, k, shard) whose place in line is each of `ranks` among `slots` (in order,
+    covering them): in a draw window, whose drawn place it is; elsewhere the natural order."""
+    starts = [s.cum_before for s in slots]
+    levels: dict[int, list[int]] = {}  # per slot: tickets in levels 1..k (read once, bisected)
+
+    def holder(rank: int) -> SettledSlot:
+        i = bisect.bisect_right(starts, rank) - 1
+        if i < 0 or rank >= slots[i].cum_before + slots[i].total:
+            raise ValueError(f"no ticket at rank {rank}")
+        return slots[i]
+
+    out = []
+    for rank in ranks:
+        ss = holder(rank)
+        if ss.draw_size and ss.draw_start <= rank < ss.draw_start + ss.draw_size:
+            natural = draw_place(rank - ss.draw_start, ss.draw_size, ss.draw_seed, inverse=True)
+            rank = ss.draw_start + natural
+            ss = holder(rank)
+        if ss.slot not in levels:
+            levels[ss.slot] = _level_ends(ss.counts)
+        k, shard = _ticket_in_slot(ss.counts, levels[ss.slot], rank - ss.cum_before)
+        out.append((ss.slot, k, shard))
+    return out
+
+
+def _level_ends(counts: Sequence[int]) -> list[int]:
+    """ends[k]: the slot's tickets with k' <= k (ends[0] = 0)."""
+    ordered = sorted(counts)
+    ends = [0]
+    for k in range(1, (ordered[-1] if ordered else 0) + 1):
+        ends.append(ends[-1] + len(ordered) - bisect.bisect_left(ordered, k))
+    return ends
+
+
+def _ticket_in_slot(counts: Sequence[int], ends: Sequence[int], offset: int) -> tuple[int, int]:
+    """The (k, shard) at in-slot rank `offset` (as `tickets_from`, by bisection on the levels)."""
+    k = bisect.bisect_right(ends, offset)
+    nth = offset - ends[k - 1]
+    return k, [s for s, c in enumerate(counts) if c >= k][nth]
 
 
 def drawn_cursor(slots: Sequence[SettledSlot], rank: int) -> tuple[int, int]:

@@ -38,7 +38,7 @@ from waitingroom.domain import (
     slot_of,
     take_tickets,
     ticket_at,
-    ticket_at_rank,
+    tickets_at_ranks,
 )
 from waitingroom.observability import MetricsBuffer, configure_logging
 from waitingroom.planning import (
@@ -409,7 +409,7 @@ class Drainer:
             if past and (not ss.draw_size or ss.draw_seed != slots[-1].draw_seed):
                 break  # the last window wanted is read whole
             slots.append(ss)
-        tickets = [ticket_at_rank(slots, r) for r in range(first_rank, end)]
+        tickets = tickets_at_ranks(slots, range(first_rank, end))
         slot, offset = drawn_cursor(slots, end)
         return tickets, slot, offset
 

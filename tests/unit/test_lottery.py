@@ -5,6 +5,7 @@ holds; anyone can recompute every place from the slot documents and the audit tr
 from __future__ import annotations
 
 import base64
+import random
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +16,13 @@ from pydantic import SecretStr
 from tests.conftest import ADMIN_KEY, TICKET_SECRET, FakeClock, wired_app
 from tests.unit.test_service_memory import fresh, settle
 from waitingroom.cli import build_parser
-from waitingroom.domain import draw_place
+from waitingroom.domain import (
+    SettledSlot,
+    draw_place,
+    draw_windows,
+    take_tickets,
+    tickets_at_ranks,
+)
 from waitingroom.drainer import DORMANT, Drainer
 from waitingroom.planning import POOL_MIN
 from waitingroom.service import Admitted, Joined, Waiting, WaitingRoom
@@ -262,3 +269,24 @@ def test_the_cli_takes_the_lottery_settings() -> None:
     argv = ["rooms", "set", "sale", "--queueing", "random", "--draw-seconds", "30"]
     args = build_parser().parse_args(argv)
     assert (args.queueing, args.draw_seconds) == ("random", 30)
+
+
+def test_places_map_back_to_each_ticket_of_a_window_once_and_outside_windows_in_order() -> None:
+    rng = random.Random(7)
+    slots, total = [], 0
+    for i in range(9):
+        counts = tuple(rng.randrange(0, 6) for _ in range(rng.choice((1, 4, 32))))
+        if sum(counts):
+            slots.append(SettledSlot(300 + i, counts, total))
+            total += sum(counts)
+    natural = take_tickets(slots, 300, 0, total)[0]
+    assert tickets_at_ranks(slots, range(total)) == natural  # no draw: the natural order
+    drawn = [s for s in slots if s.slot < 303] + draw_windows(
+        [s for s in slots if s.slot >= 303], 3, "seed"
+    )
+    by_place = tickets_at_ranks(drawn, range(total))
+    assert sorted(by_place) == sorted(natural)  # everyone once
+    assert by_place[: drawn[0].total] == natural[: drawn[0].total]  # undrawn slots stay in order
+    for rank, (slot, k, shard) in enumerate(by_place):
+        doc = next(s for s in drawn if s.slot == slot)
+        assert doc.drawn_rank(k, shard) == rank  # the place each client computes
