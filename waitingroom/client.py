@@ -144,7 +144,12 @@ def read_slot(doc: Any) -> SettledSlot:
     """A settled slot from `GET /rooms/{room}/slots/{slot}`."""
     try:
         return SettledSlot(
-            int(doc["slot"]), tuple(int(c) for c in doc["counts"]), int(doc["tickets_before"])
+            int(doc["slot"]),
+            tuple(int(c) for c in doc["counts"]),
+            int(doc["tickets_before"]),
+            draw_start=int(doc.get("draw_start") or 0),
+            draw_size=int(doc.get("draw_size") or 0),
+            draw_seed=str(doc.get("draw_seed") or ""),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise BadDocument(f"not a settled slot document: {exc!r}") from exc
@@ -209,7 +214,7 @@ def place(ticket: Ticket, state: RoomState, slot: SettledSlot | None) -> Place:
             joined_at=ticket.joined_ms / 1000,
         )
         return Place("estimate", position, False, _eta(position, state))
-    rank = slot.rank_of(ticket.k, ticket.shard)
+    rank = slot.drawn_rank(ticket.k, ticket.shard)
     if _in_prequeue(ticket, state):
         rank = draw_place(rank, state.prequeue_size, state.draw_seed)
     if rank < state.consumed:

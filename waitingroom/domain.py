@@ -17,7 +17,7 @@ import hmac
 import itertools
 import math
 import statistics
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from waitingroom import rooms
@@ -87,6 +87,11 @@ class SettledSlot:
     slot: int
     counts: tuple[int, ...]
     cum_before: int
+    # a random room's draw window holding this slot: ranks [draw_start, draw_start + draw_size)
+    # drawn into an order by draw_seed (draw_size 0: no draw, the natural order)
+    draw_start: int = 0
+    draw_size: int = 0
+    draw_seed: str = ""
 
     @property
     def total(self) -> int:
@@ -94,6 +99,13 @@ class SettledSlot:
 
     def rank_of(self, k: int, shard: int) -> int:
         return self.cum_before + rank_in_slot(self.counts, k, shard)
+
+    def drawn_rank(self, k: int, shard: int) -> int:
+        """The place in line: the natural rank, or its drawn place in the slot's draw window."""
+        rank = self.rank_of(k, shard)
+        if not self.draw_size:
+            return rank
+        return self.draw_start + draw_place(rank - self.draw_start, self.draw_size, self.draw_seed)
 
     def holds(self, k: int, shard: int) -> bool:
         return 0 <= shard < len(self.counts) and 1 <= k <= self.counts[shard]
@@ -488,6 +500,7 @@ class RoomConfig:
     straight_in: bool = rooms.STRAIGHT_IN.default
     queueing: Queueing = rooms.QUEUEING.default
     queue_all: bool = rooms.QUEUE_ALL.default
+    draw_seconds: int = rooms.DRAW_SECONDS.default
 
     @property
     def opens_slot(self) -> int | None:
@@ -666,3 +679,107 @@ def draw_place(index: int, size: int, seed: str, inverse: bool = False) -> int:
     while x >= size:  # cycle walking keeps the permutation inside [0, size)
         x = _feistel(x, half, key, inverse)
     return x
+
+
+# -- draw windows (queueing "random") ----------------------------------------------------------
+# A random room settles its slots a whole window at a time (windows of `draw_seconds`, aligned on
+# slot numbers); the window's tickets are drawn into an order with the pre-queue's permutation
+# and a seed recorded in each of its slot documents, so every client computes its own drawn place.
+
+
+def window_slots(draw_seconds: int, slot_seconds: int) -> int:
+    """Slots per draw window (at least one)."""
+    return max(1, draw_seconds // slot_seconds)
+
+
+def whole_windows_end(first: int, last: int, per_window: int) -> int:
+    """The last slot in [first, last] that ends a window (first - 1: none ends there yet)."""
+    end = (last + 1) // per_window * per_window - 1
+    return max(first - 1, end)
+
+
+def window_seed(tick_seed: str, window: int) -> str:
+    """A window's seed from the drawing tick's fresh random seed (published, so recomputable)."""
+    return hashlib.sha256(f"{tick_seed}:{window}".encode()).hexdigest()[:32]
+
+
+def draw_windows(
+    slots: Sequence[SettledSlot],
+    per_window: int,
+    tick_seed: str,
+    recorded: Mapping[int, str] | None = None,
+) -> list[SettledSlot]:
+    """`slots` (settled in order, non-empty) with each window's draw: its first rank, size, seed
+    (the seed `recorded` by the draw's first slot when it was written once: a settle retried
+    after a failure writes the very same documents, which clients and edges may hold for good)."""
+    out: list[SettledSlot] = []
+    i = 0
+    while i < len(slots):
+        window = slots[i].slot // per_window
+        group = [s for s in slots[i:] if s.slot // per_window == window]
+        seed = (recorded or {}).get(group[0].slot) or window_seed(tick_seed, window)
+        start, size = group[0].cum_before, sum(s.total for s in group)
+        out += [replace(s, draw_start=start, draw_size=size, draw_seed=seed) for s in group]
+        i += len(group)
+    return out
+
+
+def tickets_at_ranks(
+    slots: Sequence[SettledSlot], ranks: Iterable[int]
+) -> list[tuple[int, int, int]]:
+    """The (slot, k, shard) whose place in line is each of `ranks` among `slots` (in order,
+    covering them): in a draw window, whose drawn place it is; elsewhere the natural order."""
+    starts = [s.cum_before for s in slots]
+    levels: dict[int, list[int]] = {}  # per slot: tickets in levels 1..k (read once, bisected)
+
+    def holder(rank: int) -> SettledSlot:
+        i = bisect.bisect_right(starts, rank) - 1
+        if i < 0 or rank >= slots[i].cum_before + slots[i].total:
+            raise ValueError(f"no ticket at rank {rank}")
+        return slots[i]
+
+    out = []
+    for rank in ranks:
+        ss = holder(rank)
+        if ss.draw_size and ss.draw_start <= rank < ss.draw_start + ss.draw_size:
+            natural = draw_place(rank - ss.draw_start, ss.draw_size, ss.draw_seed, inverse=True)
+            rank = ss.draw_start + natural
+            ss = holder(rank)
+        if ss.slot not in levels:
+            levels[ss.slot] = _level_ends(ss.counts)
+        k, shard = _ticket_in_slot(ss.counts, levels[ss.slot], rank - ss.cum_before)
+        out.append((ss.slot, k, shard))
+    return out
+
+
+def _level_ends(counts: Sequence[int]) -> list[int]:
+    """ends[k]: the slot's tickets with k' <= k (ends[0] = 0)."""
+    ordered = sorted(counts)
+    ends = [0]
+    for k in range(1, (ordered[-1] if ordered else 0) + 1):
+        ends.append(ends[-1] + len(ordered) - bisect.bisect_left(ordered, k))
+    return ends
+
+
+def _ticket_in_slot(counts: Sequence[int], ends: Sequence[int], offset: int) -> tuple[int, int]:
+    """The (k, shard) at in-slot rank `offset` (as `tickets_from`, by bisection on the levels)."""
+    k = bisect.bisect_right(ends, offset)
+    nth = offset - ends[k - 1]
+    return k, [s for s, c in enumerate(counts) if c >= k][nth]
+
+
+def drawn_cursor(slots: Sequence[SettledSlot], rank: int) -> tuple[int, int]:
+    """The cursor for place `rank`: its own slot and offset in the natural order, or, inside a
+    draw window, the window's first slot and -1 (the next batch is found by place, not by
+    offset); past `slots` (never empty), the slot after them."""
+    for ss in slots:
+        if ss.draw_size and ss.draw_start <= rank < ss.draw_start + ss.draw_size:
+            return ss.slot, -1
+        if ss.cum_before <= rank < ss.cum_before + ss.total:
+            return ss.slot, rank - ss.cum_before
+    return slots[-1].slot + 1, 0
+
+
+def recorded_draws(written: Iterable[SettledSlot]) -> dict[int, str]:
+    """The seeds of draws already written, by their first slot (see `draw_windows`)."""
+    return {s.slot: s.draw_seed for s in written if s.draw_size and s.cum_before == s.draw_start}

@@ -14,13 +14,14 @@ ticket twice, and no committed admission is lost.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import secrets
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -32,14 +33,19 @@ from waitingroom.domain import (
     RoomConfig,
     SettledSlot,
     draw_place,
+    drawn_cursor,
+    recorded_draws,
     slot_of,
     take_tickets,
     ticket_at,
+    tickets_at_ranks,
 )
 from waitingroom.observability import MetricsBuffer, configure_logging
 from waitingroom.planning import (
+    SettleWindow,
     TickPlan,
     draw_due,
+    draws_of,
     grow_pool,
     is_dormant,
     place_tickets,
@@ -214,9 +220,12 @@ class Drainer:
             ledger=ledger,
             first_after_open=first_after_open,
             draw_seed=secrets.token_hex(16),
+            recorded_draws=self._recorded_draws(cfg, window),
         )
         if plan.settled:
             self.store.put_settled_slots(room, plan.settled, int(now) + KEEP_SECONDS)
+            for drawn in draws_of(plan.settled):
+                self.store.append_audit(room, "drainer", "draw", drawn)
         if plan.opened:
             opened = {"prequeue_size": plan.pub.prequeue_size, "draw_seed": plan.pub.draw_seed}
             self.store.append_audit(room, "drainer", "open", opened)
@@ -237,6 +246,13 @@ class Drainer:
             new_pub, new_dst = self._materialise(cfg, new_pub, new_dst)
         new_pub, new_dst = self._fill_pool(cfg, new_pub, new_dst, open_pool, now)
         return self._report(room, plan, new_pub, free=_free_places(cfg, new_pub))
+
+    def _recorded_draws(self, cfg: RoomConfig, window: SettleWindow) -> dict[int, str]:
+        """A random room's draws already written for the slots this tick settles (a previous
+        attempt failed before committing): one query, only when a window settles."""
+        if cfg.queueing != "random" or not window.slots:
+            return {}
+        return recorded_draws(self.store.settled_slots_from(cfg.room, window.first, window.last))
 
     # -- an idle room's pool (planning.pool_step) ---------------------------------------------
 
@@ -369,13 +385,33 @@ class Drainer:
         rest = b.count - len(out)
         if rest <= 0:
             return out, p.from_slot, p.from_offset
-        more, slot, offset = take_tickets(
-            self.store.settled_slots_from(cfg.room, p.from_slot, settled_through),
-            p.from_slot,
-            p.from_offset,
-            rest,
-        )
+        found = iter(self.store.settled_slots_from(cfg.room, p.from_slot, settled_through))
+        head = next(found, None)
+        found = itertools.chain([head] if head else [], found)
+        if head is not None and (head.draw_size or p.from_offset < 0):
+            # a draw window (whatever the room's queueing is now): by place, as clients count
+            more, slot, offset = self._drawn_tickets(found, b.start + len(out), rest)
+        else:
+            more, slot, offset = take_tickets(found, p.from_slot, p.from_offset, rest)
         return out + more, slot, offset
+
+    @staticmethod
+    def _drawn_tickets(
+        found: Iterable[SettledSlot], first_rank: int, n: int
+    ) -> tuple[list[tuple[int, int, int]], int, int]:
+        """The tickets at places [first_rank, first_rank + n) from the settled slots `found`
+        from the cursor on (the first slot of the draw window holding the next place); each
+        window wanted is read whole."""
+        end = first_rank + n
+        slots: list[SettledSlot] = []
+        for ss in found:
+            past = slots and ss.cum_before >= end
+            if past and (not ss.draw_size or ss.draw_seed != slots[-1].draw_seed):
+                break  # the last window wanted is read whole
+            slots.append(ss)
+        tickets = tickets_at_ranks(slots, range(first_rank, end))
+        slot, offset = drawn_cursor(slots, end)
+        return tickets, slot, offset
 
     def _prequeue_slots(self, cfg: RoomConfig, pub: PublicState) -> list[SettledSlot]:
         """The pre-queue's settled slots (immutable once drawn: read once per container)."""

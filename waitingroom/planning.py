@@ -26,9 +26,12 @@ from waitingroom.domain import (
     account,
     add_admissions,
     admission_budget,
+    draw_windows,
     last_settleable_slot,
     percentile,
     slot_of,
+    whole_windows_end,
+    window_slots,
 )
 
 MAX_SETTLE_SLOTS_PER_TICK = 600
@@ -77,7 +80,19 @@ def settle_window(cfg: RoomConfig, pub: PublicState, dst: DrainerState, now: flo
     last = min(last_settleable_slot(now, cfg.slot_seconds), first + MAX_SETTLE_SLOTS_PER_TICK - 1)
     if closed_slot is not None:
         last = min(last, closed_slot)
+    if cfg.queueing == "random" and last != closed_slot:
+        last = _draw_windows_end(cfg, first, last)
     return SettleWindow(first, last, max(dst.max_shards, cfg.shards), closed_slot)
+
+
+def _draw_windows_end(cfg: RoomConfig, first: int, last: int) -> int:
+    """A random room settles whole draw windows (the pre-queue slot by slot, up to the opening;
+    a closed room up to its last slot), so each window is drawn at once."""
+    opens_slot = cfg.opens_slot
+    if opens_slot is not None and last < opens_slot:
+        return last
+    end = whole_windows_end(first, last, window_slots(cfg.draw_seconds, cfg.slot_seconds))
+    return end if opens_slot is None else max(end, opens_slot - 1)
 
 
 def settle(
@@ -134,6 +149,7 @@ def plan_tick(
     ledger: Mapping[int, LedgerCounts],
     first_after_open: SettledSlot | None = None,
     draw_seed: str = "",
+    recorded_draws: Mapping[int, str] | None = None,
 ) -> TickPlan:
     """Settle, account, open (draw), admit min(max_active - active, rate budget, waiting).
 
@@ -143,6 +159,8 @@ def plan_tick(
     """
     window = settle_window(cfg, pub, dst, now)
     settled = settle(window, counters, pub.settled_total)
+    if cfg.queueing == "random":
+        settled = draw_settled(cfg, settled, draw_seed, recorded_draws)
     joined = sum(s.total for s in settled)
     acc = account(dst.batches, dict(ledger), now)
     settled_through = max(pub.settled_through, window.last)
@@ -187,6 +205,43 @@ def plan_tick(
         reclaimed=acc.newly_reclaimed,
         completed=acc.newly_completed,
     )
+
+
+def draw_settled(
+    cfg: RoomConfig,
+    settled: Sequence[SettledSlot],
+    tick_seed: str,
+    recorded: Mapping[int, str] | None = None,
+) -> list[SettledSlot]:
+    """A random room's newly settled slots (after the pre-queue), drawn window by window (with
+    the seeds `recorded` by a failed attempt that wrote them: see domain.draw_windows)."""
+    opens_slot = cfg.opens_slot if cfg.opens_slot is not None else -1
+    prequeue = [s for s in settled if s.slot < opens_slot]
+    line = [s for s in settled if s.slot >= opens_slot]
+    assert tick_seed or not line, "a draw needs its seed"
+    per_window = window_slots(cfg.draw_seconds, cfg.slot_seconds)
+    return prequeue + draw_windows(line, per_window, tick_seed, recorded)
+
+
+def draws_of(settled: Sequence[SettledSlot]) -> list[dict[str, int | str]]:
+    """The draws a tick made, for the audit trail: each window's slots, first rank, size, seed."""
+    out: list[dict[str, int | str]] = []
+    for s in settled:
+        if not s.draw_size:
+            continue
+        if out and out[-1]["seed"] == s.draw_seed:
+            out[-1]["last_slot"] = s.slot
+        else:
+            out.append(
+                {
+                    "first_slot": s.slot,
+                    "last_slot": s.slot,
+                    "start": s.draw_start,
+                    "size": s.draw_size,
+                    "seed": s.draw_seed,
+                }
+            )
+    return out
 
 
 def _draw(
@@ -314,15 +369,15 @@ def pool_room_idle(cfg: RoomConfig, pub: PublicState) -> bool:
     (a room that keeps no line lets joins in whoever waits: passthrough admits them all at the
     next tick, reject has nobody waiting)."""
     opened = cfg.opens_slot is None or bool(pub.draw_seed)
-    wanted = cfg.straight_in or cfg.queueing != "fifo"
-    nobody_waits = pub.waiting_settled == 0 or cfg.queueing != "fifo"
+    wanted = cfg.straight_in or cfg.queueing not in ("fifo", "random")
+    nobody_waits = pub.waiting_settled == 0 or cfg.queueing not in ("fifo", "random")
     admits = cfg.status in ("open", "scheduled") and opened  # scheduled: once drawn
     return admits and wanted and not cfg.queue_all and nobody_waits
 
 
 def pool_seals_for_the_line(cfg: RoomConfig) -> bool:
-    """A room with a line (fifo) gives the pool's places to whoever waits in it."""
-    return cfg.queueing == "fifo"
+    """A room with a line (fifo, random) gives the pool's places to whoever waits in it."""
+    return cfg.queueing in ("fifo", "random")
 
 
 def pool_step(

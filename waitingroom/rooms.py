@@ -21,7 +21,7 @@ ROOM_STATUSES: tuple[str, ...] = get_args(RoomStatus)
 # How a room lets people in when it is full: fifo (a line, first come first served),
 # passthrough (nobody waits: sessions are counted, not capped), reject (nobody waits: a join
 # when the room is full is refused with 503 room_full).
-Queueing = Literal["fifo", "passthrough", "reject"]
+Queueing = Literal["fifo", "passthrough", "reject", "random"]
 QUEUEINGS: tuple[str, ...] = get_args(Queueing)
 
 # What a value is on the wire: an integer, a boolean, one of ROOM_STATUSES, an http(s) URL, a
@@ -224,13 +224,25 @@ QUEUEING: RoomField[Queueing] = RoomField(
     "queueing",
     "fifo",
     "when the room is full: fifo (a line, first come first served), passthrough (nobody "
-    "waits; sessions are counted, not capped), reject (a join is refused: 503 room_full)",
+    "waits; sessions are counted, not capped), reject (a join is refused: 503 room_full), "
+    "random (a lottery: who joins within one draw window is drawn into a random order)",
 )
 QUEUE_ALL: RoomField[bool] = RoomField(
     "queue_all",
     "bool",
     False,
     "hold every new visitor in the line (admitted sessions go on) until it is switched off",
+)
+# A random room's line is cut into windows of this many seconds: the window's joins are drawn
+# into an order once it has settled (a recorded seed), and windows are served in order.
+DRAW_SECONDS: RoomField[int] = RoomField(
+    "draw_seconds",
+    "int",
+    60,
+    "queueing random: who joins within one window of this many seconds is drawn into a random "
+    "order when the window closes (a whole number of slots, at most 600 slots)",
+    ge=1,
+    le=600,
 )
 
 # In the order RoomConfig declares them (and RoomOut shows them).
@@ -258,6 +270,7 @@ ROOM_FIELDS: tuple[RoomField[Any], ...] = (
     STRAIGHT_IN,
     QUEUEING,
     QUEUE_ALL,
+    DRAW_SECONDS,
 )
 BY_NAME: dict[str, RoomField[Any]] = {f.name: f for f in ROOM_FIELDS}
 

@@ -86,3 +86,14 @@ describe("the page agrees with the Python reference", () => {
     }
   });
 });
+
+describe("the page agrees with the Python client in a random room's draw windows", () => {
+  it("computes the drawn place of every ticket of a window", async () => {
+    assert.ok(V.drawn_windows.length > 20);
+    for (const c of V.drawn_windows) {
+      const place = await placeOf(c.ticket, c.state, c.slot);
+      assert.equal(place.kind, c.kind, JSON.stringify(c));
+      assert.equal(place.position, c.position, JSON.stringify(c));
+    }
+  });
+});

@@ -13,11 +13,14 @@ import random
 from pathlib import Path
 from typing import Any, cast
 
+from waitingroom import client
 from waitingroom.domain import (
     PublicState,
     RoomConfig,
+    SettledSlot,
     ahead_in_slot,
     draw_place,
+    draw_windows,
     eta_seconds,
     poll_after_seconds,
     prequeue_poll_seconds,
@@ -221,6 +224,77 @@ def _estimates(rng: random.Random) -> list[dict[str, Any]]:
     return out
 
 
+def _drawn_windows(rng: random.Random) -> list[dict[str, Any]]:
+    """A random room's settled slots with their draw window, and the places the Python client
+    computes for tickets in them (the page must compute the same)."""
+    out = []
+    for _ in range(6):
+        shards = rng.choice((1, 4, 32))
+        counts = [[rng.randrange(0, 6) for _ in range(shards)] for _ in range(rng.randrange(1, 4))]
+        counts = [c for c in counts if sum(c)] or [[1] + [0] * (shards - 1)]
+        before = rng.randrange(0, 500)
+        slots: list[SettledSlot] = []
+        total = before
+        for i, c in enumerate(counts):
+            slots.append(SettledSlot(1_800_000_000 + i, tuple(c), total))
+            total += sum(c)
+        consumed = before + rng.randrange(0, total - before)
+        state = client.read_state(_state_doc(slots[-1].slot, total, consumed))
+        for ss in draw_windows(slots, 600, f"vector-{rng.random()}"):
+            for shard, n in enumerate(ss.counts):
+                for k in range(1, n + 1):
+                    t = client.Ticket("", "demo", ss.slot, shard, k, 0)
+                    p = client.place(t, state, ss)
+                    out.append(
+                        {
+                            "ticket": {"slot": ss.slot, "shard": shard, "k": k, "joinedMs": 0},
+                            "state": _state_doc(slots[-1].slot, total, consumed),
+                            "slot": _slot_doc(ss),
+                            "kind": p.kind,
+                            "position": p.position,
+                        }
+                    )
+    return out
+
+
+def _state_doc(settled_through: int, total: int, consumed: int) -> dict[str, Any]:
+    return {
+        "room": "demo",
+        "version": 1,
+        "status": "open",
+        "slot_seconds": 1,
+        "settled_through": settled_through,
+        "settled_total": total,
+        "consumed": consumed,
+        "waiting": total - consumed,
+        "join_rate_per_slot": 0.0,
+        "admit_rate": 2.0,
+        "expected_rate": 2.0,
+        "pickup_seconds": 120,
+        "opens_at": None,
+        "opens_slot": None,
+        "prequeue_size": 0,
+        "draw_seed": "",
+        "closed_slot": None,
+        "updated_at": 0.0,
+        "shards": 32,
+        "unsettled_counts": [],
+    }
+
+
+def _slot_doc(ss: SettledSlot) -> dict[str, Any]:
+    return {
+        "room": "demo",
+        "slot": ss.slot,
+        "counts": list(ss.counts),
+        "tickets_before": ss.cum_before,
+        "total": ss.total,
+        "draw_start": ss.draw_start,
+        "draw_size": ss.draw_size,
+        "draw_seed": ss.draw_seed,
+    }
+
+
 def vectors() -> dict[str, Any]:
     rng = random.Random(20300101)
     return {
@@ -234,6 +308,7 @@ def vectors() -> dict[str, Any]:
         "eta_seconds": _etas(),
         "estimate": _estimates(rng),
         "ahead_in_slot": _ahead_in_slot(),
+        "drawn_windows": _drawn_windows(rng),
     }
 
 
@@ -249,6 +324,11 @@ def test_the_committed_vectors_are_what_the_python_reference_computes() -> None:
         f"{VECTORS.name} no longer matches waitingroom.domain: {REGENERATE}, and check that "
         "the waiting page (node --test tests/js/) still agrees"
     )
+
+
+def test_the_drawn_window_vectors_hold_turns_and_places() -> None:
+    kinds = {case["kind"] for case in vectors()["drawn_windows"]}
+    assert {"turn", "waiting"} <= kinds
 
 
 def test_the_vectors_cover_every_draw_size_the_page_must_handle() -> None:

@@ -325,3 +325,8 @@ class SlotOut(BaseModel):
     counts: list[int]
     tickets_before: int
     total: int
+    # queueing random: the slot's draw window, places [draw_start, draw_start + draw_size) drawn
+    # by draw_seed (draw_size 0: no draw)
+    draw_start: int = 0
+    draw_size: int = 0
+    draw_seed: str = ""

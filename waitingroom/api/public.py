@@ -86,5 +86,8 @@ def settled_slot(
         counts=list(ss.counts),
         tickets_before=ss.cum_before,
         total=ss.total,
+        draw_start=ss.draw_start,
+        draw_size=ss.draw_size,
+        draw_seed=ss.draw_seed,
     )
     return JSONResponse(out.model_dump(), headers={"Cache-Control": SLOT_CACHE})

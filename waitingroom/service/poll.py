@@ -92,7 +92,7 @@ class Polls:
             # Signed by us but absent from its settled slot: the state we hold is older than
             # the slot (another container settled it): poll again shortly.
             return self.estimate(cfg, st, ticket)
-        rank = ss.rank_of(ticket.k, ticket.shard)
+        rank = ss.drawn_rank(ticket.k, ticket.shard)
         if prequeue:  # a drawn place: the recorded draw, computed from the ticket alone
             rank = draw_place(rank, st.prequeue_size, st.draw_seed)
         self.ctx.metrics.count(cfg.room, "polls")

@@ -337,7 +337,14 @@ export async function placeOf(t, state, slotDoc, now = Date.now() / 1000, subtle
   let rank = null;
   if (t.slot <= num(state.settled_through, -1) && slotHolds(slotDoc, t)) {
     rank = num(slotDoc.tickets_before) + rankInSlot(slotDoc.counts.map(Number), t.k, t.shard);
-    if (prequeue) {
+    if (num(slotDoc.draw_size) > 0) {
+      try {
+        rank = await drawnRank(rank, slotDoc, subtle);
+      } catch (e) {
+        rank = null;  // not a place of this window's draw: estimate until a good document
+      }
+    }
+    if (prequeue && rank !== null) {
       try {
         rank = await drawPlace(rank, num(state.prequeue_size), String(state.draw_seed), subtle);
       } catch (e) {
@@ -598,4 +605,14 @@ export function returnTarget(returnTo, originUrl, allowedOrigins) {
   const ok = (u.protocol === "https:" || u.protocol === "http:") && !u.username && !u.password &&
     origins.indexOf(u.origin) >= 0;
   return ok ? u.href : home;
+}
+
+/**
+ * A random room's drawn place: the slot's draw window holds places
+ * [draw_start, draw_start + draw_size), drawn into an order by draw_seed (CLIENTS.md §3).
+ */
+export async function drawnRank(rank, slotDoc, subtle = undefined) {
+  const start = num(slotDoc.draw_start);
+  const drawn = await drawPlace(rank - start, num(slotDoc.draw_size), String(slotDoc.draw_seed), subtle);
+  return start + drawn;
 }

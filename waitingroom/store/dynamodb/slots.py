@@ -20,8 +20,20 @@ def _slot_sk(slot: int) -> str:
 def _settled(v: dict[str, Any]) -> SettledSlot:
     counts = tuple(int(c) for c in str(v.get("counts", "")).split(",") if c)
     return SettledSlot(
-        slot=int(str(v["sk"])[2:]), counts=counts, cum_before=as_int(v.get("cum_before"))
+        slot=int(str(v["sk"])[2:]),
+        counts=counts,
+        cum_before=as_int(v.get("cum_before")),
+        draw_start=as_int(v.get("draw_start")),
+        draw_size=as_int(v.get("draw_size")),
+        draw_seed=str(v.get("draw_seed", "")),
     )
+
+
+def _draw(s: SettledSlot) -> dict[str, Any]:
+    """A random room's draw window, recorded with each of its slots."""
+    if not s.draw_size:
+        return {}
+    return {"draw_start": s.draw_start, "draw_size": s.draw_size, "draw_seed": s.draw_seed}
 
 
 class DynamoSlots(DynamoTable):
@@ -38,6 +50,7 @@ class DynamoSlots(DynamoTable):
                             "cum_before": s.cum_before,
                             "expires_at": keep_until,
                         }
+                        | _draw(s)
                     )
                 }
             }
