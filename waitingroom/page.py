@@ -41,6 +41,7 @@ from fastapi import APIRouter, Header, HTTPException, Response
 
 from waitingroom.domain import RoomConfig
 from waitingroom.page_template import PLACEHOLDER, check_template
+from waitingroom.rooms import origin_of
 
 router = APIRouter()
 
@@ -66,6 +67,7 @@ _CSP = {
     "form-action": "'none'",
     "frame-ancestors": "'none'",
 }
+# also the CSP of the API's own /docs page (waitingroom.api.docs)
 PAGE_CSP = "; ".join(f"{k} {v}" for k, v in _CSP.items())
 _PAGE_HEADERS = {
     "Cache-Control": "public, max-age=60",
@@ -203,11 +205,6 @@ def brand_css(cfg: RoomConfig | None) -> str:
     return ":root{" + ";".join(props) + "}" if props else ""
 
 
-def _origin(url: str) -> str:
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://{rest.split('/', 1)[0]}"
-
-
 def page_csp(cfg: RoomConfig | None) -> str:
     """The page's Content-Security-Policy: the default one, plus the room's own style block
     (by hash), its logo's site and the sites its template loads images and stylesheets from."""
@@ -216,8 +213,9 @@ def page_csp(cfg: RoomConfig | None) -> str:
     if css:
         digest = base64.b64encode(hashlib.sha256(css.encode()).digest()).decode()
         csp["style-src"] += f" 'sha256-{digest}'"
-    if cfg is not None and cfg.page_logo_url:
-        csp["img-src"] += " " + _origin(cfg.page_logo_url)
+    logo = origin_of(cfg.page_logo_url) if cfg is not None else None
+    if logo:  # the API refuses any other logo URL; one stored before that is left out
+        csp["img-src"] += " " + logo
     if cfg is not None and cfg.page_template:
         sources = check_template(cfg.page_template)
         csp["img-src"] = " ".join(dict.fromkeys([*csp["img-src"].split(), *sources.images]))

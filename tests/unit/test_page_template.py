@@ -238,3 +238,81 @@ def test_a_rooms_look_set_by_the_api_is_on_its_next_page(api_client: TestClient)
     cleared = api_client.put("/admin/rooms/shop", json={"page_title": "", "page_logo_url": ""})
     assert cleared.status_code == 200, cleared.text
     assert cleared.json()["page_title"] == "" and cleared.json()["page_logo_url"] == ""
+
+
+def _directives(csp: str) -> list[str]:
+    return [d.strip().split(" ", 1)[0] for d in csp.split(";")]
+
+
+@pytest.mark.parametrize(
+    "attack",
+    [
+        '<img src="https://x.example;connect-src *;frame-ancestors *">',
+        '<link rel="stylesheet" href="https://x.example;form-action https:">',
+        '<img src="https://x.example,connect-src/a.png">',
+        '<img src="https://evil.example@img.example.com/a.png">',
+        '<img src="https://img.example.com\\@evil.example/a.png">',
+        '<img src="https://img example.com/a.png">',
+        '<img src="//evil.example/a.png">',
+    ],
+)
+def test_a_template_url_cannot_add_directives_to_the_pages_policy(attack: str) -> None:
+    template = GOOD.replace("<footer>", attack + "<footer>")
+    assert "must be a path on this site or an http(s) URL" in _refusal(template)
+
+
+def test_the_policy_keeps_one_of_each_directive_whatever_the_logo_says() -> None:
+    for logo in (
+        "https://x.example;connect-src *;frame-ancestors *",
+        "https://user:pw@img.example.com/logo.png",
+    ):
+        csp = page_csp(_cfg(page_logo_url=logo))
+        names = _directives(csp)
+        assert len(names) == len(set(names)), csp
+        assert "*" not in csp and "user" not in csp and "frame-ancestors 'none'" in csp
+
+
+@pytest.mark.parametrize(
+    ("snippet", "why"),
+    [
+        (
+            '<!--><meta http-equiv="refresh" content="0;url=https://evil.example/">-->',
+            "HTML comment",
+        ),
+        ("<!-- a note for the next person -->", "HTML comment"),
+        ('<![CDATA[><meta http-equiv="refresh" content="0;url=https://evil.example/">]]>', "<!"),
+        ('<meta http-equiv="content-security-policy" content="img-src *">', "http-equiv"),
+        ('<META HTTP-EQUIV="Set-Cookie" content="a=b">', "http-equiv"),
+    ],
+)
+def test_markup_a_browser_reads_differently_from_the_check_is_refused(
+    snippet: str, why: str
+) -> None:
+    message = _refusal(GOOD.replace("<footer>", snippet + "<footer>"))
+    assert why in message and "line 6" in message
+
+
+def test_the_hidden_refresh_of_a_comment_bypass_never_reaches_a_room(
+    api_client: TestClient,
+) -> None:
+    hidden = (
+        '<!--><meta http-equiv="refresh" content="0;url=https://evil.example/">'
+        "<script>alert(1)</script>-->{{head}}{{queue}}"
+    )
+    r = api_client.put("/admin/rooms/tpl", json={"max_active": 5, "page_template": hidden})
+    assert r.status_code == 422, r.text
+    assert "HTML comment" in r.json()["message"]
+    r = api_client.put(
+        "/admin/rooms/tpl",
+        json={"max_active": 5, "page_logo_url": "https://user:pw@img.example.com/a.png"},
+    )
+    assert r.status_code == 422 and "page_logo_url" in r.json()["message"], r.text
+    assert api_client.get("/admin/rooms/tpl/stats").status_code == 404, "nothing was created"
+
+
+def test_the_docs_page_and_the_waiting_page_share_one_policy() -> None:
+    from waitingroom.api.docs import DOCS_CSP
+    from waitingroom.page import PAGE_CSP
+
+    assert DOCS_CSP is PAGE_CSP
+    assert page_csp(None) == PAGE_CSP
