@@ -75,9 +75,8 @@ _PAGE_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
 }
-# an unknown room's page: not cached, so the edge never hands it to a JSON client (nor keeps
-# it once the room is created)
-_NOT_FOUND_HEADERS = {**_PAGE_HEADERS, "Cache-Control": "no-store", "Vary": "Accept"}
+# an unknown room's page: not cached, so the edge does not keep it once the room is created
+_NOT_FOUND_HEADERS = {**_PAGE_HEADERS, "Cache-Control": "no-store"}
 _ASSET_HEADERS = {
     "Cache-Control": "public, max-age=31536000, immutable",
     "X-Content-Type-Options": "nosniff",

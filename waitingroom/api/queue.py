@@ -67,15 +67,20 @@ def _cookie(
             "content": {"text/html": {"schema": {"type": "string"}}},
         },
         304: {"description": "Not modified (If-None-Match matched the page's ETag)"},
+        404: {
+            "description": "No such room: a page saying so (for a malformed room id too)",
+            "content": {"text/html": {"schema": {"type": "string"}}},
+        },
     },
 )
 def waiting_page(room: RoomPath, request: Request, svc: ServiceDep) -> Response:
+    """The waiting page; for an unknown or malformed room, a 404 page, never the API's JSON:
+    only browsers ask for this route (JSON clients use /join, /status, /state), and the edge
+    does not forward Accept here, so the answer cannot depend on it."""
     try:
-        cfg = svc.config(room)  # 400/404 for a bad or unknown room
+        cfg = svc.config(room)
     except (InvalidRequest, UnknownRoom):
-        if "text/html" not in request.headers.get("accept", ""):
-            raise  # a JSON client keeps the API's error
-        return page.not_found_page(room)  # a browser gets a page
+        return page.not_found_page(room)
     return page.waiting_page_response(room, request.headers.get("if-none-match"), cfg)
 
 
