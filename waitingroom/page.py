@@ -30,6 +30,7 @@ import functools
 import hashlib
 import html
 import json
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,10 +41,11 @@ from typing import Annotated
 from fastapi import APIRouter, Header, HTTPException, Response
 
 from waitingroom.domain import RoomConfig
-from waitingroom.page_template import PLACEHOLDER, check_template
+from waitingroom.page_template import PLACEHOLDER, TemplateError, check_template
 from waitingroom.rooms import origin_of
 
 router = APIRouter()
+log = logging.getLogger("waitingroom.page")
 
 # In import order: a file may import an earlier one ("./waiting-logic.mjs"), and is served
 # importing it by its hashed name.
@@ -204,6 +206,20 @@ def brand_css(cfg: RoomConfig | None) -> str:
     return ":root{" + ";".join(props) + "}" if props else ""
 
 
+def _own_template(cfg: RoomConfig | None) -> str:
+    """The room's own template, or "" for the default page: also when a template stored before
+    a stricter check no longer passes it (the API refuses it now; visitors get the default
+    page, not an error, and the log says why)."""
+    if cfg is None or not cfg.page_template:
+        return ""
+    try:
+        check_template(cfg.page_template)
+    except TemplateError as exc:
+        log.warning("room %s: its page template is not used: %s", cfg.room, exc)
+        return ""
+    return cfg.page_template
+
+
 def page_csp(cfg: RoomConfig | None) -> str:
     """The page's Content-Security-Policy: the default one, plus the room's own style block
     (by hash), its logo's site and the sites its template loads images and stylesheets from."""
@@ -215,8 +231,9 @@ def page_csp(cfg: RoomConfig | None) -> str:
     logo = origin_of(cfg.page_logo_url) if cfg is not None else None
     if logo:  # the API refuses any other logo URL; one stored before that is left out
         csp["img-src"] += " " + logo
-    if cfg is not None and cfg.page_template:
-        sources = check_template(cfg.page_template)
+    template = _own_template(cfg)
+    if template:
+        sources = check_template(template)
         csp["img-src"] = " ".join(dict.fromkeys([*csp["img-src"].split(), *sources.images]))
         csp["style-src"] += "".join(f" {s}" for s in sources.styles)
     return "; ".join(f"{k} {v}" for k, v in csp.items())
@@ -245,7 +262,7 @@ def render_waiting_page(room: str, cfg: RoomConfig | None = None) -> str:
         "logo": f'<img class="logo" src="{html.escape(logo, quote=True)}" alt="">' if logo else "",
         "room": html.escape(room, quote=True),
     }
-    template = cfg.page_template if cfg is not None and cfg.page_template else files.template
+    template = _own_template(cfg) or files.template
     return PLACEHOLDER.sub(lambda m: values.get(m[1], m[0]), template)
 
 

@@ -320,3 +320,14 @@ def test_the_docs_page_and_the_waiting_page_share_one_policy() -> None:
 
     assert DOCS_CSP is PAGE_CSP
     assert page_csp(None) == PAGE_CSP
+
+
+def test_a_template_stored_before_a_stricter_check_gives_the_default_page_not_an_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    old = GOOD.replace("<footer>", "<!-- kept from an older release --><footer>")
+    cfg = _cfg(page_template=old, page_title="Acme")
+    page = render_waiting_page("demo", cfg)
+    assert "kept from an older release" not in page and "<title>Acme" in page
+    assert page_csp(cfg) == page_csp(_cfg(page_title="Acme"))
+    assert "its page template is not used" in caplog.text
