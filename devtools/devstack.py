@@ -39,16 +39,11 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 def origin_app() -> Any:
     """uvicorn --factory target for the demo origin (configured by DEMO_* variables)."""
     from devtools.demo_origin import create_app
-    from origin_guard.health import RoomHealth, default_health_url
+    from origin_guard.settings import room_health_from_env
 
     jwks_url = os.environ["DEMO_JWKS_URL"]
     # the guard's own settings for a room that is down (origin_guard/README.md)
-    after = os.environ.get("GUARD_FAIL_OPEN_AFTER_SECONDS", "").strip().lower()
-    health = RoomHealth(
-        os.environ.get("GUARD_HEALTH_URL") or default_health_url(jwks_url),
-        fail_open_after=float(after) if after not in ("", "never") else None,
-        interval=float(os.environ.get("GUARD_HEALTH_INTERVAL_SECONDS") or 5),
-    )
+    health = room_health_from_env(os.environ, jwks_url)
     return create_app(
         jwks_url=jwks_url,
         issuer=os.environ.get("WAITINGROOM_ISSUER", "waitingroom"),

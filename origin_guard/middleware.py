@@ -340,8 +340,23 @@ def _with_header(send: Send, name: bytes, value: bytes) -> Send:
     return wrapped
 
 
+# what quote() leaves alone in a path rebuilt from its decoded form (RFC 3986 pchar and "/")
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+
+
 def _return_to(scope: Scope) -> str:
-    path = str(scope.get("path", "/")) or "/"
+    """The path and query the visitor asked for, as they sent them: `path` is percent-decoded,
+    so `/a%3Fb` would come back as `/a?b`, another page; `raw_path` keeps the encoding. A
+    prefix the server mounted the app under shows in `path` but not `raw_path`: kept."""
+    path = str(scope.get("path") or "/")
+    raw = scope.get("raw_path")
+    if raw:
+        sent = raw.decode("latin-1")
+        decoded = urllib.parse.unquote(sent)
+        prefix = path[: len(path) - len(decoded)] if path.endswith(decoded) else ""
+        path = urllib.parse.quote(prefix, safe=_PATH_SAFE) + sent
+    else:  # no raw path (Mangum): encode what may be read as a query or a fragment
+        path = urllib.parse.quote(path, safe=_PATH_SAFE)
     query = scope.get("query_string", b"")
     return f"{path}?{query.decode('latin-1')}" if query else path
 

@@ -183,6 +183,19 @@ def _room_down_policy(
     return after, url
 
 
+def room_health_from_env(env: Mapping[str, str], jwks_url: str) -> RoomHealth:
+    """The room-down policy of GUARD_FAIL_OPEN_AFTER_SECONDS, GUARD_HEALTH_URL and
+    GUARD_HEALTH_INTERVAL_SECONDS for an app that takes its other settings elsewhere (the demo
+    origin): parsed and checked as `GuardSettings.from_env` does, and always watched (outages
+    are reported even when the policy is fail-closed)."""
+    after, url = _room_down_policy(env, jwks_url)
+    return RoomHealth(
+        url or default_health_url(jwks_url),
+        fail_open_after=after,
+        interval=_number(env, "GUARD_HEALTH_INTERVAL_SECONDS", 5.0, 0.5, 300),
+    )
+
+
 def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
     raw = env.get(name, "").strip()
     if not raw:

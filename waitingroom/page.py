@@ -30,6 +30,7 @@ import functools
 import hashlib
 import html
 import json
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,9 +41,11 @@ from typing import Annotated
 from fastapi import APIRouter, Header, HTTPException, Response
 
 from waitingroom.domain import RoomConfig
-from waitingroom.page_template import PLACEHOLDER, check_template
+from waitingroom.page_template import PLACEHOLDER, TemplateError, check_template
+from waitingroom.rooms import origin_of
 
 router = APIRouter()
+log = logging.getLogger("waitingroom.page")
 
 # In import order: a file may import an earlier one ("./waiting-logic.mjs"), and is served
 # importing it by its hashed name.
@@ -66,6 +69,7 @@ _CSP = {
     "form-action": "'none'",
     "frame-ancestors": "'none'",
 }
+# also the CSP of the API's own /docs page (waitingroom.api.docs)
 PAGE_CSP = "; ".join(f"{k} {v}" for k, v in _CSP.items())
 _PAGE_HEADERS = {
     "Cache-Control": "public, max-age=60",
@@ -73,9 +77,8 @@ _PAGE_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
 }
-# an unknown room's page: not cached, so the edge never hands it to a JSON client (nor keeps
-# it once the room is created)
-_NOT_FOUND_HEADERS = {**_PAGE_HEADERS, "Cache-Control": "no-store", "Vary": "Accept"}
+# an unknown room's page: not cached, so the edge does not keep it once the room is created
+_NOT_FOUND_HEADERS = {**_PAGE_HEADERS, "Cache-Control": "no-store"}
 _ASSET_HEADERS = {
     "Cache-Control": "public, max-age=31536000, immutable",
     "X-Content-Type-Options": "nosniff",
@@ -203,9 +206,18 @@ def brand_css(cfg: RoomConfig | None) -> str:
     return ":root{" + ";".join(props) + "}" if props else ""
 
 
-def _origin(url: str) -> str:
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://{rest.split('/', 1)[0]}"
+def _own_template(cfg: RoomConfig | None) -> str:
+    """The room's own template, or "" for the default page: also when a template stored before
+    a stricter check no longer passes it (the API refuses it now; visitors get the default
+    page, not an error, and the log says why)."""
+    if cfg is None or not cfg.page_template:
+        return ""
+    try:
+        check_template(cfg.page_template)
+    except TemplateError as exc:
+        log.warning("room %s: its page template is not used: %s", cfg.room, exc)
+        return ""
+    return cfg.page_template
 
 
 def page_csp(cfg: RoomConfig | None) -> str:
@@ -216,10 +228,12 @@ def page_csp(cfg: RoomConfig | None) -> str:
     if css:
         digest = base64.b64encode(hashlib.sha256(css.encode()).digest()).decode()
         csp["style-src"] += f" 'sha256-{digest}'"
-    if cfg is not None and cfg.page_logo_url:
-        csp["img-src"] += " " + _origin(cfg.page_logo_url)
-    if cfg is not None and cfg.page_template:
-        sources = check_template(cfg.page_template)
+    logo = origin_of(cfg.page_logo_url) if cfg is not None else None
+    if logo:  # the API refuses any other logo URL; one stored before that is left out
+        csp["img-src"] += " " + logo
+    template = _own_template(cfg)
+    if template:
+        sources = check_template(template)
         csp["img-src"] = " ".join(dict.fromkeys([*csp["img-src"].split(), *sources.images]))
         csp["style-src"] += "".join(f" {s}" for s in sources.styles)
     return "; ".join(f"{k} {v}" for k, v in csp.items())
@@ -248,7 +262,7 @@ def render_waiting_page(room: str, cfg: RoomConfig | None = None) -> str:
         "logo": f'<img class="logo" src="{html.escape(logo, quote=True)}" alt="">' if logo else "",
         "room": html.escape(room, quote=True),
     }
-    template = cfg.page_template if cfg is not None and cfg.page_template else files.template
+    template = _own_template(cfg) or files.template
     return PLACEHOLDER.sub(lambda m: values.get(m[1], m[0]), template)
 
 

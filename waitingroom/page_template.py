@@ -17,7 +17,8 @@ import functools
 import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
-from urllib.parse import urlsplit
+
+from waitingroom.rooms import origin_of
 
 # Filled by waitingroom.page; every other {{name}} is refused (it would show as typed).
 BLOCKS = ("head", "queue", "logo")  # markup, outside any tag: <img> of the room's logo, or ""
@@ -56,6 +57,14 @@ _URL_ATTRIBUTES = {
     "by",
 }
 _BAD_SCHEMES = ("javascript:", "vbscript:", "data:")
+_OTHER_SITE = ("http:", "https:", "//", "/\\", "\\")  # after _INVISIBLE is taken out
+# Read in the raw text, not from the parser: browsers and Python's HTMLParser disagree on where
+# some comments and declarations end (Python 3.11 reads `<!-->...-->` as one comment, a browser
+# ends it at `<!-->`), so markup hidden from the check could reach the visitor. A template has
+# no use for them: only the doctype is allowed.
+_DECLARATION = re.compile(r"<!(?!doctype[\s>])", re.I)
+_META_EQUIV = re.compile(r"<meta\b[^>]*?http-equiv", re.I)
+_META_REFUSED = "<meta http-equiv> is not allowed (the page's headers are the API's)"
 _INVISIBLE = re.compile(r"[\x00-\x20]+")
 _MAX_PROBLEMS = 3
 
@@ -70,14 +79,6 @@ class TemplateSources:
 
     images: tuple[str, ...] = ()
     styles: tuple[str, ...] = ()
-
-
-def _origin(url: str) -> str | None:
-    """scheme://host[:port] of an absolute http(s) URL; None for a URL on the page's own site."""
-    parts = urlsplit(url)
-    if parts.scheme in ("http", "https") and parts.netloc:
-        return f"{parts.scheme}://{parts.netloc}"
-    return None
 
 
 class _Checker(HTMLParser):
@@ -95,7 +96,7 @@ class _Checker(HTMLParser):
         if tag in _REFUSED_TAGS:
             self._refuse(f"{_REFUSED_TAGS[tag]} is not allowed")
         if tag == "meta" and any(n == "http-equiv" for n, _ in attrs):
-            self._refuse("<meta http-equiv> is not allowed (the page's headers are the API's)")
+            self._refuse(_META_REFUSED)
         for name, value in attrs:
             self._attribute(tag, name, value or "", attrs)
 
@@ -119,12 +120,33 @@ class _Checker(HTMLParser):
         if bare.startswith(_BAD_SCHEMES):
             self._refuse(f"a {bare.split(':')[0]}: URL in {name}= on <{tag}> is not allowed")
             return
-        origin = _origin(value.strip())
+        origin = origin_of(value.strip())
+        if origin is None and bare.startswith(_OTHER_SITE):
+            self._refuse(
+                f"{name}= on <{tag}> must be a path on this site or an http(s) URL whose host is "
+                "letters, digits, dots and dashes (no user@, no spaces, not //host)"
+            )
+            return
         if origin and tag == "img" and name == "src":
             self.images.add(origin)
         rel = dict(attrs).get("rel") or ""
         if origin and tag == "link" and name == "href" and "stylesheet" in rel.lower().split():
             self.styles.add(origin)
+
+
+def _raw_problems(text: str) -> list[str]:
+    """What is refused in the raw text, before any parser reads it."""
+    problems = []
+    for found in _DECLARATION.finditer(text):
+        line = text.count("\n", 0, found.start()) + 1
+        problems.append(
+            f"line {line}: an HTML comment or <! declaration is not allowed (browsers and "
+            "checkers disagree on where some end; only <!DOCTYPE html> is allowed)"
+        )
+    for found in _META_EQUIV.finditer(text):
+        line = text.count("\n", 0, found.start()) + 1
+        problems.append(f"line {line}: {_META_REFUSED}")
+    return problems
 
 
 @functools.lru_cache(maxsize=64)
@@ -136,7 +158,8 @@ def check_template(text: str) -> TemplateSources:
     checker = _Checker()
     checker.feed(text)
     checker.close()
-    problems = checker.problems
+    # the parser finds a <meta http-equiv> the raw text shows too: said once
+    problems = list(dict.fromkeys(_raw_problems(text) + checker.problems))
     names = [m[1] for m in PLACEHOLDER.finditer(text)]
     for unknown in sorted(set(names) - set(BLOCKS) - set(VALUES)):
         problems.append(

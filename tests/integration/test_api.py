@@ -226,4 +226,12 @@ def test_a_store_outage_is_a_503_with_retry_after(api_without_store: TestClient)
         assert r.status_code == 503, r.text
         assert r.headers["Retry-After"] == "5"
         assert r.json()["error"] == "unavailable"
-    assert api_without_store.get("/health").status_code == 200
+    # the guard's probe sees it too (its opt-in fail-open needs that)
+    health = api_without_store.get("/health")
+    assert health.status_code == 503 and health.headers["Retry-After"] == "5"
+    assert health.json()["error"] == "unavailable"
+
+
+def test_health_is_200_while_the_store_answers(api: Api) -> None:
+    r = api.client.get("/health")
+    assert (r.status_code, r.json()) == (200, {"status": "ok"})

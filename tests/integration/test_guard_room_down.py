@@ -1,13 +1,18 @@
 """The waiting room's API stops under a running origin (real processes on localhost): admitted
 visitors carry on, new ones are sent to the room (fail closed) or, where the operator chose
 it, let through once the room has not answered for GUARD_FAIL_OPEN_AFTER_SECONDS (fail open),
-and the door closes again when the room is back. Headers and logs say which."""
+and the door closes again when the room is back. Headers and logs say which. The same when the
+API runs on but its store (DynamoDB Local behind a relay the test cuts) no longer answers: the
+room's /health says so."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -18,10 +23,10 @@ import httpx
 import pytest
 
 from devtools import dynamodb_local
-from tests.conftest import serve, stop_process, wired_app
+from tests.conftest import TICKET_SECRET, serve, stop_process, wired_app
 from waitingroom.service import WaitingRoom
 from waitingroom.settings import ApiSettings
-from waitingroom.store import Store
+from waitingroom.store import Store, make_client
 from waitingroom.tokens import KeySet
 
 pytestmark = pytest.mark.integration
@@ -179,3 +184,83 @@ def test_stopping_the_room_under_the_origin(
     assert "(fail-open)" in open_log and "answers again" in open_log
     assert "(fail-closed)" in (logs / "closed.log").read_text()
     print(f"fail-open after {open_after:.2f} s (GUARD_FAIL_OPEN_AFTER_SECONDS={FAIL_OPEN_AFTER})")
+
+
+class _Proxy:
+    """A TCP relay to DynamoDB Local on a port of its own; `close()` is the store going away
+    (open connections dropped, new ones refused) while the API process keeps running."""
+
+    def __init__(self, upstream: str) -> None:
+        host, _, port = upstream.removeprefix("http://").partition(":")
+        self._upstream = (host, int(port))
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._open: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            upstream = socket.create_connection(self._upstream)
+            self._open += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes accept(): close() alone does not
+        self._listener.close()
+        for s in self._open:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)  # wakes the relays and tells both ends
+            s.close()
+
+
+def test_a_store_outage_behind_a_running_api_opens_the_door_where_chosen(
+    dynamodb_endpoint: str,
+    table: str,
+    keyset: KeySet,
+    api_settings: ApiSettings,
+    tmp_path: Path,
+) -> None:
+    proxy = _Proxy(dynamodb_endpoint)
+    settings = api_settings.model_copy(update={"dynamodb_endpoint": proxy.url})
+    store = Store(make_client(settings), table)
+    store.put_jwks(keyset.jwks())
+    service = WaitingRoom(store, [TICKET_SECRET], issuer="waitingroom")
+    port = dynamodb_local.free_port()
+    with ExitStack() as stack:
+        api_url = stack.enter_context(serve(wired_app(service, settings), port))
+        stack.callback(proxy.close)
+        opened, open_url = _origin(
+            api_url, tmp_path / "open.log", GUARD_FAIL_OPEN_AFTER_SECONDS=str(FAIL_OPEN_AFTER)
+        )
+        stack.callback(stop_process, opened)
+        assert _hello(open_url, headers=BROWSER).status_code == 302  # the room answers
+
+        proxy.close()  # DynamoDB goes away; the API process answers on
+        stopped = time.monotonic()
+        r = httpx.get(f"{api_url}/rooms/{ROOM}/state", timeout=10)
+        assert r.status_code in (404, 503), "the API itself still answers"
+        while (r := _hello(open_url, headers=BROWSER)).status_code == 302:
+            assert time.monotonic() - stopped < FAIL_OPEN_AFTER + 3 * INTERVAL + 8, (
+                httpx.get(f"{api_url}/health", timeout=10).text,
+                (tmp_path / "open.log").read_text(),
+            )
+            time.sleep(0.1)
+        assert r.status_code == 200 and r.headers["x-waitingroom-guard"] == "fail-open"
+        open_after = time.monotonic() - stopped
+        health = httpx.get(f"{api_url}/health", timeout=10)
+        assert health.status_code == 503 and health.headers["retry-after"] == "5"
+    print(f"store down: fail-open after {open_after:.2f} s (after={FAIL_OPEN_AFTER})")

@@ -104,13 +104,16 @@ def test_warm_invocations_share_nothing_about_the_previous_request(lambda_env: N
     assert bootstrap.built()["api"] == 1
 
 
-def test_health_answers_without_touching_the_store(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_health_says_the_room_cannot_answer_when_its_store_does_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("WAITINGROOM_TICKET_SECRET", TICKET_SECRET.decode())
     monkeypatch.setenv("WAITINGROOM_DYNAMODB_ENDPOINT", "http://127.0.0.1:9")
     _clear_caches()
     try:
-        status, _, body = call(rest_event("GET", "/health"))
-        assert (status, body) == (200, {"status": "ok"})
+        status, headers, body = call(rest_event("GET", "/health"))
+        assert (status, body["error"]) == (503, "unavailable")
+        assert headers["retry-after"] == "5"
     finally:
         _clear_caches()
 

@@ -156,9 +156,9 @@ def test_drain_documents_202() -> None:
     assert "202" in DOCS["paths"]["/admin/rooms/{room}/drain"]["post"]["responses"]
 
 
-def test_the_page_documents_json_errors() -> None:
+def test_the_page_documents_its_html_404() -> None:
     responses = DOCS["paths"]["/rooms/{room}"]["get"]["responses"]
-    assert "application/json" in responses["404"]["content"]
+    assert list(responses["404"]["content"]) == ["text/html"]
 
 
 def test_the_room_id_pattern_is_documented() -> None:

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import json
 import time
+import urllib.parse
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -426,3 +427,19 @@ def test_the_root_and_overlong_paths_are_not_carried(verifier: TokenVerifier) ->
     assert call(app, long, headers=BROWSER).headers["location"] == (
         "https://queue.example.com/rooms/launch"
     )
+
+
+def test_return_to_keeps_the_path_as_the_visitor_sent_it(verifier: TokenVerifier) -> None:
+    app = guarded(verifier, waiting_room_url="https://queue.example.com/rooms/{room}")
+    location = call(app, "/docs/a%3Fb%23c%2Fd%25e?x=1", headers=BROWSER).headers["location"]
+    return_to = urllib.parse.parse_qs(urllib.parse.urlsplit(location).query)["return_to"]
+    assert return_to == ["/docs/a%3Fb%23c%2Fd%25e?x=1"], "the same page, not /docs/a?b#c/d%e"
+
+
+def test_return_to_without_a_raw_path_or_under_a_prefix() -> None:
+    from origin_guard.middleware import _return_to
+
+    lambda_scope = {"path": "/docs/a?b#c", "raw_path": None, "query_string": b"x=1"}
+    assert _return_to(lambda_scope) == "/docs/a%3Fb%23c?x=1"
+    mounted = {"path": "/shop/a b", "raw_path": b"/a%20b", "query_string": b""}
+    assert _return_to(mounted) == "/shop/a%20b"

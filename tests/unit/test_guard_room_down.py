@@ -239,3 +239,16 @@ def test_inline_keys_need_a_health_url_to_fail_open() -> None:
     inline = {"GUARD_JWKS": '{"keys": []}', "GUARD_AUDIENCE": ROOM}
     with pytest.raises(GuardConfigError, match="GUARD_HEALTH_URL"):
         GuardSettings.from_env({**inline, "GUARD_FAIL_OPEN_AFTER_SECONDS": "10"})
+
+
+def test_the_demo_origin_reads_the_room_down_policy_with_the_guards_own_checks() -> None:
+    from origin_guard.settings import room_health_from_env
+
+    jwks = "https://queue.example.com/.well-known/jwks.json"
+    health = room_health_from_env({"GUARD_FAIL_OPEN_AFTER_SECONDS": "20"}, jwks)
+    assert (health.url, health.fail_open_after, health.interval) == (HEALTH, 20.0, 5.0)
+    closed = room_health_from_env({"GUARD_FAIL_OPEN_AFTER_SECONDS": "never"}, jwks)
+    assert closed.fail_open_after is None and closed.url == HEALTH, "watched, never opened"
+    for bad in ({"GUARD_FAIL_OPEN_AFTER_SECONDS": "-1"}, {"GUARD_HEALTH_INTERVAL_SECONDS": "0"}):
+        with pytest.raises(GuardConfigError, match="must be between"):
+            room_health_from_env(bad, jwks)

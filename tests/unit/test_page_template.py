@@ -205,20 +205,24 @@ def test_the_policy_lets_in_the_logo_and_the_templates_sites_and_nothing_more() 
     assert directives["connect-src"] == "'self'"
 
 
-def test_a_browser_gets_an_html_404_for_an_unknown_room_and_a_json_client_the_error(
+def test_the_page_of_an_unknown_room_is_an_html_404_whatever_the_accept_header(
     api_client: TestClient,
 ) -> None:
-    accept = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
-    for room in ("nosuchroom", "Bad_Name", "<img src=x onerror=alert(1)>"):
-        r = api_client.get(f"/rooms/{room}", headers={"Accept": accept})
-        assert r.status_code == 404
-        assert r.headers["content-type"].startswith("text/html")
-        assert r.headers["cache-control"] == "no-store" and r.headers["vary"] == "Accept"
-        assert "There is no waiting room here" in r.text and "<img src=x" not in r.text
-        assert "script-src 'self'" in r.headers["content-security-policy"]
-    r = api_client.get("/rooms/nosuchroom", headers={"Accept": "application/json"})
+    browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+    # behind CloudFront the page route gets no Accept at all
+    for accept in (browser, None, "application/json", "*/*"):
+        for room in ("nosuchroom", "Bad_Name", "<img src=x onerror=alert(1)>", "x" * 64):
+            headers = {"Accept": accept} if accept else {}
+            r = api_client.get(f"/rooms/{room}", headers=headers)
+            assert r.status_code == 404
+            assert r.headers["content-type"].startswith("text/html")
+            assert r.headers["cache-control"] == "no-store" and "vary" not in r.headers
+            assert "There is no waiting room here" in r.text and "<img src=x" not in r.text
+            assert "script-src 'self'" in r.headers["content-security-policy"]
+    # the JSON routes keep the API's error
+    r = api_client.get("/rooms/nosuchroom/state", headers={"Accept": "application/json"})
     assert r.status_code == 404 and r.json()["error"] == "unknown_room"
-    assert api_client.get("/rooms/Bad_Name").json()["error"] == "invalid_room"
+    assert api_client.post("/rooms/Bad_Name/join").json()["error"] == "invalid_room"
 
 
 def test_a_rooms_look_set_by_the_api_is_on_its_next_page(api_client: TestClient) -> None:
@@ -238,3 +242,92 @@ def test_a_rooms_look_set_by_the_api_is_on_its_next_page(api_client: TestClient)
     cleared = api_client.put("/admin/rooms/shop", json={"page_title": "", "page_logo_url": ""})
     assert cleared.status_code == 200, cleared.text
     assert cleared.json()["page_title"] == "" and cleared.json()["page_logo_url"] == ""
+
+
+def _directives(csp: str) -> list[str]:
+    return [d.strip().split(" ", 1)[0] for d in csp.split(";")]
+
+
+@pytest.mark.parametrize(
+    "attack",
+    [
+        '<img src="https://x.example;connect-src *;frame-ancestors *">',
+        '<link rel="stylesheet" href="https://x.example;form-action https:">',
+        '<img src="https://x.example,connect-src/a.png">',
+        '<img src="https://evil.example@img.example.com/a.png">',
+        '<img src="https://img.example.com\\@evil.example/a.png">',
+        '<img src="https://img example.com/a.png">',
+        '<img src="//evil.example/a.png">',
+    ],
+)
+def test_a_template_url_cannot_add_directives_to_the_pages_policy(attack: str) -> None:
+    template = GOOD.replace("<footer>", attack + "<footer>")
+    assert "must be a path on this site or an http(s) URL" in _refusal(template)
+
+
+def test_the_policy_keeps_one_of_each_directive_whatever_the_logo_says() -> None:
+    for logo in (
+        "https://x.example;connect-src *;frame-ancestors *",
+        "https://user:pw@img.example.com/logo.png",
+    ):
+        csp = page_csp(_cfg(page_logo_url=logo))
+        names = _directives(csp)
+        assert len(names) == len(set(names)), csp
+        assert "*" not in csp and "user" not in csp and "frame-ancestors 'none'" in csp
+
+
+@pytest.mark.parametrize(
+    ("snippet", "why"),
+    [
+        (
+            '<!--><meta http-equiv="refresh" content="0;url=https://evil.example/">-->',
+            "HTML comment",
+        ),
+        ("<!-- a note for the next person -->", "HTML comment"),
+        ('<![CDATA[><meta http-equiv="refresh" content="0;url=https://evil.example/">]]>', "<!"),
+        ('<meta http-equiv="content-security-policy" content="img-src *">', "http-equiv"),
+        ('<META HTTP-EQUIV="Set-Cookie" content="a=b">', "http-equiv"),
+    ],
+)
+def test_markup_a_browser_reads_differently_from_the_check_is_refused(
+    snippet: str, why: str
+) -> None:
+    message = _refusal(GOOD.replace("<footer>", snippet + "<footer>"))
+    assert why in message and "line 6" in message
+
+
+def test_the_hidden_refresh_of_a_comment_bypass_never_reaches_a_room(
+    api_client: TestClient,
+) -> None:
+    hidden = (
+        '<!--><meta http-equiv="refresh" content="0;url=https://evil.example/">'
+        "<script>alert(1)</script>-->{{head}}{{queue}}"
+    )
+    r = api_client.put("/admin/rooms/tpl", json={"max_active": 5, "page_template": hidden})
+    assert r.status_code == 422, r.text
+    assert "HTML comment" in r.json()["message"]
+    r = api_client.put(
+        "/admin/rooms/tpl",
+        json={"max_active": 5, "page_logo_url": "https://user:pw@img.example.com/a.png"},
+    )
+    assert r.status_code == 422 and "page_logo_url" in r.json()["message"], r.text
+    assert api_client.get("/admin/rooms/tpl/stats").status_code == 404, "nothing was created"
+
+
+def test_the_docs_page_and_the_waiting_page_share_one_policy() -> None:
+    from waitingroom.api.docs import DOCS_CSP
+    from waitingroom.page import PAGE_CSP
+
+    assert DOCS_CSP is PAGE_CSP
+    assert page_csp(None) == PAGE_CSP
+
+
+def test_a_template_stored_before_a_stricter_check_gives_the_default_page_not_an_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    old = GOOD.replace("<footer>", "<!-- kept from an older release --><footer>")
+    cfg = _cfg(page_template=old, page_title="Acme")
+    page = render_waiting_page("demo", cfg)
+    assert "kept from an older release" not in page and "<title>Acme" in page
+    assert page_csp(cfg) == page_csp(_cfg(page_title="Acme"))
+    assert "its page template is not used" in caplog.text

@@ -9,11 +9,11 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from waitingroom import page
-from waitingroom.api import docs, errors, operators, public, queue, tokens
+from waitingroom.api import docs, errors, health, operators, public, queue, tokens
 from waitingroom.api.body_limit import BodyLimit
 from waitingroom.api.deps import AdminFailures
 from waitingroom.api.errors import RESPONSES
-from waitingroom.api.models import HealthOut
+from waitingroom.api.health import StoreHealth
 from waitingroom.service import WaitingRoom
 from waitingroom.settings import ApiSettings
 
@@ -43,12 +43,11 @@ def create_app(service: WaitingRoom | None, settings: ApiSettings | None) -> Fas
     errors.install(app)
     docs.install(app)
 
-    @app.get("/health", tags=["ops"], response_model=HealthOut)
-    def health() -> HealthOut:
-        return HealthOut()
+    app.state.store_health = StoreHealth(service.ctx.store.ping) if service is not None else None
 
     # the page's own files come before /rooms/{room}
-    for router in (tokens.router, page.router, public.router, queue.router, operators.router):
+    routers = (health.router, tokens.router, page.router, public.router, queue.router)
+    for router in (*routers, operators.router):
         # the routers' routes join the app's own list: FastAPI matches an included router as
         # one more level on every request, which every waiting poll would pay for
         app.router.routes.extend(router.routes)

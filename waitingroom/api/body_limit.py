@@ -1,7 +1,10 @@
 """Refuse request bodies over a limit with 413, whether or not Content-Length is sent.
 
 Operators' routes (/admin/) have a larger limit: a room's settings may carry a page template of
-16,384 characters, which JSON-escaped UTF-8 can make several times as many bytes."""
+16,384 characters, which JSON-escaped UTF-8 can make several times as many bytes. Only for a
+request that carries credentials (an Authorization header: the admin key, or the SigV4 signature
+API Gateway checks): the body is read and parsed before the route checks them, so anyone else
+gets the visitors' limit and cannot make the API parse 128 KB bodies only to answer 401."""
 
 from __future__ import annotations
 
@@ -23,7 +26,9 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        admin = str(scope.get("path", "")).startswith(ADMIN_PREFIX)
+        admin = str(scope.get("path", "")).startswith(ADMIN_PREFIX) and any(
+            name == b"authorization" for name, _ in scope.get("headers", [])
+        )
         limit = self.admin_limit if admin else self.public_limit
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > limit:

@@ -17,11 +17,10 @@ from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Response
 
+from waitingroom.page import PAGE_CSP
+
 DOCS_URL = "/docs"
-DOCS_CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-)
+DOCS_CSP = PAGE_CSP  # the waiting page's: our own files only, no inline script or style
 _MEDIA_TYPES = {"js": "text/javascript", "css": "text/css", "png": "image/png"}
 _VENDORED = ("swagger-ui-bundle.js", "swagger-ui.css", "favicon.png")
 _OURS = ("swagger-init.js",)

@@ -16,7 +16,7 @@ from pydantic import (
 
 from waitingroom.domain import RoomConfig
 from waitingroom.page_template import check_template
-from waitingroom.rooms import ROOM_FIELDS, Queueing, RoomField, RoomStatus
+from waitingroom.rooms import ROOM_FIELDS, Queueing, RoomField, RoomStatus, origin_of
 
 
 class ErrorOut(BaseModel):
@@ -152,7 +152,7 @@ def _in_type(spec: RoomField[Any]) -> Any:
         "bool": Annotated[bool, Field(strict=True)],
         "status": RoomStatus,
         "queueing": Queueing,
-        "url": HttpUrl | Literal[""],
+        "url": Annotated[HttpUrl, AfterValidator(_plain_origin)] | Literal[""],
         "time": AwareDatetime | float,
         "origins": Annotated[str, Field(max_length=2048)],
         "text": Annotated[str, Field(max_length=spec.max_length), AfterValidator(_plain_text)],
@@ -168,6 +168,13 @@ def _plain_text(value: str) -> str:
     """Text shown on the page: any characters but controls (line breaks are kept)."""
     if any((ord(c) < 32 and c not in "\n\t") or ord(c) == 127 for c in value):
         raise ValueError("control characters are not allowed (line breaks are)")
+    return value
+
+
+def _plain_origin(value: HttpUrl) -> HttpUrl:
+    """A URL whose origin can be named in the page's CSP and in redirects as it is."""
+    if origin_of(str(value)) is None:
+        raise ValueError("the URL must be http(s)://host[:port]/... with no user@ (credentials)")
     return value
 
 

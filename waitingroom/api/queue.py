@@ -5,12 +5,19 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from waitingroom import page
-from waitingroom.api.deps import RoomPath, ServiceDep, bearer, client_key, settings_of
+from waitingroom.api.deps import (
+    ROOM_PATTERN,
+    RoomPath,
+    ServiceDep,
+    bearer,
+    client_key,
+    settings_of,
+)
 from waitingroom.api.errors import NO_STORE, RESPONSES
 from waitingroom.api.models import (
     AdmittedOut,
@@ -29,6 +36,14 @@ TICKET_COOKIE = "waitingroom_ticket"
 TOKEN_COOKIE = "waitingroom_token"
 IDEM_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 router = APIRouter(tags=["queue"], responses=RESPONSES)
+# the page's room is checked by the route itself (no 422 JSON for an overlong one: a page)
+PageRoomPath = Annotated[
+    str,
+    Path(
+        description="room id: lowercase letters, digits, dashes",
+        json_schema_extra={"pattern": ROOM_PATTERN},
+    ),
+]
 
 
 def _json(model: BaseModel, status: int = 200) -> JSONResponse:
@@ -67,15 +82,20 @@ def _cookie(
             "content": {"text/html": {"schema": {"type": "string"}}},
         },
         304: {"description": "Not modified (If-None-Match matched the page's ETag)"},
+        404: {
+            "description": "No such room: a page saying so (for a malformed room id too)",
+            "content": {"text/html": {"schema": {"type": "string"}}},
+        },
     },
 )
-def waiting_page(room: RoomPath, request: Request, svc: ServiceDep) -> Response:
+def waiting_page(room: PageRoomPath, request: Request, svc: ServiceDep) -> Response:
+    """The waiting page; for an unknown or malformed room, a 404 page, never the API's JSON:
+    only browsers ask for this route (JSON clients use /join, /status, /state), and the edge
+    does not forward Accept here, so the answer cannot depend on it."""
     try:
-        cfg = svc.config(room)  # 400/404 for a bad or unknown room
+        cfg = svc.config(room)
     except (InvalidRequest, UnknownRoom):
-        if "text/html" not in request.headers.get("accept", ""):
-            raise  # a JSON client keeps the API's error
-        return page.not_found_page(room)  # a browser gets a page
+        return page.not_found_page(room)
     return page.waiting_page_response(room, request.headers.get("if-none-match"), cfg)
 
 
