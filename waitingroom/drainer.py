@@ -54,6 +54,7 @@ from waitingroom.planning import (
 from waitingroom.settings import DrainerSettings
 from waitingroom.store import (
     KEEP_SECONDS,
+    SEALED_POOL,
     AdmittedTicket,
     Conflict,
     StoreUnavailable,
@@ -243,8 +244,10 @@ class Drainer:
     def _pool(self, cfg: RoomConfig, plan: TickPlan, now: float) -> tuple[TickPlan, bool]:
         """Count the pool's claims; seal it, or grow it. True: (re)open it once written."""
         seq = plan.dst.pool_seq
-        claims = self.store.read_counters(cfg.room, [-seq], 1)[-seq][0] if seq else 0
-        plan, move = pool_step(cfg, plan, now=now, claims=claims)
+        n = self.store.read_counters(cfg.room, [-seq], 1)[-seq][0] if seq else 0
+        # a counter already sealed (by a tick whose commit was lost) still tells its claims
+        sealed = n >= SEALED_POOL
+        plan, move = pool_step(cfg, plan, now=now, claims=n % SEALED_POOL, sealed=sealed)
         if move == "keep":
             return plan, False
         line = pool_seals_for_the_line(cfg)

@@ -326,12 +326,13 @@ def pool_seals_for_the_line(cfg: RoomConfig) -> bool:
 
 
 def pool_step(
-    cfg: RoomConfig, plan: TickPlan, *, now: float, claims: int
+    cfg: RoomConfig, plan: TickPlan, *, now: float, claims: int, sealed: bool = False
 ) -> tuple[TickPlan, PoolMove]:
-    """Count the pool's claims (`claims`: its claim counter, read after `now`) and say what to
-    do with it: seal it when the room is not idle, when it nears its deadline, or when places
-    over max_active are held; else grow it to about twice what was claimed since the last tick
-    (at least POOL_MIN, at most the free places)."""
+    """Count the pool's claims (`claims`: taken from its claim counter, read after `now`) and
+    say what to do with it: seal it when the room is not idle, when it nears its deadline, when
+    places over max_active are held, or when its counter is already sealed (a tick that sealed
+    it lost its commit); else grow it to about twice what was claimed since the last tick (at
+    least POOL_MIN, at most the free places)."""
     pool = the_pool(plan.dst)
     claimed = min(claims, pool.count) if pool else 0
     grew = max(0, claimed - plan.dst.pool_claimed) if pool else 0
@@ -344,7 +345,8 @@ def pool_step(
     held = pub.active + pool_held(dst)
     capped = cfg.queueing != "passthrough"
     if pool is not None and (
-        not pool_room_idle(cfg, pub)
+        sealed
+        or not pool_room_idle(cfg, pub)
         or now >= pool.admitted_at + POOL_SECONDS - POOL_RENEW_SECONDS
         or (capped and held > cfg.max_active)
     ):

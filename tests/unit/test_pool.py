@@ -16,6 +16,7 @@ import pytest
 from tests.conftest import FakeClock
 from tests.unit.test_service_memory import fresh, settle
 from waitingroom import errors
+from waitingroom.domain import DrainerState, PublicState
 from waitingroom.drainer import Drainer
 from waitingroom.planning import POOL_MIN, POOL_SECONDS
 from waitingroom.service import Admitted, Joined, Waiting, WaitingRoom
@@ -238,3 +239,45 @@ def test_entries_left_unwritten_by_a_failed_tick_are_written_by_the_next(
     fresh(clock)
     joins = [svc.join("demo", None) for _ in range(5)]
     assert [isinstance(j.status, Admitted) for j in joins] == [True] * 4 + [False]
+
+
+class LosesACommit(MemoryStore):
+    """The next `fail` commits of the drainer's state time out (not applied)."""
+
+    fail = 0
+
+    def commit_state(
+        self, room: str, pub: PublicState, dst: DrainerState, expected_version: int
+    ) -> None:
+        if self.fail:
+            self.fail -= 1
+            raise StoreUnavailable("commit_state: timed out")
+        super().commit_state(room, pub, dst, expected_version)
+
+
+def test_a_pool_sealed_by_a_tick_that_lost_its_commit_gives_its_places_back(
+    clock: FakeClock, keyset: KeySet
+) -> None:
+    store = LosesACommit(clock=clock)
+    svc = WaitingRoom(store, [b"t" * 32], issuer="waitingroom", clock=clock)
+    drainer = Drainer(store, lambda: keyset, issuer="waitingroom", owner="a", clock=clock)
+    svc.put_room("demo", {"max_active": 10, "shards": 1})
+    drainer.tick_room("demo")
+    fresh(clock)
+    inside = [svc.join("demo", None) for _ in range(2)]
+    assert all(isinstance(j.status, Admitted) for j in inside)
+    svc.put_room("demo", {"status": "paused"})
+    fresh(clock)
+    store.fail = 1
+    with pytest.raises(StoreUnavailable):
+        drainer.tick_room("demo")  # the pool is sealed, the state that says so is lost
+    drainer.tick_room("demo")  # sealed again: the 8 entries nobody claimed are given back
+    assert svc.stats("demo")["admitted_total"] == 2
+    svc.put_room("demo", {"status": "open", "straight_in": False})
+    fresh(clock)
+    line = [svc.join("demo", None) for _ in range(8)]
+    settle(clock)
+    report = drainer.tick_room("demo")  # the line goes in at once, not a minute later
+    assert (report.admitted, report.waiting) == (8, 0)
+    fresh(clock)
+    assert all(isinstance(svc.poll("demo", j.ticket), Admitted) for j in line)

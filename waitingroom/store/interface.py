@@ -22,7 +22,9 @@ from waitingroom.domain import (
 )
 
 KEEP_SECONDS = 7 * 24 * 3600  # queue data outlives any realistic wait
-SEALED_POOL = 1 << 30  # a sealed pool's claim counter: above any size, so no claim succeeds
+# added to a pool's claim counter when it is sealed: above any size, so no claim succeeds, and
+# the claims taken before stay readable as n % SEALED_POOL (sealing twice answers the same)
+SEALED_POOL = 1 << 30
 AUDIT_KEEP_SECONDS = 400 * 24 * 3600
 REVOKED_BUCKET_SECONDS = 60
 # an admitted ticket's item (and its ledger) is kept this long past the token's exp

@@ -147,9 +147,9 @@ class MemoryStore:
     def seal_pool(self, room: str, seq: int) -> int:
         with self._lock:
             key = (room, -seq, 0)
-            taken = self._items.counters.get(key, 0)
-            self._items.counters[key] = max(taken, SEALED_POOL)
-            return min(taken, SEALED_POOL)
+            n = self._items.counters.get(key, 0) + SEALED_POOL
+            self._items.counters[key] = n
+            return n % SEALED_POOL
 
     def read_counters(
         self, room: str, slots: Sequence[int], shards: int

@@ -61,17 +61,20 @@ class DynamoQueue(DynamoTable):
         return as_int(plain(resp["Attributes"])["n"])
 
     def seal_pool(self, room: str, seq: int) -> int:
-        """Close pool `seq` to further claims; how many entries were claimed before."""
+        """Close pool `seq` to further claims; how many entries were claimed before. The seal
+        adds SEALED_POOL to the counter rather than overwriting it, so the claims stay readable
+        (n % SEALED_POOL) and sealing again, after a tick whose commit was lost, answers the
+        same."""
         resp = self._call(
             "update_item",
             Key=key(counter_pk(room, -seq, 0), "COUNTER"),
-            UpdateExpression="SET n = :sealed, expires_at = if_not_exists(expires_at, :ttl)",
+            UpdateExpression="ADD n :sealed SET expires_at = if_not_exists(expires_at, :ttl)",
             ExpressionAttributeValues=attrs(
                 {":sealed": SEALED_POOL, ":ttl": int(self.clock()) + KEEP_SECONDS}
             ),
-            ReturnValues="UPDATED_OLD",
+            ReturnValues="UPDATED_NEW",
         )
-        return min(SEALED_POOL, as_int(plain(resp.get("Attributes", {})).get("n")))
+        return as_int(plain(resp["Attributes"])["n"]) % SEALED_POOL
 
     def read_counters(
         self, room: str, slots: Sequence[int], shards: int
