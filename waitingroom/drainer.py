@@ -40,6 +40,7 @@ from waitingroom.observability import MetricsBuffer, configure_logging
 from waitingroom.planning import (
     TickPlan,
     draw_due,
+    free_places,
     grow_pool,
     is_dormant,
     place_tickets,
@@ -88,15 +89,6 @@ class TickReport:
     waiting: int = 0
     reclaimed: int = 0
     completed: int = 0
-
-
-def _free_places(cfg: RoomConfig, pub: PublicState) -> int:
-    """Places the room could fill now: none while paused or closed, nor before its draw."""
-    if cfg.status not in ("open", "scheduled") or (
-        cfg.opens_slot is not None and not pub.draw_seed
-    ):
-        return 0
-    return max(0, cfg.max_active - pub.active)
 
 
 class Drainer:
@@ -230,6 +222,8 @@ class Drainer:
                 plan, tickets, slot, offset, now=now, slot_seconds=cfg.slot_seconds
             )
         plan, open_pool = self._pool(cfg, plan, now)
+        free = free_places(cfg, plan.pub, plan.dst, now)
+        plan = replace(plan, pub=replace(plan.pub, free_places=free))
         plan = replace(plan, pub=self._count_unsettled(cfg, plan.pub, window.shards, now))
         self.store.commit_state(room, plan.pub, plan.dst, dst.version)
         new_pub = replace(plan.pub, version=dst.version + 1)
@@ -237,7 +231,7 @@ class Drainer:
         if plan.admit is not None:
             new_pub, new_dst = self._materialise(cfg, new_pub, new_dst)
         new_pub, new_dst = self._fill_pool(cfg, new_pub, new_dst, open_pool, now)
-        return self._report(room, plan, new_pub, free=_free_places(cfg, new_pub))
+        return self._report(room, plan, new_pub, free=free)
 
     # -- an idle room's pool (planning.pool_step) ---------------------------------------------
 

@@ -26,6 +26,7 @@ from waitingroom.domain import (
     account,
     add_admissions,
     admission_budget,
+    admits_now,
     last_settleable_slot,
     percentile,
     slot_of,
@@ -246,8 +247,7 @@ def _public_after(
 def _budget(cfg: RoomConfig, pub: PublicState, dst: DrainerState, active: int, now: float) -> int:
     """Free places capped by the rate; nobody before a scheduled room's draw, nor while it is
     paused or closed."""
-    opened = cfg.opens_slot is None or bool(pub.draw_seed)
-    if not opened or cfg.status not in ("open", "scheduled") or cfg.queue_all:
+    if not admits_now(cfg, pub):
         return 0
     if cfg.queueing == "passthrough":  # sessions are counted, nobody is kept waiting
         return UNCAPPED
@@ -257,6 +257,12 @@ def _budget(cfg: RoomConfig, pub: PublicState, dst: DrainerState, active: int, n
         max_admits_per_minute=cfg.max_admits_per_minute,
         admitted_last_minute=dst.rates.admitted_since(now - 60),
     )
+
+
+def free_places(cfg: RoomConfig, pub: PublicState, dst: DrainerState, now: float) -> int:
+    """How many the room could let in now (after a tick: `pub`, `dst`): places free of sessions
+    and of pool entries nobody claimed, within the rate cap; none when it admits nobody."""
+    return _budget(cfg, pub, dst, pub.active + pool_held(dst), now)
 
 
 def place_tickets(
@@ -313,11 +319,9 @@ def pool_room_idle(cfg: RoomConfig, pub: PublicState) -> bool:
     """Joins may be let straight in: the room admits now, and nobody waits in a settled slot
     (a room that keeps no line lets joins in whoever waits: passthrough admits them all at the
     next tick, reject has nobody waiting)."""
-    opened = cfg.opens_slot is None or bool(pub.draw_seed)
     wanted = cfg.straight_in or cfg.queueing != "fifo"
     nobody_waits = pub.waiting_settled == 0 or cfg.queueing != "fifo"
-    admits = cfg.status in ("open", "scheduled") and opened  # scheduled: once drawn
-    return admits and wanted and not cfg.queue_all and nobody_waits
+    return admits_now(cfg, pub) and wanted and nobody_waits
 
 
 def pool_seals_for_the_line(cfg: RoomConfig) -> bool:

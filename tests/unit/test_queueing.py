@@ -3,14 +3,19 @@ without straight-in, passthrough, reject, and the queue_all switch."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pytest
 
 from tests.conftest import FakeClock
 from tests.unit.test_service_memory import fresh, settle
 from waitingroom import errors
 from waitingroom.drainer import Drainer
+from waitingroom.observability import MetricsBuffer
 from waitingroom.planning import POOL_MIN
 from waitingroom.service import Admitted, Waiting, WaitingRoom
+from waitingroom.store.memory import MemoryStore
+from waitingroom.tokens import KeySet
 
 
 def open_room(svc: WaitingRoom, drainer: Drainer, clock: FakeClock, **settings: object) -> None:
@@ -94,3 +99,27 @@ def test_a_scheduled_room_lets_joins_straight_in_once_drawn_and_empty(
     fresh(clock)
     assert isinstance(memory_service.poll("demo", early.ticket), Admitted)
     assert isinstance(memory_service.join("demo", None).status, Admitted)
+
+
+@pytest.mark.parametrize("hold", [{"queue_all": True}, {"status": "paused"}])
+def test_a_line_held_on_purpose_does_not_page_anybody_as_stalled(
+    memory_store: MemoryStore, clock: FakeClock, keyset: KeySet, hold: dict[str, object]
+) -> None:
+    gauges: list[dict[str, float]] = []
+
+    def emit(service: str, room: str, counts: Mapping[str, float], g: Mapping[str, float]) -> None:
+        gauges.append(dict(g))
+
+    metrics = MetricsBuffer("drainer", emit, flush_seconds=0, clock=clock)
+    svc = WaitingRoom(memory_store, [b"t" * 32], issuer="waitingroom", clock=clock)
+    drainer = Drainer(
+        memory_store, lambda: keyset, issuer="waitingroom", clock=clock, metrics=metrics
+    )
+    open_room(svc, drainer, clock, max_active=10, **hold)
+    for _ in range(3):
+        svc.join("demo", None)
+    settle(clock)
+    report = drainer.tick_room("demo")
+    metrics.flush()
+    assert (report.admitted, report.waiting) == (0, 3)  # held, places free
+    assert gauges[-1]["stalled"] == 0
