@@ -14,6 +14,7 @@ from waitingroom.drainer import Drainer
 from waitingroom.observability import MetricsBuffer
 from waitingroom.planning import POOL_MIN
 from waitingroom.service import Admitted, Waiting, WaitingRoom
+from waitingroom.store import StoreUnavailable
 from waitingroom.store.memory import MemoryStore
 from waitingroom.tokens import KeySet
 
@@ -98,6 +99,68 @@ def test_a_scheduled_room_lets_joins_straight_in_once_drawn_and_empty(
     memory_drainer.tick_room("demo")  # nobody waits: places minted ahead
     fresh(clock)
     assert isinstance(memory_service.poll("demo", early.ticket), Admitted)
+    assert isinstance(memory_service.join("demo", None).status, Admitted)
+
+
+def test_reject_lets_a_burst_into_a_nearly_empty_room_however_small_its_pool(
+    memory_service: WaitingRoom, memory_drainer: Drainer, clock: FakeClock
+) -> None:
+    open_room(memory_service, memory_drainer, clock, max_active=1000, queueing="reject")
+    joins = [memory_service.join("demo", None) for _ in range(30)]  # nobody told "full"
+    straight = [j for j in joins if isinstance(j.status, Admitted)]
+    assert len(straight) == POOL_MIN
+    settle(clock)
+    report = memory_drainer.tick_room("demo")  # the others: let in at the next tick
+    assert (report.admitted, report.waiting) == (30 - POOL_MIN, 0)
+    fresh(clock)
+    assert all(isinstance(memory_service.poll("demo", j.ticket), Admitted) for j in joins)
+
+
+def test_reject_takes_only_as_many_numbers_as_there_are_free_places(
+    memory_service: WaitingRoom, memory_drainer: Drainer, clock: FakeClock
+) -> None:
+    open_room(memory_service, memory_drainer, clock, max_active=POOL_MIN + 5, queueing="reject")
+    joins = []
+    for _ in range(POOL_MIN + 5):
+        joins.append(memory_service.join("demo", None))
+    with pytest.raises(errors.RoomFull):
+        memory_service.join("demo", None)  # 15 places, 15 visitors: the 16th is told
+    settle(clock)
+    report = memory_drainer.tick_room("demo")
+    assert (report.admitted, report.waiting) == (5, 0)  # nobody left in a line
+    fresh(clock)
+    assert all(isinstance(memory_service.poll("demo", j.ticket), Admitted) for j in joins)
+
+
+def test_a_paused_reject_room_says_it_is_paused_not_full(
+    memory_service: WaitingRoom, memory_drainer: Drainer, clock: FakeClock
+) -> None:
+    open_room(memory_service, memory_drainer, clock, max_active=1000, queueing="reject")
+    memory_service.put_room("demo", {"status": "paused"})
+    fresh(clock)
+    joined = memory_service.join("demo", None)
+    assert isinstance(joined.status, Waiting) and joined.status.line == "paused"
+    memory_service.put_room("demo", {"status": "open"})
+    settle(clock)
+    assert memory_drainer.tick_room("demo").admitted == 1  # in as soon as it resumes
+
+
+def test_a_reject_room_whose_store_hesitates_says_so_not_full(
+    memory_service: WaitingRoom,
+    memory_drainer: Drainer,
+    memory_store: MemoryStore,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    open_room(memory_service, memory_drainer, clock, max_active=POOL_MIN, queueing="reject")
+
+    def hesitates(room: str, seq: int, size: int) -> int | None:
+        raise StoreUnavailable("claim_pool: throttled")
+
+    monkeypatch.setattr(memory_store, "claim_pool", hesitates)
+    with pytest.raises(StoreUnavailable):  # a 503 that says the store is busy: retry
+        memory_service.join("demo", None)
+    monkeypatch.undo()
     assert isinstance(memory_service.join("demo", None).status, Admitted)
 
 
