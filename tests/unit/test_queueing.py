@@ -186,3 +186,16 @@ def test_a_line_held_on_purpose_does_not_page_anybody_as_stalled(
     metrics.flush()
     assert (report.admitted, report.waiting) == (0, 3)  # held, places free
     assert gauges[-1]["stalled"] == 0
+
+
+def test_a_reject_room_not_ticked_yet_lets_its_first_visitors_in_at_its_first_tick(
+    memory_service: WaitingRoom, memory_drainer: Drainer, clock: FakeClock
+) -> None:
+    memory_service.put_room("demo", {"max_active": 3, "shards": 1, "queueing": "reject"})
+    joins = [memory_service.join("demo", None) for _ in range(3)]
+    with pytest.raises(errors.RoomFull):
+        memory_service.join("demo", None)
+    settle(clock)
+    assert memory_drainer.tick_room("demo").admitted == 3
+    fresh(clock)
+    assert all(isinstance(memory_service.poll("demo", j.ticket), Admitted) for j in joins)

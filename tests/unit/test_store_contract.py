@@ -269,3 +269,11 @@ def test_sealing_a_pool_again_answers_the_claims_taken_before_the_first_seal(
     assert any_store.seal_pool("demo", 4) == 2
     (n,) = any_store.read_counters("demo", [-4], 1)[-4]
     assert n >= SEALED_POOL and n % SEALED_POOL == 2  # sealed, its claims still readable
+
+
+def test_a_ticks_free_places_are_given_out_once_each(any_store: WaitingRoomStore) -> None:
+    assert [any_store.claim_free_place("demo", 1000, 2) for _ in range(3)] == [True, True, False]
+    assert any_store.claim_free_place("demo", 3000, 1)  # the next tick's places: counted anew
+    assert not any_store.claim_free_place("demo", 3000, 1)
+    assert any_store.claim_free_place("other", 1000, 1)  # per room
+    assert not any_store.claim_free_place("demo", 5000, 0)

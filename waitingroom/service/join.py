@@ -43,9 +43,6 @@ from waitingroom.tokens import (
 
 IDEMPOTENCY_SECONDS = 24 * 3600
 REJECT_RETRY_SECONDS = 10  # a full room that keeps no line: about two drainer ticks
-# the most recent slots whose numbers a join of a room that keeps no line counts (a drainer that
-# keeps up has about three not settled)
-LINE_SLOTS = 8
 CLAIM_MARGIN = 5.0  # a pool entry this close to its pickup deadline is not handed out
 
 log = logging.getLogger("waitingroom.join")
@@ -200,16 +197,16 @@ class Joins:
     # -- a room that keeps no line (queueing "reject") ---------------------------------------
 
     def _let_in_next_tick(self, cfg: RoomConfig, st: PublicState) -> bool:
-        """Would a number taken now be let in at the next tick? Only while the numbers taken
-        since the room's state was published leave one of its free places (the drainer admits
-        a reject room's numbers up to them); else the room is full, and no number is taken:
-        nobody is left in a line, nor a number nobody holds."""
-        if st.free_places <= 0:
+        """Would a number taken now be let in at the next tick? The room's last tick left
+        `free_places` besides the pool, less the numbers already in line then; joins take them
+        one by one (a conditional write, so a burst never takes more). None left: the room is
+        full, and no number is taken, so nobody is ever left in a line."""
+        free = st.free_places if st.version else cfg.max_active  # a room not ticked yet
+        left = free - st.waiting_settled - sum(st.unsettled_counts)
+        if left <= 0:
             return False
-        now_slot = slot_of(self.ctx.clock(), cfg.slot_seconds)
-        first = max(st.settled_through + 1, now_slot - LINE_SLOTS + 1)
-        counts = self.ctx.store.read_counters(cfg.room, range(first, now_slot + 1), cfg.shards)
-        return st.waiting_settled + sum(map(sum, counts.values())) < st.free_places
+        tick = int(st.updated_at * 1000)  # the same for both commits of one tick
+        return self.ctx.store.claim_free_place(cfg.room, tick, left)
 
     def _take_number(self, cfg: RoomConfig) -> Ticket:
         for _ in range(3):

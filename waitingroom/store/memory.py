@@ -55,6 +55,7 @@ class _Items:
     unheld: dict[str, set[tuple[int, int, int]]] = field(default_factory=dict)
     jwks: str | None = None
     revoked: dict[str, dict[int, set[str]]] = field(default_factory=dict)
+    free_places: dict[tuple[str, int], int] = field(default_factory=dict)  # room, tick: taken
 
 
 class MemoryStore:
@@ -150,6 +151,14 @@ class MemoryStore:
             n = self._items.counters.get(key, 0) + SEALED_POOL
             self._items.counters[key] = n
             return n % SEALED_POOL
+
+    def claim_free_place(self, room: str, tick: int, limit: int) -> bool:
+        with self._lock:
+            taken = self._items.free_places.get((room, tick), 0)
+            if taken >= limit:
+                return False
+            self._items.free_places[(room, tick)] = taken + 1
+            return True
 
     def read_counters(
         self, room: str, slots: Sequence[int], shards: int

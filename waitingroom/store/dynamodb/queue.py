@@ -16,6 +16,14 @@ from waitingroom.store.dynamodb.table import (
 )
 from waitingroom.store.interface import KEEP_SECONDS, SEALED_POOL, Conflict
 
+FREE_PLACES_KEEP = 3600  # a tick's count of places given as numbers: read within seconds
+
+
+def free_places_pk(room: str) -> str:
+    """The counters of places a room that keeps no line gave as numbers, one item per tick
+    (a visitor-writable partition: ROOM#r#Q#...)."""
+    return f"ROOM#{room}#Q#FREE"
+
 
 def _unheld_pk(room: str) -> str:
     return f"ROOM#{room}#UNHELD"
@@ -75,6 +83,26 @@ class DynamoQueue(DynamoTable):
             ReturnValues="UPDATED_NEW",
         )
         return as_int(plain(resp["Attributes"])["n"]) % SEALED_POOL
+
+    def claim_free_place(self, room: str, tick: int, limit: int) -> bool:
+        """Take one of the `limit` places a room that keeps no line may still give as numbers
+        after its tick `tick` (one conditional write on a counter of that tick's own): however
+        many joins arrive at once, no more numbers are handed out than there are places."""
+        if limit <= 0:
+            return False
+        try:
+            self._call(
+                "update_item",
+                Key=key(free_places_pk(room), str(tick)),
+                UpdateExpression="ADD n :one SET expires_at = if_not_exists(expires_at, :ttl)",
+                ConditionExpression="attribute_not_exists(n) OR n < :limit",
+                ExpressionAttributeValues=attrs(
+                    {":one": 1, ":limit": limit, ":ttl": int(self.clock()) + FREE_PLACES_KEEP}
+                ),
+            )
+        except Conflict:
+            return False
+        return True
 
     def read_counters(
         self, room: str, slots: Sequence[int], shards: int
