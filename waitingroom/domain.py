@@ -535,10 +535,10 @@ class PublicState:
     pool_seq: int = 0
     pool_size: int = 0
     pool_max_active: int = 0  # the max_active it was sized for (a join with a lower one skips it)
-    # places the room could still fill at `updated_at`, besides the pool's entries (within the
-    # rate cap): a room that keeps no line gives a join that misses the pool a number only
-    # while its place in line is within them (it is then let in at the next tick)
-    free_places: int = 0
+    # a room that keeps no line (reject): a join that misses the pool takes a number only while
+    # the room's count of numbers given (a counter joins bump conditionally) is below this; the
+    # drainer sets it to the count it read plus the free places nobody in line is owed yet
+    numbers_until: int = 0
     # joins counted at `updated_at` in every shard of each slot after `settled_through`, up to
     # the one open then (estimates before a slot settles; see `estimated_position`)
     unsettled_counts: tuple[int, ...] = ()

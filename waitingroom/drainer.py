@@ -43,9 +43,11 @@ from waitingroom.planning import (
     free_places,
     grow_pool,
     is_dormant,
+    numbers_allowed,
     place_tickets,
     plan_tick,
     pool_entries_to_write,
+    pool_held,
     pool_seals_for_the_line,
     pool_step,
     seal_pool,
@@ -221,10 +223,16 @@ class Drainer:
             plan = place_tickets(
                 plan, tickets, slot, offset, now=now, slot_seconds=cfg.slot_seconds
             )
-        plan, open_pool = self._pool(cfg, plan, now)
-        free = free_places(cfg, plan.pub, plan.dst, now)
-        plan = replace(plan, pub=replace(plan.pub, free_places=free))
+        # a reject room's numbers given: read before the counts, so a number given in between
+        # is subtracted twice (one fewer for a moment), never given twice
+        given = self.store.free_places_given(room) if cfg.queueing == "reject" else 0
         plan = replace(plan, pub=self._count_unsettled(cfg, plan.pub, window.shards, now))
+        held = pool_held(plan.dst)
+        plan, open_pool = self._pool(cfg, plan, now)  # leaves whoever is in line their places
+        free = free_places(cfg, plan.pub, plan.dst, now)
+        if cfg.queueing == "reject":
+            grown = max(0, pool_held(plan.dst) - held)
+            plan = replace(plan, pub=self._numbers_allowed(cfg, plan.pub, free, given, grown))
         self.store.commit_state(room, plan.pub, plan.dst, dst.version)
         new_pub = replace(plan.pub, version=dst.version + 1)
         new_dst = replace(plan.dst, version=dst.version + 1)
@@ -232,6 +240,15 @@ class Drainer:
             new_pub, new_dst = self._materialise(cfg, new_pub, new_dst)
         new_pub, new_dst = self._fill_pool(cfg, new_pub, new_dst, open_pool, now)
         return self._report(room, plan, new_pub, free=free)
+
+    def _numbers_allowed(
+        self, cfg: RoomConfig, pub: PublicState, free: int, given: int, grown: int
+    ) -> PublicState:
+        """A reject room: the places its pool grew by this tick count as given, so a join still
+        answering from the previous state cannot give them as numbers too."""
+        if grown:
+            self.store.add_free_places_given(cfg.room, grown)
+        return numbers_allowed(pub, free, given + grown)
 
     # -- an idle room's pool (planning.pool_step) ---------------------------------------------
 

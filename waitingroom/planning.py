@@ -265,6 +265,14 @@ def free_places(cfg: RoomConfig, pub: PublicState, dst: DrainerState, now: float
     return _budget(cfg, pub, dst, pub.active + pool_held(dst), now)
 
 
+def numbers_allowed(pub: PublicState, free: int, given: int) -> PublicState:
+    """A room that keeps no line: joins that miss the pool may take numbers until its count of
+    numbers given (`given` when read this tick) has grown by the free places nobody already in
+    line (settled or not) is owed; the next tick admits them all."""
+    owed = pub.waiting_settled + sum(pub.unsettled_counts)
+    return replace(pub, numbers_until=given + max(0, free - owed))
+
+
 def place_tickets(
     plan: TickPlan,
     tickets: Sequence[tuple[int, int, int]],
@@ -360,7 +368,8 @@ def pool_step(
     if pool is not None:  # within max_active as it is now (else it was sealed above)
         plan = replace(plan, pub=replace(pub, pool_max_active=cfg.max_active))
         pub = plan.pub
-    free = _budget(cfg, pub, dst, held, now) if capped else POOL_MAX
+    owed = pub.waiting_settled + sum(pub.unsettled_counts)  # numbers in line: theirs first
+    free = _budget(cfg, pub, dst, held + owed, now) if capped else POOL_MAX
     if pool is None:
         return plan, min(free, POOL_MIN) if free > 0 else "keep"
     target = min(POOL_MAX, max(POOL_MIN, 2 * grew))

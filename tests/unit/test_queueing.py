@@ -199,3 +199,22 @@ def test_a_reject_room_not_ticked_yet_lets_its_first_visitors_in_at_its_first_ti
     assert memory_drainer.tick_room("demo").admitted == 3
     fresh(clock)
     assert all(isinstance(memory_service.poll("demo", j.ticket), Admitted) for j in joins)
+
+
+def test_reject_never_gives_more_numbers_than_places_across_containers_and_ticks(
+    memory_store: MemoryStore, clock: FakeClock, keyset: KeySet
+) -> None:
+    a, b = (WaitingRoom(memory_store, [b"t" * 32], issuer="waitingroom", clock=clock) for _ in "ab")
+    drainer = Drainer(memory_store, lambda: keyset, issuer="waitingroom", clock=clock)
+    open_room(a, drainer, clock, max_active=POOL_MIN + 5, queueing="reject")
+    joins = [a.join("demo", None) for _ in range(POOL_MIN + 2)]  # the pool, then 2 numbers
+    drainer.tick_room("demo")  # their slot not settled yet: 3 places left, minted ahead
+    joins += [b.join("demo", None) for _ in range(3)]  # b reads the new state: straight in
+    for container in (a, b):  # a still answers from the state before that tick
+        with pytest.raises(errors.RoomFull):
+            container.join("demo", None)
+    settle(clock)
+    report = drainer.tick_room("demo")
+    assert (report.admitted, report.waiting, report.active) == (2, 0, POOL_MIN + 5)
+    fresh(clock)
+    assert all(isinstance(a.poll("demo", j.ticket), Admitted) for j in joins)

@@ -271,9 +271,15 @@ def test_sealing_a_pool_again_answers_the_claims_taken_before_the_first_seal(
     assert n >= SEALED_POOL and n % SEALED_POOL == 2  # sealed, its claims still readable
 
 
-def test_a_ticks_free_places_are_given_out_once_each(any_store: WaitingRoomStore) -> None:
-    assert [any_store.claim_free_place("demo", 1000, 2) for _ in range(3)] == [True, True, False]
-    assert any_store.claim_free_place("demo", 3000, 1)  # the next tick's places: counted anew
-    assert not any_store.claim_free_place("demo", 3000, 1)
-    assert any_store.claim_free_place("other", 1000, 1)  # per room
-    assert not any_store.claim_free_place("demo", 5000, 0)
+def test_places_given_as_numbers_never_pass_the_limit(any_store: WaitingRoomStore) -> None:
+    assert any_store.free_places_given("demo") == 0
+    assert [any_store.claim_free_place("demo", 2) for _ in range(3)] == [True, True, False]
+    assert any_store.free_places_given("demo") == 2
+    assert any_store.claim_free_place("demo", 3)  # the next tick allowed one more
+    assert not any_store.claim_free_place("demo", 3)
+    assert any_store.claim_free_place("other", 1)  # per room
+    assert not any_store.claim_free_place("demo", 0)
+    assert any_store.free_places_given("demo") == 3
+    any_store.add_free_places_given("demo", 4)  # places the drainer gave its pool
+    assert any_store.free_places_given("demo") == 7
+    assert not any_store.claim_free_place("demo", 7)

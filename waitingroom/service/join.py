@@ -197,16 +197,12 @@ class Joins:
     # -- a room that keeps no line (queueing "reject") ---------------------------------------
 
     def _let_in_next_tick(self, cfg: RoomConfig, st: PublicState) -> bool:
-        """Would a number taken now be let in at the next tick? The room's last tick left
-        `free_places` besides the pool, less the numbers already in line then; joins take them
-        one by one (a conditional write, so a burst never takes more). None left: the room is
-        full, and no number is taken, so nobody is ever left in a line."""
-        free = st.free_places if st.version else cfg.max_active  # a room not ticked yet
-        left = free - st.waiting_settled - sum(st.unsettled_counts)
-        if left <= 0:
-            return False
-        tick = int(st.updated_at * 1000)  # the same for both commits of one tick
-        return self.ctx.store.claim_free_place(cfg.room, tick, left)
+        """Would a number taken now be let in at the next tick? The drainer's last tick allowed
+        the numbers up to `numbers_until` (its free places nobody in line is owed yet); joins
+        take them one by one with a conditional write, so a burst never takes more. None left:
+        the room is full, and no number is taken, so nobody is ever left in a line."""
+        limit = st.numbers_until if st.version else cfg.max_active  # a room not ticked yet
+        return self.ctx.store.claim_free_place(cfg.room, limit)
 
     def _take_number(self, cfg: RoomConfig) -> Ticket:
         for _ in range(3):

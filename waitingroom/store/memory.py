@@ -55,7 +55,7 @@ class _Items:
     unheld: dict[str, set[tuple[int, int, int]]] = field(default_factory=dict)
     jwks: str | None = None
     revoked: dict[str, dict[int, set[str]]] = field(default_factory=dict)
-    free_places: dict[tuple[str, int], int] = field(default_factory=dict)  # room, tick: taken
+    free_places: dict[str, int] = field(default_factory=dict)  # places given as numbers
 
 
 class MemoryStore:
@@ -152,13 +152,21 @@ class MemoryStore:
             self._items.counters[key] = n
             return n % SEALED_POOL
 
-    def claim_free_place(self, room: str, tick: int, limit: int) -> bool:
+    def claim_free_place(self, room: str, limit: int) -> bool:
         with self._lock:
-            taken = self._items.free_places.get((room, tick), 0)
-            if taken >= limit:
+            given = self._items.free_places.get(room, 0)
+            if given >= limit:
                 return False
-            self._items.free_places[(room, tick)] = taken + 1
+            self._items.free_places[room] = given + 1
             return True
+
+    def free_places_given(self, room: str) -> int:
+        with self._lock:
+            return self._items.free_places.get(room, 0)
+
+    def add_free_places_given(self, room: str, n: int) -> None:
+        with self._lock:
+            self._items.free_places[room] = self._items.free_places.get(room, 0) + n
 
     def read_counters(
         self, room: str, slots: Sequence[int], shards: int

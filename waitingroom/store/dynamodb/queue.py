@@ -16,12 +16,10 @@ from waitingroom.store.dynamodb.table import (
 )
 from waitingroom.store.interface import KEEP_SECONDS, SEALED_POOL, Conflict
 
-FREE_PLACES_KEEP = 3600  # a tick's count of places given as numbers: read within seconds
-
 
 def free_places_pk(room: str) -> str:
-    """The counters of places a room that keeps no line gave as numbers, one item per tick
-    (a visitor-writable partition: ROOM#r#Q#...)."""
+    """The count of places a room that keeps no line gave as numbers (a visitor-writable
+    partition: ROOM#r#Q#...)."""
     return f"ROOM#{room}#Q#FREE"
 
 
@@ -84,25 +82,39 @@ class DynamoQueue(DynamoTable):
         )
         return as_int(plain(resp["Attributes"])["n"]) % SEALED_POOL
 
-    def claim_free_place(self, room: str, tick: int, limit: int) -> bool:
-        """Take one of the `limit` places a room that keeps no line may still give as numbers
-        after its tick `tick` (one conditional write on a counter of that tick's own): however
-        many joins arrive at once, no more numbers are handed out than there are places."""
+    def claim_free_place(self, room: str, limit: int) -> bool:
+        """Give one more place as a number while fewer than `limit` were ever given (one
+        conditional write on the room's count): however many joins arrive at once, across
+        containers and state versions, no more numbers are given than the drainer allowed."""
         if limit <= 0:
             return False
         try:
             self._call(
                 "update_item",
-                Key=key(free_places_pk(room), str(tick)),
-                UpdateExpression="ADD n :one SET expires_at = if_not_exists(expires_at, :ttl)",
+                Key=key(free_places_pk(room), "COUNTER"),
+                UpdateExpression="ADD n :one",
                 ConditionExpression="attribute_not_exists(n) OR n < :limit",
-                ExpressionAttributeValues=attrs(
-                    {":one": 1, ":limit": limit, ":ttl": int(self.clock()) + FREE_PLACES_KEEP}
-                ),
+                ExpressionAttributeValues=attrs({":one": 1, ":limit": limit}),
             )
         except Conflict:
             return False
         return True
+
+    def free_places_given(self, room: str) -> int:
+        """How many places the room gave as numbers so far (strongly consistent)."""
+        item = self._get(free_places_pk(room), "COUNTER", consistent=True)
+        return as_int(item.get("n")) if item else 0
+
+    def add_free_places_given(self, room: str, n: int) -> None:
+        """The drainer gave `n` places to the pool: a join answering from an older state (whose
+        limit still counted them as free) cannot give them as numbers too. A repeated add only
+        gives fewer numbers until the next tick, which sets its limit from the count it reads."""
+        self._call(
+            "update_item",
+            Key=key(free_places_pk(room), "COUNTER"),
+            UpdateExpression="ADD n :n",
+            ExpressionAttributeValues=attrs({":n": n}),
+        )
 
     def read_counters(
         self, room: str, slots: Sequence[int], shards: int
