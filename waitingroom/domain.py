@@ -548,6 +548,10 @@ class PublicState:
     pool_seq: int = 0
     pool_size: int = 0
     pool_max_active: int = 0  # the max_active it was sized for (a join with a lower one skips it)
+    # a room that keeps no line (reject): a join that misses the pool takes a number only while
+    # the room's count of numbers given (a counter joins bump conditionally) is below this; the
+    # drainer sets it to the count it read plus the free places nobody in line is owed yet
+    numbers_until: int = 0
     # joins counted at `updated_at` in every shard of each slot after `settled_through`, up to
     # the one open then (estimates before a slot settles; see `estimated_position`)
     unsettled_counts: tuple[int, ...] = ()
@@ -629,6 +633,14 @@ def take_tickets(
         else:
             slot, offset = ss.slot, start + taken
     return out, slot, offset
+
+
+def admits_now(cfg: RoomConfig, pub: PublicState) -> bool:
+    """Does the room let anybody in now? Not while paused or closed, not before a scheduled
+    room's draw, not while the operator holds everybody in line (queue_all). The one answer the
+    drainer's budget, its pool, its "stalled" gauge and a join's straight-in all go by."""
+    opened = cfg.opens_slot is None or bool(pub.draw_seed)
+    return cfg.status in ("open", "scheduled") and opened and not cfg.queue_all
 
 
 RECENT_WAITS = 500

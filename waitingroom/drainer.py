@@ -46,11 +46,14 @@ from waitingroom.planning import (
     TickPlan,
     draw_due,
     draws_of,
+    free_places,
     grow_pool,
     is_dormant,
+    numbers_allowed,
     place_tickets,
     plan_tick,
     pool_entries_to_write,
+    pool_held,
     pool_seals_for_the_line,
     pool_step,
     seal_pool,
@@ -60,6 +63,7 @@ from waitingroom.planning import (
 from waitingroom.settings import DrainerSettings
 from waitingroom.store import (
     KEEP_SECONDS,
+    SEALED_POOL,
     AdmittedTicket,
     Conflict,
     StoreUnavailable,
@@ -93,15 +97,6 @@ class TickReport:
     waiting: int = 0
     reclaimed: int = 0
     completed: int = 0
-
-
-def _free_places(cfg: RoomConfig, pub: PublicState) -> int:
-    """Places the room could fill now: none while paused or closed, nor before its draw."""
-    if cfg.status not in ("open", "scheduled") or (
-        cfg.opens_slot is not None and not pub.draw_seed
-    ):
-        return 0
-    return max(0, cfg.max_active - pub.active)
 
 
 class Drainer:
@@ -237,15 +232,32 @@ class Drainer:
             plan = place_tickets(
                 plan, tickets, slot, offset, now=now, slot_seconds=cfg.slot_seconds
             )
-        plan, open_pool = self._pool(cfg, plan, now)
+        # a reject room's numbers given: read before the counts, so a number given in between
+        # is subtracted twice (one fewer for a moment), never given twice
+        given = self.store.free_places_given(room) if cfg.queueing == "reject" else 0
         plan = replace(plan, pub=self._count_unsettled(cfg, plan.pub, window.shards, now))
+        held = pool_held(plan.dst)
+        plan, open_pool = self._pool(cfg, plan, now)  # leaves whoever is in line their places
+        free = free_places(cfg, plan.pub, plan.dst, now)
+        if cfg.queueing == "reject":
+            grown = max(0, pool_held(plan.dst) - held)
+            plan = replace(plan, pub=self._numbers_allowed(cfg, plan.pub, free, given, grown))
         self.store.commit_state(room, plan.pub, plan.dst, dst.version)
         new_pub = replace(plan.pub, version=dst.version + 1)
         new_dst = replace(plan.dst, version=dst.version + 1)
         if plan.admit is not None:
             new_pub, new_dst = self._materialise(cfg, new_pub, new_dst)
         new_pub, new_dst = self._fill_pool(cfg, new_pub, new_dst, open_pool, now)
-        return self._report(room, plan, new_pub, free=_free_places(cfg, new_pub))
+        return self._report(room, plan, new_pub, free=free)
+
+    def _numbers_allowed(
+        self, cfg: RoomConfig, pub: PublicState, free: int, given: int, grown: int
+    ) -> PublicState:
+        """A reject room: the places its pool grew by this tick count as given, so a join still
+        answering from the previous state cannot give them as numbers too."""
+        if grown:
+            self.store.add_free_places_given(cfg.room, grown)
+        return numbers_allowed(pub, free, given + grown)
 
     def _recorded_draws(self, cfg: RoomConfig, window: SettleWindow) -> dict[int, str]:
         """A random room's draws already written for the slots this tick settles (a previous
@@ -259,8 +271,10 @@ class Drainer:
     def _pool(self, cfg: RoomConfig, plan: TickPlan, now: float) -> tuple[TickPlan, bool]:
         """Count the pool's claims; seal it, or grow it. True: (re)open it once written."""
         seq = plan.dst.pool_seq
-        claims = self.store.read_counters(cfg.room, [-seq], 1)[-seq][0] if seq else 0
-        plan, move = pool_step(cfg, plan, now=now, claims=claims)
+        n = self.store.read_counters(cfg.room, [-seq], 1)[-seq][0] if seq else 0
+        # a counter already sealed (by a tick whose commit was lost) still tells its claims
+        sealed = n >= SEALED_POOL
+        plan, move = pool_step(cfg, plan, now=now, claims=n % SEALED_POOL, sealed=sealed)
         if move == "keep":
             return plan, False
         line = pool_seals_for_the_line(cfg)

@@ -26,6 +26,7 @@ from waitingroom.domain import (
     account,
     add_admissions,
     admission_budget,
+    admits_now,
     draw_windows,
     last_settleable_slot,
     percentile,
@@ -301,8 +302,7 @@ def _public_after(
 def _budget(cfg: RoomConfig, pub: PublicState, dst: DrainerState, active: int, now: float) -> int:
     """Free places capped by the rate; nobody before a scheduled room's draw, nor while it is
     paused or closed."""
-    opened = cfg.opens_slot is None or bool(pub.draw_seed)
-    if not opened or cfg.status not in ("open", "scheduled") or cfg.queue_all:
+    if not admits_now(cfg, pub):
         return 0
     if cfg.queueing == "passthrough":  # sessions are counted, nobody is kept waiting
         return UNCAPPED
@@ -312,6 +312,20 @@ def _budget(cfg: RoomConfig, pub: PublicState, dst: DrainerState, active: int, n
         max_admits_per_minute=cfg.max_admits_per_minute,
         admitted_last_minute=dst.rates.admitted_since(now - 60),
     )
+
+
+def free_places(cfg: RoomConfig, pub: PublicState, dst: DrainerState, now: float) -> int:
+    """How many the room could let in now (after a tick: `pub`, `dst`): places free of sessions
+    and of pool entries nobody claimed, within the rate cap; none when it admits nobody."""
+    return _budget(cfg, pub, dst, pub.active + pool_held(dst), now)
+
+
+def numbers_allowed(pub: PublicState, free: int, given: int) -> PublicState:
+    """A room that keeps no line: joins that miss the pool may take numbers until its count of
+    numbers given (`given` when read this tick) has grown by the free places nobody already in
+    line (settled or not) is owed; the next tick admits them all."""
+    owed = pub.waiting_settled + sum(pub.unsettled_counts)
+    return replace(pub, numbers_until=given + max(0, free - owed))
 
 
 def place_tickets(
@@ -368,11 +382,9 @@ def pool_room_idle(cfg: RoomConfig, pub: PublicState) -> bool:
     """Joins may be let straight in: the room admits now, and nobody waits in a settled slot
     (a room that keeps no line lets joins in whoever waits: passthrough admits them all at the
     next tick, reject has nobody waiting)."""
-    opened = cfg.opens_slot is None or bool(pub.draw_seed)
     wanted = cfg.straight_in or cfg.queueing not in ("fifo", "random")
     nobody_waits = pub.waiting_settled == 0 or cfg.queueing not in ("fifo", "random")
-    admits = cfg.status in ("open", "scheduled") and opened  # scheduled: once drawn
-    return admits and wanted and not cfg.queue_all and nobody_waits
+    return admits_now(cfg, pub) and wanted and nobody_waits
 
 
 def pool_seals_for_the_line(cfg: RoomConfig) -> bool:
@@ -381,12 +393,13 @@ def pool_seals_for_the_line(cfg: RoomConfig) -> bool:
 
 
 def pool_step(
-    cfg: RoomConfig, plan: TickPlan, *, now: float, claims: int
+    cfg: RoomConfig, plan: TickPlan, *, now: float, claims: int, sealed: bool = False
 ) -> tuple[TickPlan, PoolMove]:
-    """Count the pool's claims (`claims`: its claim counter, read after `now`) and say what to
-    do with it: seal it when the room is not idle, when it nears its deadline, or when places
-    over max_active are held; else grow it to about twice what was claimed since the last tick
-    (at least POOL_MIN, at most the free places)."""
+    """Count the pool's claims (`claims`: taken from its claim counter, read after `now`) and
+    say what to do with it: seal it when the room is not idle, when it nears its deadline, when
+    places over max_active are held, or when its counter is already sealed (a tick that sealed
+    it lost its commit); else grow it to about twice what was claimed since the last tick (at
+    least POOL_MIN, at most the free places)."""
     pool = the_pool(plan.dst)
     claimed = min(claims, pool.count) if pool else 0
     grew = max(0, claimed - plan.dst.pool_claimed) if pool else 0
@@ -399,7 +412,8 @@ def pool_step(
     held = pub.active + pool_held(dst)
     capped = cfg.queueing != "passthrough"
     if pool is not None and (
-        not pool_room_idle(cfg, pub)
+        sealed
+        or not pool_room_idle(cfg, pub)
         or now >= pool.admitted_at + POOL_SECONDS - POOL_RENEW_SECONDS
         or (capped and held > cfg.max_active)
     ):
@@ -409,7 +423,8 @@ def pool_step(
     if pool is not None:  # within max_active as it is now (else it was sealed above)
         plan = replace(plan, pub=replace(pub, pool_max_active=cfg.max_active))
         pub = plan.pub
-    free = _budget(cfg, pub, dst, held, now) if capped else POOL_MAX
+    owed = pub.waiting_settled + sum(pub.unsettled_counts)  # numbers in line: theirs first
+    free = _budget(cfg, pub, dst, held + owed, now) if capped else POOL_MAX
     if pool is None:
         return plan, min(free, POOL_MIN) if free > 0 else "keep"
     target = min(POOL_MAX, max(POOL_MIN, 2 * grew))

@@ -113,6 +113,17 @@ def writes_by_part(
     clock.advance(1.01)
     assert isinstance(svc.join("idle", None).status, Admitted)  # straight in: a claimed place
     parts["visitors"] |= recorder.take()
+
+    svc.put_room("nolines", {"max_active": 50, "queueing": "reject"})
+    parts["operators"] |= recorder.take()
+    drainer.tick_room("nolines")
+    parts["drainer"] |= recorder.take()
+    clock.advance(1.01)
+    for _ in range(11):  # the pool's places, then one of the free places given as a number
+        svc.join("nolines", None)
+    writes = recorder.take()
+    assert ("dynamodb:UpdateItem", "ROOM#nolines#Q#FREE") in writes
+    parts["visitors"] |= writes
     return parts
 
 

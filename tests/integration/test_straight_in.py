@@ -11,6 +11,7 @@ import pytest
 from tests.conftest import TICKET_SECRET, Api, FakeClock
 from waitingroom.domain import SETTLE_DELAY_SECONDS
 from waitingroom.drainer import Drainer
+from waitingroom.errors import RoomFull
 from waitingroom.planning import POOL_MIN
 from waitingroom.service import Admitted, Joined, Waiting, WaitingRoom
 from waitingroom.store import Store
@@ -105,3 +106,32 @@ def test_a_full_room_that_keeps_no_line_answers_503_room_full(
     assert full.status_code == 503
     assert full.json()["error"] == "room_full" and "full" in full.json()["message"]
     assert int(full.headers["Retry-After"]) > 0
+
+
+def test_a_burst_into_a_reject_room_is_let_in_up_to_its_places_and_nobody_waits(
+    store: Store, drainer: Drainer, clock: FakeClock
+) -> None:
+    containers = [
+        WaitingRoom(store, [TICKET_SECRET], issuer="waitingroom", clock=clock) for _ in range(4)
+    ]
+    containers[0].put_room("demo", {"max_active": 30, "queueing": "reject"})
+    drainer.tick_room("demo")
+    clock.advance(1.01)
+
+    def join(i: int) -> Joined | None:
+        try:
+            return containers[i % 4].join("demo", None)
+        except RoomFull:
+            return None
+
+    with ThreadPoolExecutor(12) as pool:
+        burst = list(pool.map(join, range(45)))
+    held = [j for j in burst if j is not None]
+    # the pool's places at once, the rest of the room's places as numbers; only then "full"
+    assert sum(isinstance(j.status, Admitted) for j in held) == POOL_MIN
+    assert len(held) == 30 and burst.count(None) == 15
+    settle(clock)
+    report = drainer.tick_room("demo")
+    assert (report.admitted, report.waiting) == (30 - POOL_MIN, 0)
+    clock.advance(1.01)
+    assert all(isinstance(containers[1].poll("demo", j.ticket), Admitted) for j in held)

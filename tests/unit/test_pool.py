@@ -16,6 +16,7 @@ import pytest
 from tests.conftest import FakeClock
 from tests.unit.test_service_memory import fresh, settle
 from waitingroom import errors
+from waitingroom.domain import DrainerState, PublicState
 from waitingroom.drainer import Drainer
 from waitingroom.planning import POOL_MIN, POOL_SECONDS
 from waitingroom.service import Admitted, Joined, Waiting, WaitingRoom
@@ -238,3 +239,113 @@ def test_entries_left_unwritten_by_a_failed_tick_are_written_by_the_next(
     fresh(clock)
     joins = [svc.join("demo", None) for _ in range(5)]
     assert [isinstance(j.status, Admitted) for j in joins] == [True] * 4 + [False]
+
+
+class LosesACommit(MemoryStore):
+    """The next `fail` commits of the drainer's state time out (not applied)."""
+
+    fail = 0
+
+    def commit_state(
+        self, room: str, pub: PublicState, dst: DrainerState, expected_version: int
+    ) -> None:
+        if self.fail:
+            self.fail -= 1
+            raise StoreUnavailable("commit_state: timed out")
+        super().commit_state(room, pub, dst, expected_version)
+
+
+def test_a_pool_sealed_by_a_tick_that_lost_its_commit_gives_its_places_back(
+    clock: FakeClock, keyset: KeySet
+) -> None:
+    store = LosesACommit(clock=clock)
+    svc = WaitingRoom(store, [b"t" * 32], issuer="waitingroom", clock=clock)
+    drainer = Drainer(store, lambda: keyset, issuer="waitingroom", owner="a", clock=clock)
+    svc.put_room("demo", {"max_active": 10, "shards": 1})
+    drainer.tick_room("demo")
+    fresh(clock)
+    inside = [svc.join("demo", None) for _ in range(2)]
+    assert all(isinstance(j.status, Admitted) for j in inside)
+    svc.put_room("demo", {"status": "paused"})
+    fresh(clock)
+    store.fail = 1
+    with pytest.raises(StoreUnavailable):
+        drainer.tick_room("demo")  # the pool is sealed, the state that says so is lost
+    drainer.tick_room("demo")  # sealed again: the 8 entries nobody claimed are given back
+    assert svc.stats("demo")["admitted_total"] == 2
+    svc.put_room("demo", {"status": "open", "straight_in": False})
+    fresh(clock)
+    line = [svc.join("demo", None) for _ in range(8)]
+    settle(clock)
+    report = drainer.tick_room("demo")  # the line goes in at once, not a minute later
+    assert (report.admitted, report.waiting) == (8, 0)
+    fresh(clock)
+    assert all(isinstance(svc.poll("demo", j.ticket), Admitted) for j in line)
+
+
+class LosesIdempotencyRecords(MemoryStore):
+    """The next `fail` writes of an idempotency record time out (not applied)."""
+
+    fail = 0
+
+    def put_idempotent(self, room: str, key: str, ticket: str, keep_seconds: int) -> str:
+        if self.fail:
+            self.fail -= 1
+            raise StoreUnavailable("put_idempotent: timed out")
+        return super().put_idempotent(room, key, ticket, keep_seconds)
+
+
+def test_a_join_retried_after_failed_answers_holds_one_session_not_one_per_attempt(
+    clock: FakeClock, keyset: KeySet
+) -> None:
+    store = LosesIdempotencyRecords(clock=clock)
+    svc = WaitingRoom(store, [b"t" * 32], issuer="waitingroom", clock=clock)
+    drainer = Drainer(store, lambda: keyset, issuer="waitingroom", owner="a", clock=clock)
+    svc.put_room("demo", {"max_active": 4, "shards": 1})
+    drainer.tick_room("demo")
+    fresh(clock)
+    store.fail = 3
+    for _ in range(3):
+        with pytest.raises(StoreUnavailable):
+            svc.join("demo", "same-key")
+    joined = svc.join("demo", "same-key")  # the page's fourth try goes through
+    assert svc.join("demo", "same-key").ticket == joined.ticket
+    line = [svc.join("demo", None) for _ in range(3)]
+    assert all(isinstance(j.status, Waiting) for j in line)
+    for _ in range(25):  # the places held for the failed answers come back within a minute
+        settle(clock)
+        drainer.tick_room("demo")
+    assert svc.stats("demo")["active"] == 4
+    fresh(clock)
+    assert all(isinstance(svc.poll("demo", j.ticket), Admitted) for j in line)
+    assert svc.poll("demo", joined.ticket) == straight_in(joined)  # still the one inside
+
+
+class LosesAPickUp(MemoryStore):
+    """The next `fail` pickups time out (not applied)."""
+
+    fail = 0
+
+    def pick_up(self, room: str, t: AdmittedTicket, ledger_shard: int, now: float) -> None:
+        if self.fail:
+            self.fail -= 1
+            raise StoreUnavailable("pick_up: timed out")
+        super().pick_up(room, t, ledger_shard, now)
+
+
+def test_a_join_whose_pickup_failed_gets_the_same_place_when_retried(
+    clock: FakeClock, keyset: KeySet
+) -> None:
+    store = LosesAPickUp(clock=clock)
+    svc = WaitingRoom(store, [b"t" * 32], issuer="waitingroom", clock=clock)
+    drainer = Drainer(store, lambda: keyset, issuer="waitingroom", owner="a", clock=clock)
+    svc.put_room("demo", {"max_active": 5, "shards": 1})
+    drainer.tick_room("demo")
+    fresh(clock)
+    store.fail = 1
+    with pytest.raises(StoreUnavailable):
+        svc.join("demo", "same-key")
+    again = svc.join("demo", "same-key")
+    straight_in(again)  # the place claimed by the failed try, picked up now
+    others = [svc.join("demo", None) for _ in range(5)]
+    assert [isinstance(j.status, Admitted) for j in others] == [True] * 4 + [False]

@@ -16,7 +16,7 @@ from waitingroom.domain import (
     RoomConfig,
     SettledSlot,
 )
-from waitingroom.store import AdmittedTicket, Conflict, Store, WaitingRoomStore
+from waitingroom.store import SEALED_POOL, AdmittedTicket, Conflict, Store, WaitingRoomStore
 from waitingroom.store.memory import MemoryStore
 
 
@@ -255,3 +255,31 @@ def test_a_pool_batch_and_its_counters_survive_a_commit(any_store: WaitingRoomSt
     )
     public = any_store.get_public_state("demo")
     assert public is not None and (public.pool_seq, public.pool_size) == (3, 10)
+
+
+def test_sealing_a_pool_again_answers_the_claims_taken_before_the_first_seal(
+    any_store: WaitingRoomStore,
+) -> None:
+    # a tick that sealed the pool may lose its commit: the next tick seals it again and must
+    # not count the entries nobody claimed as taken
+    assert [any_store.claim_pool("demo", 4, 10) for _ in range(2)] == [1, 2]
+    assert any_store.seal_pool("demo", 4) == 2
+    assert any_store.seal_pool("demo", 4) == 2
+    assert any_store.claim_pool("demo", 4, 10) is None
+    assert any_store.seal_pool("demo", 4) == 2
+    (n,) = any_store.read_counters("demo", [-4], 1)[-4]
+    assert n >= SEALED_POOL and n % SEALED_POOL == 2  # sealed, its claims still readable
+
+
+def test_places_given_as_numbers_never_pass_the_limit(any_store: WaitingRoomStore) -> None:
+    assert any_store.free_places_given("demo") == 0
+    assert [any_store.claim_free_place("demo", 2) for _ in range(3)] == [True, True, False]
+    assert any_store.free_places_given("demo") == 2
+    assert any_store.claim_free_place("demo", 3)  # the next tick allowed one more
+    assert not any_store.claim_free_place("demo", 3)
+    assert any_store.claim_free_place("other", 1)  # per room
+    assert not any_store.claim_free_place("demo", 0)
+    assert any_store.free_places_given("demo") == 3
+    any_store.add_free_places_given("demo", 4)  # places the drainer gave its pool
+    assert any_store.free_places_given("demo") == 7
+    assert not any_store.claim_free_place("demo", 7)

@@ -10,7 +10,9 @@ import math
 import secrets
 
 from waitingroom.domain import (
+    PublicState,
     RoomConfig,
+    admits_now,
     join_was_late,
     ledger_shard_of,
     queue_number,
@@ -26,7 +28,7 @@ from waitingroom.errors import (
 from waitingroom.service.context import Context
 from waitingroom.service.poll import Polls, said_plainly
 from waitingroom.service.results import Admitted, Joined, Waiting
-from waitingroom.store import Conflict, StoreUnavailable
+from waitingroom.store import AdmittedTicket, Conflict, StoreUnavailable
 from waitingroom.tokens import (
     CHALLENGE_SECONDS,
     BadChallenge,
@@ -41,8 +43,15 @@ from waitingroom.tokens import (
 
 IDEMPOTENCY_SECONDS = 24 * 3600
 REJECT_RETRY_SECONDS = 10  # a full room that keeps no line: about two drainer ticks
+CLAIM_MARGIN = 5.0  # a pool entry this close to its pickup deadline is not handed out
 
 log = logging.getLogger("waitingroom.join")
+
+
+def keeps_no_line(cfg: RoomConfig, st: PublicState) -> bool:
+    """A room that lets a join in or tells it the room is full (queueing "reject"), while it
+    admits: paused, held (queue_all) or before its draw, its joins take numbers as anywhere."""
+    return cfg.queueing == "reject" and admits_now(cfg, st)
 
 
 class Joins:
@@ -87,22 +96,23 @@ class Joins:
         return self._new_ticket(cfg, idempotency_key)
 
     def _new_ticket(self, cfg: RoomConfig, idempotency_key: str | None) -> Joined:
-        claim = self._from_pool(cfg)
-        prequeue = cfg.in_prequeue(slot_of(self.ctx.clock(), cfg.slot_seconds))
-        if claim is None and cfg.queueing == "reject" and not cfg.queue_all and not prequeue:
+        st = self.ctx.reads.state(cfg)
+        no_line = keeps_no_line(cfg, st)
+        entry = self._claim(cfg, st, sure=no_line)
+        if entry is None and no_line and not self._let_in_next_tick(cfg, st):
             raise RoomFull(
                 f"room {cfg.room!r} is full and keeps no line: try again in a little while",
                 retry_after=REJECT_RETRY_SECONDS,
             )
-        ticket = claim[0] if claim is not None else self._take_number(cfg)
+        ticket = entry[0] if entry is not None else self._take_number(cfg)
         self.ctx.metrics.count(cfg.room, "joins")
         text = sign_ticket(self.ctx.secrets[0], ticket)
         try:
-            return self._answer(cfg, ticket, text, idempotency_key, claim)
+            return self._answer(cfg, ticket, text, idempotency_key, entry)
         except StoreUnavailable:
-            # no retry can ever be given this number (a pool entry was already picked up: its
-            # session ends at its expiry)
-            if idempotency_key is None and claim is None:
+            # no retry can ever be given this number (a pool entry not picked up goes back
+            # when its pool is sealed or at its deadline)
+            if idempotency_key is None and entry is None:
                 self._unheld(cfg, ticket.slot, ticket.shard, ticket.k, "unanswered")
             raise
 
@@ -112,16 +122,18 @@ class Joins:
         ticket: Ticket,
         text: str,
         idempotency_key: str | None,
-        claim: tuple[Ticket, Admitted] | None,
+        entry: tuple[Ticket, AdmittedTicket] | None,
     ) -> Joined:
         if idempotency_key is not None:
+            # written before a pool entry is picked up: a retry after a failed answer gets this
+            # same entry back, instead of taking (and holding for a session) another one
             stored = self.ctx.store.put_idempotent(
                 cfg.room, idempotency_key, text, IDEMPOTENCY_SECONDS
             )
             if stored != text:  # a concurrent retry with the same key won: theirs is the ticket
                 return self._joined(cfg, stored)
-        if claim is not None:
-            return Joined(text, 0, claim[1])
+        if entry is not None:
+            return Joined(text, 0, self._pick_up(cfg, text, *entry))
         # A new number is in a slot that has not settled yet: answer from the cached state,
         # without re-reading the ticket we just signed.
         st = self.ctx.reads.state(cfg)
@@ -133,12 +145,17 @@ class Joins:
         number = queue_number(ticket.slot, ticket.k, ticket.shard, cfg.epoch_slot)
         return Joined(text, number, status)
 
-    def _from_pool(self, cfg: RoomConfig) -> tuple[Ticket, Admitted] | None:
+    # -- straight in: an idle room's pool ----------------------------------------------------
+
+    def _claim(
+        self, cfg: RoomConfig, st: PublicState, *, sure: bool
+    ) -> tuple[Ticket, AdmittedTicket] | None:
         """Straight in: claim an entry of the room's pool (minted ahead by the drainer while
-        nobody waits) with one conditional write, and pick its token up. None: take a number."""
-        if cfg.status not in ("open", "scheduled") or cfg.queue_all:
+        nobody waits) with one conditional write. None: take a number. `sure`: a store that
+        hesitates is an outage (503), not a reason to take a number (a room that keeps no
+        line would otherwise say it is full)."""
+        if not admits_now(cfg, st):
             return None  # a scheduled room has a pool only once its pre-queue is drawn
-        st = self.ctx.reads.state(cfg)
         seq, size = st.pool_seq, st.pool_size
         if size <= 0 or self._empty_pools.get(cfg.room) == (seq, size):
             return None
@@ -153,17 +170,39 @@ class Joins:
             now = self.ctx.clock()
             ticket = Ticket(cfg.room, -seq, 0, k, int(now * 1000))
             item = store.get_ticket(cfg.room, ticket.slot, 0, k)
-            if item is None or item.state != "admitted":
-                return None
-            store.pick_up(
-                cfg.room, item, ledger_shard_of(ticket.ticket_id, item.ledger_shards), now
-            )
-        except (Conflict, StoreUnavailable):
-            # the entry's deadline passed, or the store hesitated: an entry not picked up is
-            # reclaimed at its deadline; this visitor takes a number instead
-            return None
+        except StoreUnavailable:
+            if sure:
+                raise
+            return None  # an entry claimed but not picked up goes back at its deadline
+        if item is None or item.state != "admitted" or item.pickup_deadline <= now + CLAIM_MARGIN:
+            return None  # a pool its drainer left open past its deadline: take a number
+        return ticket, item
+
+    def _pick_up(
+        self, cfg: RoomConfig, text: str, ticket: Ticket, item: AdmittedTicket
+    ) -> Admitted:
+        """The claimed entry's token, picked up: the session starts."""
+        now = self.ctx.clock()
+        shard = ledger_shard_of(ticket.ticket_id, item.ledger_shards)
+        try:
+            self.ctx.store.pick_up(cfg.room, item, shard, now)
+        except Conflict:  # picked up already, or its deadline passed in between
+            status = self.polls.poll(cfg.room, text)
+            if isinstance(status, Admitted):
+                return status
+            raise StoreUnavailable("the place held for this join has just run out") from None
         self.ctx.metrics.count(cfg.room, "pickups")
-        return ticket, self.polls.admission(cfg, item.token, item.expires_at)
+        return self.polls.admission(cfg, item.token, item.expires_at)
+
+    # -- a room that keeps no line (queueing "reject") ---------------------------------------
+
+    def _let_in_next_tick(self, cfg: RoomConfig, st: PublicState) -> bool:
+        """Would a number taken now be let in at the next tick? The drainer's last tick allowed
+        the numbers up to `numbers_until` (its free places nobody in line is owed yet); joins
+        take them one by one with a conditional write, so a burst never takes more. None left:
+        the room is full, and no number is taken, so nobody is ever left in a line."""
+        limit = st.numbers_until if st.version else cfg.max_active  # a room not ticked yet
+        return self.ctx.store.claim_free_place(cfg.room, limit)
 
     def _take_number(self, cfg: RoomConfig) -> Ticket:
         for _ in range(3):

@@ -55,6 +55,7 @@ class _Items:
     unheld: dict[str, set[tuple[int, int, int]]] = field(default_factory=dict)
     jwks: str | None = None
     revoked: dict[str, dict[int, set[str]]] = field(default_factory=dict)
+    free_places: dict[str, int] = field(default_factory=dict)  # places given as numbers
 
 
 class MemoryStore:
@@ -147,9 +148,25 @@ class MemoryStore:
     def seal_pool(self, room: str, seq: int) -> int:
         with self._lock:
             key = (room, -seq, 0)
-            taken = self._items.counters.get(key, 0)
-            self._items.counters[key] = max(taken, SEALED_POOL)
-            return min(taken, SEALED_POOL)
+            n = self._items.counters.get(key, 0) + SEALED_POOL
+            self._items.counters[key] = n
+            return n % SEALED_POOL
+
+    def claim_free_place(self, room: str, limit: int) -> bool:
+        with self._lock:
+            given = self._items.free_places.get(room, 0)
+            if given >= limit:
+                return False
+            self._items.free_places[room] = given + 1
+            return True
+
+    def free_places_given(self, room: str) -> int:
+        with self._lock:
+            return self._items.free_places.get(room, 0)
+
+    def add_free_places_given(self, room: str, n: int) -> None:
+        with self._lock:
+            self._items.free_places[room] = self._items.free_places.get(room, 0) + n
 
     def read_counters(
         self, room: str, slots: Sequence[int], shards: int

@@ -11,6 +11,7 @@ TTL deletes late):
   ROOM#{id}#Q#{slot}#{s}    / COUNTER        tickets issued in (slot, shard)
   ROOM#{id}#Q#{slot}#{s}    / T#{k:09d}      an admitted ticket (written at admission, not join)
   ROOM#{id}#Q#-{seq}#0      / COUNTER, T#{k}  an idle room's pool seq: claims, entries minted ahead
+  ROOM#{id}#Q#FREE          / COUNTER        places a reject room gave as numbers, ever
   ROOM#{id}#SLOTS           / S#{slot:012d}  a settled slot: final counters, tickets before it
   ROOM#{id}#LEDGER#{seq}#{n}/ LEDGER         pickups and completions of batch seq, shard n
   ROOM#{id}#IDEM#{key}      / IDEM           join idempotency record

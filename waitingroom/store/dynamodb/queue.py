@@ -17,6 +17,12 @@ from waitingroom.store.dynamodb.table import (
 from waitingroom.store.interface import KEEP_SECONDS, SEALED_POOL, Conflict
 
 
+def free_places_pk(room: str) -> str:
+    """The count of places a room that keeps no line gave as numbers (a visitor-writable
+    partition: ROOM#r#Q#...)."""
+    return f"ROOM#{room}#Q#FREE"
+
+
 def _unheld_pk(room: str) -> str:
     return f"ROOM#{room}#UNHELD"
 
@@ -61,17 +67,54 @@ class DynamoQueue(DynamoTable):
         return as_int(plain(resp["Attributes"])["n"])
 
     def seal_pool(self, room: str, seq: int) -> int:
-        """Close pool `seq` to further claims; how many entries were claimed before."""
+        """Close pool `seq` to further claims; how many entries were claimed before. The seal
+        adds SEALED_POOL to the counter rather than overwriting it, so the claims stay readable
+        (n % SEALED_POOL) and sealing again, after a tick whose commit was lost, answers the
+        same."""
         resp = self._call(
             "update_item",
             Key=key(counter_pk(room, -seq, 0), "COUNTER"),
-            UpdateExpression="SET n = :sealed, expires_at = if_not_exists(expires_at, :ttl)",
+            UpdateExpression="ADD n :sealed SET expires_at = if_not_exists(expires_at, :ttl)",
             ExpressionAttributeValues=attrs(
                 {":sealed": SEALED_POOL, ":ttl": int(self.clock()) + KEEP_SECONDS}
             ),
-            ReturnValues="UPDATED_OLD",
+            ReturnValues="UPDATED_NEW",
         )
-        return min(SEALED_POOL, as_int(plain(resp.get("Attributes", {})).get("n")))
+        return as_int(plain(resp["Attributes"])["n"]) % SEALED_POOL
+
+    def claim_free_place(self, room: str, limit: int) -> bool:
+        """Give one more place as a number while fewer than `limit` were ever given (one
+        conditional write on the room's count): however many joins arrive at once, across
+        containers and state versions, no more numbers are given than the drainer allowed."""
+        if limit <= 0:
+            return False
+        try:
+            self._call(
+                "update_item",
+                Key=key(free_places_pk(room), "COUNTER"),
+                UpdateExpression="ADD n :one",
+                ConditionExpression="attribute_not_exists(n) OR n < :limit",
+                ExpressionAttributeValues=attrs({":one": 1, ":limit": limit}),
+            )
+        except Conflict:
+            return False
+        return True
+
+    def free_places_given(self, room: str) -> int:
+        """How many places the room gave as numbers so far (strongly consistent)."""
+        item = self._get(free_places_pk(room), "COUNTER", consistent=True)
+        return as_int(item.get("n")) if item else 0
+
+    def add_free_places_given(self, room: str, n: int) -> None:
+        """The drainer gave `n` places to the pool: a join answering from an older state (whose
+        limit still counted them as free) cannot give them as numbers too. A repeated add only
+        gives fewer numbers until the next tick, which sets its limit from the count it reads."""
+        self._call(
+            "update_item",
+            Key=key(free_places_pk(room), "COUNTER"),
+            UpdateExpression="ADD n :n",
+            ExpressionAttributeValues=attrs({":n": n}),
+        )
 
     def read_counters(
         self, room: str, slots: Sequence[int], shards: int
