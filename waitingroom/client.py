@@ -36,6 +36,7 @@ from waitingroom.domain import (
     eta_seconds,
     poll_after_seconds,
     prequeue_poll_seconds,
+    settle_look_seconds,
 )
 
 PlaceKind = Literal["prequeue", "estimate", "waiting", "turn", "closed"]
@@ -232,10 +233,18 @@ def _eta(position: int, state: RoomState) -> int | None:
     return eta_seconds(position, state.admit_rate, state.expected_rate)
 
 
-def next_look_seconds(place: Place, state: RoomState, now: float, u: float) -> float:
+def next_look_seconds(
+    place: Place,
+    state: RoomState,
+    now: float,
+    u: float,
+    ticket: Ticket | None = None,
+    since_join: float | None = None,
+) -> float:
     """Seconds until the next look at the state, before the ±20 % spread. `u` in [0, 1) is the
-    visitor's own, fixed once: where in the opening's spread its first look after a draw falls.
-    0 for a turn or a closed room: ask `/status` now."""
+    visitor's own, fixed once: where in the opening's spread its first look after a draw falls
+    (and just after its slot settles). 0 for a turn or a closed room: ask `/status` now. With
+    the `ticket` and the seconds `since_join`, an estimate looks just after its slot settles."""
     if place.kind in ("turn", "closed"):
         return 0.0
     if place.kind == "prequeue":
@@ -245,7 +254,11 @@ def next_look_seconds(place: Place, state: RoomState, now: float, u: float) -> f
         )
     wait = float(poll_after_seconds(place.position, place.eta, state.pickup_seconds))
     if place.kind == "estimate":
-        return max(1.0, min(wait, 3.0))  # exact within a few seconds
+        settle = None
+        if ticket is not None and since_join is not None:
+            joined_at = ticket.joined_ms / 1000
+            settle = settle_look_seconds(ticket.slot, state.slot_seconds, joined_at, since_join, u)
+        return settle if settle is not None else max(1.0, min(wait, 3.0))
     return wait
 
 
@@ -342,6 +355,7 @@ class Visitor:
         self._rejoined = False
         self._closed_asked = False
         self._status_version = 0
+        self._joined_at: float | None = None  # by this visitor's clock, when the join answered
         if ticket is not None:
             try:
                 self.ticket = read_ticket(ticket)
@@ -440,9 +454,13 @@ class Visitor:
         if body.get("state") == "admitted":  # an idle room lets the visitor straight in
             self._admit(body, reply.status)
             return
-        self._set_place(place_of_answer(body))
+        shown = place_of_answer(body)
+        self._set_place(shown)
+        self._joined_at = now
         self._phase = "status" if self.status_only else "look"
-        self._after = float(body.get("poll_after_seconds") or 1) * self._spread()
+        # an estimate's first look is timed by the API to just after the slot settles
+        spread = 1.0 if shown.kind == "estimate" else self._spread()
+        self._after = float(body.get("poll_after_seconds") or 1) * spread
 
     def _admit(self, body: dict[str, Any], status: int) -> None:
         self._set_place(Place("turn", 0, True, 0))
@@ -514,6 +532,11 @@ class Visitor:
         if here.kind == "turn" or (here.kind == "closed" and not self._closed_asked):
             self._closed_asked = self._closed_asked or here.kind == "closed"
             self._phase, self._after = "pickup", 0.0
+            return
+        if here.kind == "estimate" and self._joined_at is not None:
+            since = now - self._joined_at
+            wait = next_look_seconds(here, self.state, now, self.u, self.ticket, since)
+            self._phase, self._after = "look", wait  # its own moment: spread by `u` already
             return
         wait = next_look_seconds(here, self.state, now, self.u) or 20.0
         self._phase, self._after = "look", wait * self._spread()

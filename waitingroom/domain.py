@@ -26,7 +26,7 @@ from waitingroom.rooms import Queueing, RoomStatus
 # A slot is settled (its counters read and frozen into totals) this long after it closes. A join
 # whose counter update comes back later than half of it takes a new number instead, so a counter
 # bump that the drainer could miss is never handed out.
-SETTLE_DELAY_SECONDS = 2.0
+SETTLE_DELAY_SECONDS = 1.0
 K_BITS = 20
 SHARD_BITS = 8
 MAX_SHARDS = 1 << SHARD_BITS
@@ -44,6 +44,18 @@ def slot_end(slot: int, slot_seconds: int) -> float:
 def last_settleable_slot(now: float, slot_seconds: int) -> int:
     """The newest slot whose counters can no longer change."""
     return slot_of(now - SETTLE_DELAY_SECONDS, slot_seconds) - 1
+
+
+def next_settle_at(
+    settled_through: int, unsettled_counts: Sequence[int], slot_seconds: int
+) -> float | None:
+    """When the oldest slot that somebody joined and that has not settled yet can settle (its
+    end + the settle delay): a drainer that ticks then turns those visitors' estimates into
+    exact places at once rather than up to a whole tick later. None when nobody is counted."""
+    for i, count in enumerate(unsettled_counts):
+        if count:
+            return slot_end(settled_through + 1 + i, slot_seconds) + SETTLE_DELAY_SECONDS
+    return None
 
 
 def join_was_late(slot: int, slot_seconds: int, answered_at: float) -> bool:
@@ -418,6 +430,33 @@ def poll_after_seconds(position: int, eta: int | None, pickup_seconds: int = 120
     if eta is None:
         return min(UNKNOWN_ETA_POLL_SECONDS, cap)
     return max(MIN_POLL_SECONDS, min(cap, eta // 3))
+
+
+# A visitor whose place is an estimate looks again just after its slot has settled: the slot's
+# end + the settle delay + the settling tick's own work, at its own moment in a short spread (a
+# crowd does not look in the same instant), then every second (the state document's cache life)
+# for a few seconds; at most every ESTIMATE_MAX_LOOK_SECONDS before (long slots), and at the
+# usual pace once that is long past (the drainer is behind).
+SETTLE_LOOK_SECONDS = 0.3
+SETTLE_SPREAD_SECONDS = 0.7
+SETTLED_RELOOK_SECONDS = 1.0
+SETTLE_RELOOK_WINDOW_SECONDS = 5.0
+ESTIMATE_MAX_LOOK_SECONDS = 5.0
+
+
+def settle_look_seconds(
+    slot: int, slot_seconds: int, joined_at: float, since_join: float, u: float
+) -> float | None:
+    """Seconds until a visitor with an estimate (ticket of `slot`, joined at `joined_at` by the
+    server's clock, `since_join` seconds ago) looks again; `u` in [0, 1) is the visitor's own.
+    None: its slot should have settled long ago, look at the usual pace."""
+    settles = slot_end(slot, slot_seconds) + SETTLE_DELAY_SECONDS + SETTLE_LOOK_SECONDS
+    first = settles - joined_at + u * SETTLE_SPREAD_SECONDS
+    if since_join < first:
+        return min(ESTIMATE_MAX_LOOK_SECONDS, first - since_join)
+    if since_join < settles - joined_at + SETTLE_RELOOK_WINDOW_SECONDS:
+        return SETTLED_RELOOK_SECONDS
+    return None
 
 
 # A scheduled opening: everyone in the pre-queue learns the draw from the room state. Each

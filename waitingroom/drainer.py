@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import os
 import secrets
 import socket
@@ -34,6 +35,7 @@ from waitingroom.domain import (
     SettledSlot,
     draw_place,
     drawn_cursor,
+    next_settle_at,
     recorded_draws,
     slot_of,
     take_tickets,
@@ -84,6 +86,10 @@ ROOM_LIST_SECONDS = 10.0
 # slots not settled yet whose counters a tick reads for the estimates (a drainer that keeps up
 # has about three: settling waits SETTLE_DELAY_SECONDS after a slot closes)
 MAX_COUNTED_SLOTS = 8
+# a room with joins in a slot not settled yet is ticked as soon as that slot can settle (plus
+# this margin), not up to a tick period later: visitors see an exact place sooner
+SETTLE_MARGIN_SECONDS = 0.05
+MIN_NAP_SECONDS = 0.02
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +103,7 @@ class TickReport:
     waiting: int = 0
     reclaimed: int = 0
     completed: int = 0
+    settle_at: float | None = None  # tick again then: a slot somebody joined can settle
 
 
 class Drainer:
@@ -248,7 +255,15 @@ class Drainer:
         if plan.admit is not None:
             new_pub, new_dst = self._materialise(cfg, new_pub, new_dst)
         new_pub, new_dst = self._fill_pool(cfg, new_pub, new_dst, open_pool, now)
-        return self._report(room, plan, new_pub, free=free)
+        report = self._report(room, plan, new_pub, free=free)
+        # tick again as soon as a slot somebody joined can settle (a random room settles whole
+        # draw windows: its regular ticks will do)
+        settle_at = (
+            None
+            if cfg.queueing == "random"
+            else next_settle_at(new_pub.settled_through, new_pub.unsettled_counts, cfg.slot_seconds)
+        )
+        return replace(report, settle_at=settle_at)
 
     def _numbers_allowed(
         self, cfg: RoomConfig, pub: PublicState, free: int, given: int, grown: int
@@ -526,6 +541,7 @@ class Drainer:
         ticks = 0
         backoff = 0.0
         last_tick: dict[str, float] = {}
+        settle_at: dict[str, float] = {}  # room -> when a slot somebody joined can settle
         dormant: dict[str, float] = {}  # room -> when it was last found dormant
         leased: set[str] = set()  # rooms whose lease this drainer may hold
         rooms: list[str] = []
@@ -546,10 +562,12 @@ class Drainer:
                         due = True
                     else:
                         due = now - last_tick.get(room, 0.0) >= tick_seconds
+                        due = due or now >= settle_at.get(room, math.inf)
                     if due or nudged:
                         last_tick[room] = self.clock()
                         report = self._safe_tick(room)
                         ticks += 1
+                        _remember_settle(settle_at, room, report, last_tick[room])
                         if report.reason == LEASE_HELD:
                             last_tick[room] = self._standby(room, tick_seconds)
                         elif report.reason != DORMANT:
@@ -570,7 +588,7 @@ class Drainer:
                 continue
             if stop_when_idle and all(room in dormant for room in rooms):
                 break  # nothing open anywhere: the next scheduled run looks again
-            sleep(min(0.5, tick_seconds))
+            sleep(_nap(tick_seconds, settle_at, self.clock()))
         self._release_leases(leased)
         return ticks
 
@@ -592,6 +610,27 @@ class Drainer:
                 self.store.release_lease(room, self.owner)
             except StoreUnavailable:
                 return  # the leases run out by themselves
+
+
+def _remember_settle(
+    settle_at: dict[str, float], room: str, report: TickReport, ticked_at: float
+) -> None:
+    """Tick the room again when its oldest slot with joins can settle (a hair after, so the
+    tick's clock is past it); a moment already past when the tick began is left to the tick
+    period (that tick could not settle it: the loop must not spin on it)."""
+    if report.settle_at is None or report.settle_at <= ticked_at:
+        settle_at.pop(room, None)
+    else:
+        settle_at[room] = report.settle_at + SETTLE_MARGIN_SECONDS
+
+
+def _nap(tick_seconds: float, settle_at: dict[str, float], now: float) -> float:
+    """How long the loop sleeps: half a second at most (nudges), less when a slot somebody
+    joined can settle sooner."""
+    nap = min(0.5, tick_seconds)
+    if settle_at:
+        nap = min(nap, max(MIN_NAP_SECONDS, min(settle_at.values()) - now))
+    return nap
 
 
 def _as_dict(report: TickReport) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import { describe, it } from "node:test";
 
 import {
   aheadInSlot, drawPlace, etaSeconds, nextLookSeconds, placeOf, pollAfterSeconds, prequeuePollSeconds,
-  rankInSlot, readTicket,
+  rankInSlot, readTicket, settleLookSeconds,
 } from "../../waitingroom/static/waiting-logic.mjs";
 
 globalThis.crypto ??= webcrypto;
@@ -69,6 +69,17 @@ describe("the page agrees with the Python reference", () => {
     }
   });
 
+  it("looks again just after the slot settles, as the server says", () => {
+    for (const c of V.settle_look_seconds) {
+      const got = settleLookSeconds(c.slot, c.slot_seconds, c.joined_at, c.since_join, c.u);
+      if (c.seconds === null) {
+        assert.equal(got, null, JSON.stringify(c));
+      } else {
+        close(got, c.seconds, JSON.stringify(c));
+      }
+    }
+  });
+
   it("counts the tickets ahead in an unsettled slot as the server does", () => {
     for (const c of V.ahead_in_slot) {
       close(aheadInSlot(c.k, c.shard, c.shards, c.per_shard), c.ahead, JSON.stringify(c));
@@ -82,7 +93,9 @@ describe("the page agrees with the Python reference", () => {
       assert.equal(place.exact, false);
       assert.equal(place.position, c.position, JSON.stringify(c));
       assert.equal(place.eta, c.eta, JSON.stringify(c));
-      assert.equal(nextLookSeconds(place, c.state, 0.5), c.poll_after_seconds, JSON.stringify(c));
+      // the API's answer is the visitor's own look, in the middle of its spread, to a second
+      const look = nextLookSeconds(place, c.state, 0.5, c.now, c.ticket);
+      assert.equal(Math.max(1, Math.round(look)), c.poll_after_seconds, JSON.stringify(c));
     }
   });
 });

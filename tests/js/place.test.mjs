@@ -199,7 +199,7 @@ describe("nextLookSeconds", () => {
   it("spreads the pre-queue's first looks after the opening over the spread window", () => {
     const opens = 10_000;
     // a million in the pre-queue: a 20 s spread, from when the draw is public (slot 1 s +
-    // settle 2 s + tick 2 s after the opening)
+    // settle 1 s + tick 2 s after the opening)
     const pre = {
       ...STATE, status: "scheduled", opens_at: opens, opens_slot: opens, settled_total: 1_000_000,
     };
@@ -214,11 +214,11 @@ describe("nextLookSeconds", () => {
         if (now < opens) { looksBefore++; continue; }
         const second = Math.floor(now - opens);
         perSecond.set(second, (perSecond.get(second) || 0) + 1);
-        if (now >= opens + 5) { break; }  // this look sees the draw
+        if (now >= opens + 4) { break; }  // this look sees the draw
       }
-      assert.ok(now < opens + 5 + 20 + 2, `sees the draw at +${now - opens} s`);
+      assert.ok(now < opens + 4 + 20 + 2, `sees the draw at +${now - opens} s`);
     }
-    for (let second = 5; second < 25; second++) {
+    for (let second = 4; second < 24; second++) {
       const n = perSecond.get(second) || 0;
       assert.ok(n >= visitors / 20 / 2 && n <= (visitors / 20) * 1.5, `${n} looks at +${second} s`);
     }

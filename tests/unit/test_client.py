@@ -5,6 +5,7 @@ ticket and to pick the token up, back-off that honours Retry-After)."""
 from __future__ import annotations
 
 import base64
+import math
 import random
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -422,3 +423,44 @@ def test_a_join_carries_no_body() -> None:
     call = client.Visitor("demo", rng=random.Random(1)).next()
     assert call is not None and call.kind == "join"
     assert call.json is None and "Content-Type" not in call.headers
+
+
+def test_a_visitor_who_joins_in_a_burst_sees_an_exact_place_within_4_s(
+    memory_service: WaitingRoom, memory_drainer: Drainer, clock: FakeClock, transport: AppTransport
+) -> None:
+    """Joined early, midway or late in a slot, the visitor's first look comes just after its
+    slot settles (the drainer ticking every second), and it then shows an exact place: within
+    4 s of joining, about a second after the slot settled, with one look at the state."""
+    memory_service.put_room(
+        "demo", {"max_active": 1, "session_seconds": 600, "shards": 4, "straight_in": False}
+    )
+    memory_drainer.tick_room("demo")
+    start = clock.now
+    for i, into in enumerate((0.02, 0.5, 0.97)):
+        clock.now = start + 10 * (i + 1) + into
+        for _ in range(40):  # a crowd in the same slot, joining with the visitor
+            memory_service.join("demo", None)
+        visitor = client.Visitor("demo", rng=random.Random(i))
+        visitor.answer(transport(visitor.next() or _no_call()), clock.now)
+        joined_at, last_tick, looks = clock.now, math.floor(clock.now), 0
+        assert visitor.place is not None and not visitor.place.exact
+        while not visitor.place.exact:
+            call = visitor.next()
+            assert call is not None and clock.now - joined_at < 10, "never exact"
+            target = clock.now + call.after
+            while last_tick + 1 <= target:
+                last_tick += 1
+                clock.now = last_tick
+                memory_drainer.tick_room("demo")
+            clock.now = target
+            looks += call.kind == "state"
+            visitor.answer(transport(call), clock.now)
+        assert visitor.ticket is not None
+        settled_at = visitor.ticket.slot + 1 + SETTLE_DELAY_SECONDS
+        assert clock.now - joined_at <= 4.0, (into, clock.now - joined_at)
+        assert clock.now - settled_at <= 1.2, (into, clock.now - settled_at)  # not a look late
+        assert looks == 1  # and not a look too early
+
+
+def _no_call() -> client.Call:
+    raise AssertionError("the visitor has nothing to ask")

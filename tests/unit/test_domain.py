@@ -10,6 +10,7 @@ import pytest
 
 from waitingroom.domain import (
     PICKUP_GRACE_SECONDS,
+    SETTLE_DELAY_SECONDS,
     Batch,
     LedgerCounts,
     RateWindow,
@@ -23,11 +24,13 @@ from waitingroom.domain import (
     join_was_late,
     last_settleable_slot,
     ledger_shards_for,
+    next_settle_at,
     opening_spread_seconds,
     poll_after_seconds,
     prequeue_poll_seconds,
     queue_number,
     rank_in_slot,
+    settle_look_seconds,
     take_tickets,
     tickets_from,
 )
@@ -243,10 +246,11 @@ def test_the_pre_queue_looks_rarely_then_spreads_its_first_look_after_the_draw()
 
 
 def test_a_slot_settles_only_after_the_settle_delay() -> None:
-    assert last_settleable_slot(now=102.9, slot_seconds=1) == 99
-    assert last_settleable_slot(now=103.0, slot_seconds=1) == 100
-    assert not join_was_late(100, 1, answered_at=101.9)
-    assert join_was_late(100, 1, answered_at=102.1)
+    # slot 100 closes at 101: it settles a second later; a bump answered after 101.5 is late
+    assert last_settleable_slot(now=101.95, slot_seconds=1) == 99
+    assert last_settleable_slot(now=102.0, slot_seconds=1) == 100
+    assert not join_was_late(100, 1, answered_at=101.45)
+    assert join_was_late(100, 1, answered_at=101.55)
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 10, 97, 1000, 4097])
@@ -298,3 +302,23 @@ def test_a_new_batch_starts_when_the_last_cannot_take_more(
         batches, 2, start=10, count=count, now=now, pickup_seconds=60, session_seconds=300
     )
     assert len(batches) == 2 and new.seq == 2 and seq == 3
+
+
+def test_the_drainer_is_told_when_the_oldest_slot_with_joins_can_settle() -> None:
+    # settled through 99; slot 100 empty, slot 101 has joins: it ends at 102, settles a delay later
+    assert next_settle_at(99, (0, 7, 3), 1) == 102 + SETTLE_DELAY_SECONDS
+    assert next_settle_at(99, (0, 0), 1) is None
+    assert next_settle_at(19, (4,), 5) == 105 + SETTLE_DELAY_SECONDS  # slot 20 ends at 105
+
+
+def test_an_estimate_looks_just_after_its_slot_settles_then_every_second() -> None:
+    # joined at 100.4 in slot 100 (1 s slots): settles at 101 + delay; first look a little after
+    settles = 101 + SETTLE_DELAY_SECONDS - 100.4
+    first = settle_look_seconds(100, 1, 100.4, 0.1, 0.0)
+    assert first is not None and settles <= first + 0.1 <= settles + 1.0
+    last = settle_look_seconds(100, 1, 100.4, 0.1, 0.999)
+    assert last is not None and first < last <= first + 1.0  # a crowd spread over under a second
+    assert settle_look_seconds(100, 1, 100.4, settles + 1.0, 0.5) == 1.0  # not there yet: again
+    assert settle_look_seconds(100, 1, 100.4, settles + 30, 0.5) is None  # drainer behind
+    # a long slot: still a look every few seconds meanwhile
+    assert settle_look_seconds(10, 60, 600.0, 0.0, 0.5) == 5.0

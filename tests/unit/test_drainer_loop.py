@@ -151,3 +151,24 @@ def test_a_room_created_while_the_loop_runs_gets_its_first_tick_at_once() -> Non
     d.tick_room = tick  # type: ignore[method-assign]
     d.run(seconds=5, tick_seconds=60, sleep=sleep)
     assert first_tick and first_tick[0] - created_at[0] <= 0.5  # the very next loop
+
+
+def test_a_room_with_joins_is_ticked_as_soon_as_their_slot_can_settle() -> None:
+    """With 5 s ticks, a slot somebody joined is settled (their places made exact) within a
+    hair of its settle moment, not up to a tick later; a moment already past is not chased."""
+    clock = Clock()
+    store = FlakyStore(fail_times=0)
+    d = Drainer(store, lambda: KeySet.generate("k"), issuer="w", clock=clock)  # type: ignore[arg-type]
+    ticked: list[float] = []
+    settles = iter([clock.now + 1.3, clock.now - 1.0, None])
+
+    def tick(room: str) -> TickReport:
+        ticked.append(clock.now)
+        return TickReport(room, True, settle_at=next(settles, None))
+
+    d.tick_room = tick  # type: ignore[method-assign]
+    d.run(seconds=9, tick_seconds=5, sleep=clock.sleep)
+    assert ticked[0] == 1000.0
+    assert 1001.3 <= ticked[1] <= 1001.4  # its slot's settle moment, not the 5 s tick
+    assert ticked[2] >= ticked[1] + 5  # a moment already past: back to the tick period
+    assert len(ticked) == 3

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, cast
 
 from waitingroom import client
@@ -25,6 +26,7 @@ from waitingroom.domain import (
     poll_after_seconds,
     prequeue_poll_seconds,
     rank_in_slot,
+    settle_look_seconds,
 )
 from waitingroom.service.context import Context
 from waitingroom.service.poll import Polls
@@ -129,6 +131,27 @@ def _prequeue_polls() -> list[dict[str, Any]]:
     return out
 
 
+def _settle_looks() -> list[dict[str, Any]]:
+    out = []
+    for slot_seconds, slot in ((1, 1_764_505_234), (5, 352_901_046), (60, 29_408_420)):
+        for into in (0.0, 0.4, 0.999):
+            joined_at = (slot + into) * slot_seconds
+            for since_join in (0.1, 1.5, 3.0, 4.2, 7.0, 30.0, 120.0):
+                for u in (0.0, 0.5, 0.999):
+                    seconds = settle_look_seconds(slot, slot_seconds, joined_at, since_join, u)
+                    out.append(
+                        {
+                            "slot": slot,
+                            "slot_seconds": slot_seconds,
+                            "joined_at": joined_at,
+                            "since_join": since_join,
+                            "u": u,
+                            "seconds": seconds,
+                        }
+                    )
+    return out
+
+
 def _etas() -> list[dict[str, Any]]:
     out = []
     for position in (0, 1, 2, 99, 100, 12_345):
@@ -165,7 +188,7 @@ def _ahead_in_slot() -> list[dict[str, Any]]:
 
 def _estimates(rng: random.Random) -> list[dict[str, Any]]:
     """The server's own estimate (Polls.estimate) and the state document fields it reads."""
-    polls = Polls(cast(Context, None))  # estimate reads only the config, state and ticket
+    # estimate reads only the config, state, ticket and clock
     out = []
     for _ in range(40):
         cfg = RoomConfig(
@@ -194,7 +217,8 @@ def _estimates(rng: random.Random) -> list[dict[str, Any]]:
         slot = settled_through + rng.randrange(-2, 6)
         joined_ms = int((slot + rng.random()) * cfg.slot_seconds * 1000)
         t = Ticket("demo", slot, rng.randrange(32), k, joined_ms)
-        w = polls.estimate(cfg, st, t)
+        now = joined_ms / 1000 + rng.choice((0.05, 0.3, 2.0, rng.uniform(0, 12)))
+        w = Polls(cast(Context, SimpleNamespace(clock=lambda now=now: now))).estimate(cfg, st, t)
         out.append(
             {
                 "ticket": {"slot": t.slot, "shard": t.shard, "k": t.k, "joinedMs": joined_ms},
@@ -219,6 +243,7 @@ def _estimates(rng: random.Random) -> list[dict[str, Any]]:
                 "position": w.position,
                 "eta": w.eta_seconds,
                 "poll_after_seconds": w.poll_after_seconds,
+                "now": now,
             }
         )
     return out
@@ -305,6 +330,7 @@ def vectors() -> dict[str, Any]:
         "draw_place": _draws(rng),
         "poll_after_seconds": _polls(),
         "prequeue_poll_seconds": _prequeue_polls(),
+        "settle_look_seconds": _settle_looks(),
         "eta_seconds": _etas(),
         "estimate": _estimates(rng),
         "ahead_in_slot": _ahead_in_slot(),

@@ -19,6 +19,7 @@ from waitingroom.domain import (
     line_state,
     poll_after_seconds,
     prequeue_poll_seconds,
+    settle_look_seconds,
     you_are_next,
 )
 from waitingroom.errors import Gone, NotAuthenticated
@@ -136,8 +137,17 @@ class Polls:
             joined_at=t.joined_ms / 1000,
         )
         eta = eta_seconds(position, st.admit_rate, cfg.fallback_rate())
-        poll = max(1, min(poll_after_seconds(position, eta, cfg.pickup_seconds), 3))  # exact soon
+        soon = max(1, min(poll_after_seconds(position, eta, cfg.pickup_seconds), 3))
+        poll = self._settle_poll(cfg, t, soon)
         return Waiting(position, eta, poll, False, st.waiting_settled)
+
+    def _settle_poll(self, cfg: RoomConfig, t: Ticket, soon: int) -> int:
+        """Look again just after the ticket's slot settles (the middle of the short spread:
+        clients spread their looks by +-20 %), or `soon` when that is long past."""
+        joined_at = t.joined_ms / 1000
+        since = self.ctx.clock() - joined_at
+        wait = settle_look_seconds(t.slot, cfg.slot_seconds, joined_at, since, 0.5)
+        return soon if wait is None else max(1, math.floor(wait + 0.5))
 
     def _admitted(
         self, cfg: RoomConfig, st: PublicState, t: Ticket, rank: int

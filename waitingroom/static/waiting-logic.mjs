@@ -394,7 +394,7 @@ const PREQUEUE_PER_SECOND = 50000;
 const MIN_SPREAD_SECONDS = 2;
 const MAX_SPREAD_SECONDS = 60;
 const PREQUEUE_MIN_POLL_SECONDS = 30;
-const SETTLE_DELAY_SECONDS = 2;
+const SETTLE_DELAY_SECONDS = 1;
 
 /** Seconds until a visitor with a known place looks again: a third of its wait, 2 s at least,
  * at most a third of the pickup window (and 60 s). */
@@ -423,8 +423,28 @@ export function prequeuePollSeconds(untilOpen, prequeueSize, slotSeconds, u, pic
   return before >= untilOpen ? firstAfter : before;
 }
 
-/** Seconds until the next look at the state for `place` (before the +-20 % jitter). */
-export function nextLookSeconds(place, state, u, now = Date.now() / 1000) {
+// an estimate looks again just after its slot settles (its own moment in a short spread), then
+// every second for a few seconds (`waitingroom.domain.settle_look_seconds`)
+const SETTLE_LOOK_SECONDS = 0.3;
+const SETTLE_SPREAD_SECONDS = 0.7;
+const SETTLED_RELOOK_SECONDS = 1;
+const SETTLE_RELOOK_WINDOW_SECONDS = 5;
+const ESTIMATE_MAX_LOOK_SECONDS = 5;
+
+/** Seconds until a visitor with an estimate (ticket of `slot`, joined at `joinedAt` seconds by
+ * the server's clock, `sinceJoin` seconds ago) looks again; null when its slot should have
+ * settled long ago (then the usual pace). */
+export function settleLookSeconds(slot, slotSeconds, joinedAt, sinceJoin, u) {
+  const settles = (slot + 1) * slotSeconds + SETTLE_DELAY_SECONDS + SETTLE_LOOK_SECONDS;
+  const first = settles - joinedAt + u * SETTLE_SPREAD_SECONDS;
+  if (sinceJoin < first) { return Math.min(ESTIMATE_MAX_LOOK_SECONDS, first - sinceJoin); }
+  if (sinceJoin < settles - joinedAt + SETTLE_RELOOK_WINDOW_SECONDS) { return SETTLED_RELOOK_SECONDS; }
+  return null;
+}
+
+/** Seconds until the next look at the state for `place` (before the +-20 % jitter); with the
+ * visitor's `ticket`, an estimate looks just after its slot settles. */
+export function nextLookSeconds(place, state, u, now = Date.now() / 1000, ticket = null) {
   const pickup = num(state.pickup_seconds, 120);
   switch (place.kind) {
     case "turn":
@@ -439,8 +459,13 @@ export function nextLookSeconds(place, state, u, now = Date.now() / 1000) {
         u,
         pickup
       );
-    case "estimate":  // exact within a few seconds, when the slot has settled
-      return Math.max(1, Math.min(pollAfterSeconds(place.position, place.eta, pickup), 3));
+    case "estimate": {  // exact just after the slot has settled
+      const settle = ticket === null ? null : settleLookSeconds(
+        ticket.slot, num(state.slot_seconds, 1), ticket.joinedMs / 1000, now - ticket.joinedMs / 1000, u
+      );
+      return settle !== null ? settle
+        : Math.max(1, Math.min(pollAfterSeconds(place.position, place.eta, pickup), 3));
+    }
     case "closed":
       return UNKNOWN_ETA_POLL_SECONDS;
     default:

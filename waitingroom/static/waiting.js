@@ -467,7 +467,7 @@ function look() {
         status();  // the API's 410 says when nobody more will be let in
       } else {
         if (place.kind !== "closed") { renderWaiting(placeBody(place)); }
-        later(look, jitter(nextLookSeconds(place, state, kept.u)));
+        later(look, jitter(nextLookSeconds(place, state, kept.u, Date.now() / 1000, t)));
       }
     });
   }).then(null, function () {
