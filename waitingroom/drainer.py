@@ -308,8 +308,11 @@ class Drainer:
 
     def _joined_unsettled(self, cfg: RoomConfig, plan: TickPlan, now: float) -> bool:
         """Did anybody take a number in the slots not settled yet (up to the next one, for the
-        API containers' clocks)?"""
-        first = plan.pub.settled_through + 1
+        API containers' clocks)? This tick's published counts answer for the slots they cover;
+        only the slots past them are read."""
+        if any(plan.pub.unsettled_counts):
+            return True
+        first = plan.pub.settled_through + 1 + len(plan.pub.unsettled_counts)
         slots = list(range(first, slot_of(now, cfg.slot_seconds) + 2))
         counts = self.store.read_counters(cfg.room, slots, plan.dst.max_shards)
         return any(sum(c) for c in counts.values())
