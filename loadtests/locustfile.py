@@ -98,6 +98,13 @@ def _options(parser: Any) -> None:
         help="the room's admin key, for the operator (max_active changes, stats); given to the "
         "master, it reaches the workers with the other options",
     )
+    g.add_argument(
+        "--admin-host",
+        default="",
+        env_var="WR_ADMIN_HOST",
+        help="where the operator's admin calls go when the visitors' --host is an edge that "
+        "does not route /admin (default: --host)",
+    )
     g.add_argument("--records", default="artifacts/loadtest/records.jsonl", env_var="WR_RECORDS")
     g.add_argument(
         "--verdict-dir",
@@ -461,6 +468,11 @@ class Operator(FastHttpUser):
         opts = self.environment.parsed_options
         self.key = opts.admin_key or os.environ.get("WAITINGROOM_ADMIN_KEY", "")
         self.started = time.time()
+        admin_host = (opts.admin_host or "").rstrip("/")
+        if admin_host:
+            if _is_loopback(_host(self.environment)) and not _is_loopback(admin_host):
+                raise ValueError("--admin-host must be a loopback address when --host is one")
+            self.client.base_url = admin_host
         changes = self.environment.parsed_options.max_active_changes
         self.changes = sorted(
             (float(s), int(m)) for s, m in (c.split(":") for c in changes.split(",") if c)

@@ -265,18 +265,27 @@ def main(argv: list[str] | None = None) -> int:
         help="run Locust distributed: a master and this many workers on this machine, the "
         "admin key given to the master only (as loadtests/README.md shows)",
     )
+    p.add_argument(
+        "--edge",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="visitors go through the local caching edge (nginx), as they go through "
+        "CloudFront in AWS (default); --no-edge sends every request straight to the API",
+    )
     p.add_argument("--out", type=Path, default=ROOT / "artifacts" / "rehearsal")
     args = p.parse_args(argv)
 
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     records_path = out / "records.jsonl"
-    api_port, origin_port, db_port = (
+    api_port, origin_port, db_port, edge_port = (
+        dynamodb_local.free_port(),
         dynamodb_local.free_port(),
         dynamodb_local.free_port(),
         dynamodb_local.free_port(),
     )
     api, origin = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{origin_port}"
+    visitors_host = f"http://127.0.0.1:{edge_port}" if args.edge else api
     key = secrets.token_urlsafe(24)
     env = {
         **os.environ,
@@ -287,12 +296,15 @@ def main(argv: list[str] | None = None) -> int:
     }
     started = time.monotonic()
     stack_log = (out / "stack.log").open("w")
-    stack = start_stack(out / "stack", [api_port, origin_port, db_port], env, stack_log)
+    stack = start_stack(out / "stack", [api_port, origin_port, db_port, edge_port], env, stack_log)
     try:
         _wait_for(f"{origin}/health", 90)
         create_room(api, key, ROOM, args, origin)
         warm_up(api, origin, key)
-        print(f"stack up in {time.monotonic() - started:.0f} s: API {api}, origin {origin}")  # noqa: T201
+        print(  # noqa: T201
+            f"stack up in {time.monotonic() - started:.0f} s: API {api}, origin {origin}, "
+            + (f"visitors through the edge {visitors_host}" if args.edge else "no edge")
+        )
         print(  # noqa: T201
             f"running {args.visitors} visitors in {args.burst_seconds:.0f} s + {args.tail} over "
             f"{args.tail_seconds:.0f} s, max_active {args.max_active} "
@@ -300,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         command = locust_command(
-            api,
+            visitors_host,
             origin,
             ROOM,
             records_path,
@@ -310,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
             tail_seconds=args.tail_seconds,
             max_seconds=args.max_seconds,
             max_active_changes=args.max_active_changes,
+            admin_host=api if args.edge else None,
             stop_timeout=5,
         )
         with (out / "locust.log").open("w") as locust_log:
