@@ -322,6 +322,11 @@ class RoomStateOut(BaseModel):
         description="joins counted at updated_at in each slot after settled_through, the last "
         "one maybe still open then: for estimating a place before its slot settles",
     )
+    admit_forecast: list[tuple[float, int]] = Field(
+        default_factory=list,
+        description="[seconds after updated_at, admissions expected by then] while the room "
+        "admits: a position's ETA is where these reach it (admit_rate past the last)",
+    )
 
 
 class SlotOut(BaseModel):

@@ -63,6 +63,7 @@ def room_state(room: RoomPath, svc: ServiceDep) -> JSONResponse:
         updated_at=st.updated_at,
         shards=cfg.shards,
         unsettled_counts=list(st.unsettled_counts),
+        admit_forecast=list(st.admit_forecast),
     )
     return JSONResponse(out.model_dump(), headers={"Cache-Control": STATE_CACHE})
 

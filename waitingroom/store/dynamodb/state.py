@@ -9,6 +9,7 @@ from dataclasses import asdict
 from typing import Any
 
 from waitingroom.domain import Batch, DrainerState, Pending, PublicState, RateWindow
+from waitingroom.forecast import Curve, Flow, Mean
 from waitingroom.store.dynamodb.table import DynamoTable, as_float, as_int, attrs, key, room_pk
 from waitingroom.store.interface import Conflict
 
@@ -47,6 +48,38 @@ def _decode_batch(v: Sequence[Any]) -> Batch:
     )
 
 
+def _encode_curve(c: Curve) -> list[Any]:
+    return [c.base, [[round(t, 3), n] for t, n in c.points]]
+
+
+def _decode_curve(v: Sequence[Any]) -> Curve:
+    return Curve(int(v[0]), tuple((float(t), int(n)) for t, n in v[1]))
+
+
+def _encode_flow(f: Flow) -> dict[str, Any]:
+    return {
+        "admitted": _encode_curve(f.admitted),
+        "picked": _encode_curve(f.picked),
+        "resolved": f.resolved,
+        "ended": f.ended,
+        "pickup": [f.pickup.value, f.pickup.weight],
+        "session": [f.session.value, f.session.weight],
+    }
+
+
+def _decode_flow(d: dict[str, Any] | None) -> Flow:
+    if not d:
+        return Flow()
+    return Flow(
+        admitted=_decode_curve(d["admitted"]),
+        picked=_decode_curve(d["picked"]),
+        resolved=int(d["resolved"]),
+        ended=int(d["ended"]),
+        pickup=Mean(float(d["pickup"][0]), float(d["pickup"][1])),
+        session=Mean(float(d["session"][0]), float(d["session"][1])),
+    )
+
+
 def encode_drainer_state(st: DrainerState) -> str:
     return json.dumps(
         {
@@ -63,6 +96,7 @@ def encode_drainer_state(st: DrainerState) -> str:
             "max_shards": st.max_shards,
             "waits": list(st.waits),
             "pool": [st.pool_seq, st.pool_claimed, st.pool_written],
+            "flow": _encode_flow(st.flow),
         },
         separators=(",", ":"),
     )
@@ -87,6 +121,7 @@ def decode_drainer_state(text: str, version: int) -> DrainerState:
         pool_seq=int(d.get("pool", [0, 0, 0])[0]),
         pool_claimed=int(d.get("pool", [0, 0, 0])[1]),
         pool_written=int(d.get("pool", [0, 0, 0])[2]),
+        flow=_decode_flow(d.get("flow")),
     )
 
 

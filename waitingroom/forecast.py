@@ -1,0 +1,238 @@
+"""When places come free: what the drainer learns about a room's visitors, and its forecast.
+
+Pure: no I/O, no clock. A line's wait is set by when the sessions under way end, not by how
+many were admitted lately: a room that has just filled frees nothing for about one session,
+then about `max_active` per session length. The drainer knows when it admitted each visitor,
+sees (tick by tick) when they pick their token up and when their sessions end, and matches
+those counts first in, first out: the mean of the matched delays is the mean time from
+admission to pickup and from pickup to the end (whatever the order visitors really left in,
+the sum of the delays is the area between the two curves). Those means outlive an event (a
+room left on all the time has seen visitors before the launch); from them and the ages of the
+sessions under way it forecasts the admissions of the next minute, which every client turns
+into the same ETA (`eta_from_forecast`).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+# Points kept per curve: a curve thins out (merges counts into its last point) rather than grow
+# past this, so the drainer's state stays small whatever the session length.
+CURVE_POINTS = 120
+# The means follow about this many visitors: enough to smooth one tick's batch, few enough to
+# follow a room whose visitors change.
+MEAN_VISITORS = 300.0
+# Admission to pickup before any pickup was seen: a visitor at the front looks about every
+# MIN_POLL_SECONDS (2 s, so 1 s on average before it notices) at a state up to a second old.
+PICKUP_PRIOR_SECONDS = 2.0
+# Seconds ahead at which the forecast gives the admissions expected (denser where waits are
+# short, where a second matters); past the last, the steady rate.
+HORIZONS = (1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 15, 20, 25, 30, 40, 50, 60)
+MIN_HOLD_SECONDS = 0.5
+
+Forecast = tuple[tuple[float, int], ...]  # (seconds ahead, admissions expected by then)
+
+
+@dataclass(frozen=True, slots=True)
+class Curve:
+    """A count over time: `points` (time, total so far); `base` is the total before them."""
+
+    base: int = 0
+    points: tuple[tuple[float, int], ...] = ()
+
+    @property
+    def total(self) -> int:
+        return self.points[-1][1] if self.points else self.base
+
+    def add(self, t: float, n: int, keep_seconds: float) -> Curve:
+        """`n` more at `t`; points older than `keep_seconds` are dropped (into `base`), and a
+        point closer than keep_seconds / CURVE_POINTS to the last is merged into it."""
+        pts = list(self.points)
+        base = self.base
+        while pts and pts[0][0] < t - keep_seconds:
+            base = pts.pop(0)[1]
+        if n > 0:
+            total = pts[-1][1] if pts else base
+            if pts and t - pts[-1][0] < keep_seconds / CURVE_POINTS:
+                pts[-1] = (pts[-1][0], total + n)
+            else:
+                pts.append((t, total + n))
+        return Curve(base, tuple(pts))
+
+    def spans(self, first: int, last: int) -> list[tuple[float | None, int]]:
+        """Units first+1 .. last grouped by when they were counted (None: before the points
+        kept), in order."""
+        out: list[tuple[float | None, int]] = []
+        if first < min(last, self.base):
+            out.append((None, min(last, self.base) - first))
+        prev = self.base
+        for t, total in self.points:
+            n = min(total, last) - max(prev, first)
+            if n > 0:
+                out.append((t, n))
+            prev = total
+            if prev >= last:
+                break
+        return out
+
+    def delays(self, first: int, n: int, at: float) -> tuple[float, int]:
+        """Units first+1 .. first+n all went on at `at`: the sum of their times since they were
+        counted here, and how many of them the points still hold."""
+        spans = [(t, k) for t, k in self.spans(first, first + n) if t is not None]
+        return sum(k * max(0.0, at - t) for t, k in spans), sum(k for _, k in spans)
+
+
+@dataclass(frozen=True, slots=True)
+class Mean:
+    """A mean over about the last MEAN_VISITORS visitors (`weight`: how many it holds)."""
+
+    value: float = 0.0
+    weight: float = 0.0
+
+    def add(self, total: float, n: int) -> Mean:
+        if n <= 0:
+            return self
+        weight = self.weight + n
+        return Mean((self.value * self.weight + total) / weight, min(weight, MEAN_VISITORS))
+
+    def or_else(self, prior: float) -> float:
+        return self.value if self.weight > 0 else prior
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    """What the drainer follows of a room's visitors: its admissions from the line and all
+    pickups over time (a pool's claims are pickups at once), how many line admissions were
+    resolved (picked up or reclaimed) and how many sessions ended, and the learned means."""
+
+    admitted: Curve = Curve()
+    picked: Curve = Curve()
+    resolved: int = 0
+    ended: int = 0
+    pickup: Mean = Mean()  # admission -> pickup seen by a tick (line admissions)
+    session: Mean = Mean()  # pickup seen -> end seen
+
+    def observe(
+        self,
+        now: float,
+        *,
+        admitted: int,
+        line_picked: int,
+        pool_picked: int,
+        reclaimed: int,
+        ended: int,
+        keep_seconds: float,
+    ) -> Flow:
+        """One tick's counts: pickups, no-shows reclaimed and sessions ended since the last
+        tick (all seen `now`), then the admissions it made."""
+        # the oldest admissions not picked up are the ones reclaimed (their deadline came first)
+        resolved = min(self.resolved + reclaimed, self.admitted.total)
+        total, n = self.admitted.delays(resolved, line_picked, now)
+        pickup = self.pickup.add(total, n)
+        resolved = min(resolved + line_picked, self.admitted.total)
+        picked = self.picked.add(now, line_picked + pool_picked, keep_seconds)
+        ended = min(self.ended + ended, picked.total)
+        total, n = picked.delays(self.ended, ended - self.ended, now)
+        return Flow(
+            admitted=self.admitted.add(now, admitted, keep_seconds),
+            picked=picked,
+            resolved=resolved,
+            ended=ended,
+            pickup=pickup,
+            session=self.session.add(total, n),
+        )
+
+    def hold_seconds(self, session_prior: float) -> float:
+        """Admission to the place coming free: the learned means, or before any session was
+        seen to end, the configured session length (the longest a session can hold)."""
+        pickup = self.pickup.or_else(PICKUP_PRIOR_SECONDS)
+        return max(MIN_HOLD_SECONDS, pickup + self.session.or_else(session_prior))
+
+    def frees(self, now: float, session_prior: float) -> list[tuple[float, int]]:
+        """When the places held now are expected to come free (a time already past: now)."""
+        pickup = self.pickup.or_else(PICKUP_PRIOR_SECONDS)
+        session = self.session.or_else(session_prior)
+        waiting = self.admitted.spans(self.resolved, self.admitted.total)
+        playing = self.picked.spans(self.ended, self.picked.total)
+        out = [(now if t is None else max(now, t + pickup + session), n) for t, n in waiting]
+        out += [(now if t is None else max(now, t + session), n) for t, n in playing]
+        return out
+
+
+def forecast(
+    frees: Sequence[tuple[float, int]],
+    *,
+    now: float,
+    free_now: int,
+    hold: float,
+    rate_cap: float = 0.0,
+    budget: int = 0,
+) -> Forecast:
+    """Admissions expected by each of HORIZONS seconds from `now`, when the line is long: the
+    places free now at once, each place as it comes free (`frees`), and each place admitted
+    again `hold` seconds after its admission; at most `budget` + `rate_cap` per second when the
+    room has a rate cap (`rate_cap` > 0)."""
+    end = now + HORIZONS[-1]
+    queue = [(t, n) for t, n in frees if n > 0 and t <= end]
+    if free_now > 0:
+        queue.append((now, free_now))
+    heapq.heapify(queue)
+    events: list[tuple[float, int]] = []
+    while queue:
+        t, n = heapq.heappop(queue)
+        while queue and queue[0][0] == t:
+            n += heapq.heappop(queue)[1]
+        events.append((t - now, n))
+        if t + hold <= end:
+            heapq.heappush(queue, (t + hold, n))
+    out = []
+    total, i = 0, 0
+    for h in HORIZONS:
+        while i < len(events) and events[i][0] <= h:
+            total += events[i][1]
+            i += 1
+        capped = min(total, budget + math.floor(rate_cap * h)) if rate_cap > 0 else total
+        out.append((float(h), capped))
+    return tuple(out)
+
+
+def steady_rate(max_active: int, hold: float, rate_cap: float = 0.0) -> float:
+    """Admissions per second once the room has been full a while."""
+    rate = max_active / max(MIN_HOLD_SECONDS, hold)
+    return min(rate, rate_cap) if rate_cap > 0 else rate
+
+
+# A state older than this is taken as this old: a client whose clock is far off the server's
+# is at most this far wrong.
+MAX_STATE_AGE_SECONDS = 10.0
+
+
+def eta_from_forecast(
+    position: int, points: Sequence[Sequence[float]], rate: float, age: float = 0.0
+) -> int | None:
+    """Seconds until `position` is admitted: where the forecast's admissions reach it (linear
+    between its points, from (0, 0)), past its last point at `rate` (None when that is 0);
+    less the `age` of the state that carried the forecast (at least a second)."""
+    if position <= 0:
+        return 0
+    ahead = _forecast_seconds(position, points, rate)
+    if ahead is None:
+        return None
+    age = min(max(0.0, age), MAX_STATE_AGE_SECONDS)
+    return max(1, math.ceil(ahead - age))
+
+
+def _forecast_seconds(
+    position: int, points: Sequence[Sequence[float]], rate: float
+) -> float | None:
+    t0, n0 = 0.0, 0.0
+    for t, n in points:
+        if n >= position:
+            return t0 + (position - n0) * (t - t0) / (n - n0)
+        t0, n0 = float(t), float(n)
+    if rate <= 0:
+        return None
+    return t0 + (position - n0) / rate
