@@ -48,19 +48,29 @@ class Curve:
         return self.points[-1][1] if self.points else self.base
 
     def add(self, t: float, n: int, keep_seconds: float) -> Curve:
-        """`n` more at `t`; points older than `keep_seconds` are dropped (into `base`), and a
-        point closer than keep_seconds / CURVE_POINTS to the last is merged into it."""
+        """`n` more at `t`. Points older than `keep_seconds` are dropped (into `base`); past
+        CURVE_POINTS points, the two closest in time are merged (at their mean time, so the
+        sum of the delays measured from them stays the same)."""
         pts = list(self.points)
         base = self.base
         while pts and pts[0][0] < t - keep_seconds:
             base = pts.pop(0)[1]
         if n > 0:
-            total = pts[-1][1] if pts else base
-            if pts and t - pts[-1][0] < keep_seconds / CURVE_POINTS:
-                pts[-1] = (pts[-1][0], total + n)
-            else:
-                pts.append((t, total + n))
+            pts.append((t, (pts[-1][1] if pts else base) + n))
+        if len(pts) > CURVE_POINTS:
+            i = min(range(1, len(pts)), key=lambda k: pts[k][0] - pts[k - 1][0])
+            (t0, n0), (t1, n1) = pts[i - 1], pts[i]
+            before = pts[i - 2][1] if i >= 2 else base
+            pts[i - 1 : i + 1] = [((t0 * (n0 - before) + t1 * (n1 - n0)) / (n1 - before), n1)]
         return Curve(base, tuple(pts))
+
+    def past(self, count: int) -> Curve:
+        """Without the points whose units are all past (`count` of them went on already)."""
+        pts = self.points
+        base = self.base
+        while pts and pts[0][1] <= count:
+            base, pts = pts[0][1], pts[1:]
+        return Curve(base, pts)
 
     def spans(self, first: int, last: int) -> list[tuple[float | None, int]]:
         """Units first+1 .. last grouped by when they were counted (None: before the points
@@ -137,8 +147,8 @@ class Flow:
         ended = min(self.ended + ended, picked.total)
         total, n = picked.delays(self.ended, ended - self.ended, now)
         return Flow(
-            admitted=self.admitted.add(now, admitted, keep_seconds),
-            picked=picked,
+            admitted=self.admitted.add(now, admitted, keep_seconds).past(resolved),
+            picked=picked.past(ended),
             resolved=resolved,
             ended=ended,
             pickup=pickup,
