@@ -25,29 +25,38 @@ CURVE_POINTS = 120
 # The means follow about this many visitors: enough to smooth one tick's batch, few enough to
 # follow a room whose visitors change.
 MEAN_VISITORS = 300.0
-# Admission to pickup before any pickup was seen: a visitor at the front looks about every
-# MIN_POLL_SECONDS (2 s, so 1 s on average before it notices) at a state up to a second old.
-PICKUP_PRIOR_SECONDS = 2.0
+# Admission to pickup (as the drainer's ticks see it) before any pickup was seen: a visitor at
+# the front looks about every MIN_POLL_SECONDS (2 s: 1 s on average before it looks), at a
+# state the edge may hold a second or two, and the tick after its pickup sees it.
+PICKUP_PRIOR_SECONDS = 3.0
 # Seconds ahead at which the forecast gives the admissions expected (denser where waits are
 # short, where a second matters); past the last, the steady rate.
 HORIZONS = (1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 15, 20, 25, 30, 40, 50, 60)
 MIN_HOLD_SECONDS = 0.5
+# A visitor later than the mean is expected this long after the tick (not at it: that tick
+# saw nothing of it).
+OVERDUE_SECONDS = 0.5
 
 Forecast = tuple[tuple[float, int], ...]  # (seconds ahead, admissions expected by then)
 
 
+Point = tuple[float, int, bool]  # (time, total so far, counted "fresh")
+
+
 @dataclass(frozen=True, slots=True)
 class Curve:
-    """A count over time: `points` (time, total so far); `base` is the total before them."""
+    """A count over time: `points` (time, total so far, fresh); `base` is the total before
+    them. A fresh point counts admissions of tickets whose place was not exact yet (settled in
+    the admitting tick): they find out later than those who waited with an exact place."""
 
     base: int = 0
-    points: tuple[tuple[float, int], ...] = ()
+    points: tuple[Point, ...] = ()
 
     @property
     def total(self) -> int:
         return self.points[-1][1] if self.points else self.base
 
-    def add(self, t: float, n: int, keep_seconds: float) -> Curve:
+    def add(self, t: float, n: int, keep_seconds: float, fresh: bool = False) -> Curve:
         """`n` more at `t`. Points older than `keep_seconds` are dropped (into `base`); past
         CURVE_POINTS points, the two closest in time are merged (at their mean time, so the
         sum of the delays measured from them stays the same)."""
@@ -56,12 +65,13 @@ class Curve:
         while pts and pts[0][0] < t - keep_seconds:
             base = pts.pop(0)[1]
         if n > 0:
-            pts.append((t, (pts[-1][1] if pts else base) + n))
+            pts.append((t, (pts[-1][1] if pts else base) + n, fresh))
         if len(pts) > CURVE_POINTS:
             i = min(range(1, len(pts)), key=lambda k: pts[k][0] - pts[k - 1][0])
-            (t0, n0), (t1, n1) = pts[i - 1], pts[i]
+            (t0, n0, f0), (t1, n1, f1) = pts[i - 1], pts[i]
             before = pts[i - 2][1] if i >= 2 else base
-            pts[i - 1 : i + 1] = [((t0 * (n0 - before) + t1 * (n1 - n0)) / (n1 - before), n1)]
+            at = (t0 * (n0 - before) + t1 * (n1 - n0)) / (n1 - before)
+            pts[i - 1 : i + 1] = [(at, n1, f0 if n0 - before >= n1 - n0 else f1)]
         return Curve(base, tuple(pts))
 
     def past(self, count: int) -> Curve:
@@ -72,26 +82,26 @@ class Curve:
             base, pts = pts[0][1], pts[1:]
         return Curve(base, pts)
 
-    def spans(self, first: int, last: int) -> list[tuple[float | None, int]]:
+    def spans(self, first: int, last: int) -> list[tuple[float | None, int, bool]]:
         """Units first+1 .. last grouped by when they were counted (None: before the points
-        kept), in order."""
-        out: list[tuple[float | None, int]] = []
+        kept), in order, and whether they were fresh."""
+        out: list[tuple[float | None, int, bool]] = []
         if first < min(last, self.base):
-            out.append((None, min(last, self.base) - first))
+            out.append((None, min(last, self.base) - first, False))
         prev = self.base
-        for t, total in self.points:
+        for t, total, fresh in self.points:
             n = min(total, last) - max(prev, first)
             if n > 0:
-                out.append((t, n))
+                out.append((t, n, fresh))
             prev = total
             if prev >= last:
                 break
         return out
 
-    def delays(self, first: int, n: int, at: float) -> tuple[float, int]:
-        """Units first+1 .. first+n all went on at `at`: the sum of their times since they were
-        counted here, and how many of them the points still hold."""
-        spans = [(t, k) for t, k in self.spans(first, first + n) if t is not None]
+    def delays(self, first: int, n: int, at: float, fresh: bool = False) -> tuple[float, int]:
+        """Units first+1 .. first+n all went on at `at`: the sum of the times since they were
+        counted here of those counted fresh (or not), and how many of those the points hold."""
+        spans = [(t, k) for t, k, f in self.spans(first, first + n) if t is not None and f == fresh]
         return sum(k * max(0.0, at - t) for t, k in spans), sum(k for _, k in spans)
 
 
@@ -122,8 +132,9 @@ class Flow:
     picked: Curve = Curve()
     resolved: int = 0
     ended: int = 0
-    pickup: Mean = Mean()  # admission -> pickup seen by a tick (line admissions)
+    pickup: Mean = Mean()  # admission -> pickup seen by a tick, after waiting with a place
     session: Mean = Mean()  # pickup seen -> end seen
+    pickup_fresh: Mean = Mean()  # admission -> pickup, for a ticket admitted as it settled
 
     def observe(
         self,
@@ -135,40 +146,49 @@ class Flow:
         reclaimed: int,
         ended: int,
         keep_seconds: float,
+        fresh: int = 0,
     ) -> Flow:
         """One tick's counts: pickups, no-shows reclaimed and sessions ended since the last
-        tick (all seen `now`), then the admissions it made."""
+        tick (all seen `now`), then the admissions it made (`fresh` of them settled now)."""
         # the oldest admissions not picked up are the ones reclaimed (their deadline came first)
         resolved = min(self.resolved + reclaimed, self.admitted.total)
-        total, n = self.admitted.delays(resolved, line_picked, now)
-        pickup = self.pickup.add(total, n)
+        waited = self.admitted.delays(resolved, line_picked, now)
+        first = self.admitted.delays(resolved, line_picked, now, fresh=True)
         resolved = min(resolved + line_picked, self.admitted.total)
         picked = self.picked.add(now, line_picked + pool_picked, keep_seconds)
         ended = min(self.ended + ended, picked.total)
         total, n = picked.delays(self.ended, ended - self.ended, now)
+        admissions = self.admitted.add(now, admitted - fresh, keep_seconds)
+        admissions = admissions.add(now, fresh, keep_seconds, fresh=True)
         return Flow(
-            admitted=self.admitted.add(now, admitted, keep_seconds).past(resolved),
+            admitted=admissions.past(resolved),
             picked=picked.past(ended),
             resolved=resolved,
             ended=ended,
-            pickup=pickup,
+            pickup=self.pickup.add(*waited),
             session=self.session.add(total, n),
+            pickup_fresh=self.pickup_fresh.add(*first),
         )
 
     def hold_seconds(self, session_prior: float) -> float:
-        """Admission to the place coming free: the learned means, or before any session was
-        seen to end, the configured session length (the longest a session can hold)."""
+        """Admission from the line to the place coming free: the learned means, or before any
+        session was seen to end, the configured session length (the longest one can hold)."""
         pickup = self.pickup.or_else(PICKUP_PRIOR_SECONDS)
         return max(MIN_HOLD_SECONDS, pickup + self.session.or_else(session_prior))
 
     def frees(self, now: float, session_prior: float) -> list[tuple[float, int]]:
-        """When the places held now are expected to come free (a time already past: now)."""
+        """When the places held now are expected to come free; one overdue, soon after now."""
         pickup = self.pickup.or_else(PICKUP_PRIOR_SECONDS)
+        fresh = self.pickup_fresh.or_else(pickup)
         session = self.session.or_else(session_prior)
-        waiting = self.admitted.spans(self.resolved, self.admitted.total)
-        playing = self.picked.spans(self.ended, self.picked.total)
-        out = [(now if t is None else max(now, t + pickup + session), n) for t, n in waiting]
-        out += [(now if t is None else max(now, t + session), n) for t, n in playing]
+        soon = now + OVERDUE_SECONDS
+        out = []
+        for t, n, f in self.admitted.spans(self.resolved, self.admitted.total):
+            out.append(
+                (soon if t is None else max(soon, t + (fresh if f else pickup) + session), n)
+            )
+        for t, n, _ in self.picked.spans(self.ended, self.picked.total):
+            out.append((soon if t is None else max(soon, t + session), n))
         return out
 
 

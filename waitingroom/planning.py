@@ -194,7 +194,7 @@ def plan_tick(
         pending=admit,
         rates=rates,
         max_shards=window.shards,
-        flow=observe_flow(cfg, dst, ledger, acc, now=now, admitted=n),
+        flow=observe_flow(cfg, dst, ledger, acc, now=now, admitted=n, waited=pub.waiting_settled),
     )
     new_pub = _public_after(
         pub, new_dst, window=window, joined=joined, admitted=n, acc=acc, now=now
@@ -220,9 +220,11 @@ def observe_flow(
     *,
     now: float,
     admitted: int,
+    waited: int,
 ) -> forecast.Flow:
     """What this tick saw of the room's visitors (pickups since the last tick, from the line
-    and from a pool; no-shows reclaimed; sessions ended), then its admissions from the line."""
+    and from a pool; no-shows reclaimed; sessions ended), then its admissions from the line:
+    the `waited` first had an exact place before this tick, the rest settled in it."""
     line = pool = 0
     for b in dst.batches:
         c = ledger.get(b.seq)
@@ -232,6 +234,7 @@ def observe_flow(
     return dst.flow.observe(
         now,
         admitted=admitted,
+        fresh=max(0, admitted - waited),
         line_picked=line,
         pool_picked=pool,
         reclaimed=acc.newly_reclaimed,

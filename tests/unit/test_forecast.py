@@ -194,4 +194,35 @@ def test_a_curve_keeps_a_bounded_history() -> None:
     assert c.total == 10_000
     assert len(c.points) <= CURVE_POINTS + 1
     assert c.points[0][0] >= 999.9 - 600.0 and c.base > 0  # older ones: counted, not timed
-    assert c.spans(0, 5) == [(None, 5)]  # counted before the points kept: time unknown
+    assert c.spans(0, 5) == [(None, 5, False)]  # counted before the points kept: time unknown
+
+
+def test_tickets_admitted_as_they_settle_are_learned_apart() -> None:
+    """A first fill (admitted the tick their slot settled) finds out on the settle-look
+    schedule, later than a visitor waiting at the front: its slow pickups do not slow the
+    forecast of the admissions after it."""
+    flow = Flow(session=Mean(3.0, 300)).observe(
+        0.0,
+        admitted=100,
+        fresh=100,
+        line_picked=0,
+        pool_picked=0,
+        reclaimed=0,
+        ended=0,
+        keep_seconds=KEEP,
+    )
+    flow = flow.observe(
+        6.0, admitted=0, line_picked=100, pool_picked=0, reclaimed=0, ended=0, keep_seconds=KEEP
+    )
+    assert flow.pickup_fresh.value == pytest.approx(6.0)
+    assert flow.pickup.weight == 0  # nothing learned of those who waited
+    assert flow.hold_seconds(900) == PICKUP_PRIOR_SECONDS + 3.0
+    flow = flow.observe(
+        9.0, admitted=100, line_picked=0, pool_picked=0, reclaimed=0, ended=100, keep_seconds=KEEP
+    )
+    flow = flow.observe(
+        11.0, admitted=0, line_picked=100, pool_picked=0, reclaimed=0, ended=0, keep_seconds=KEEP
+    )
+    assert flow.pickup.value == pytest.approx(2.0) and flow.pickup_fresh.value == 6.0
+    assert flow.hold_seconds(900) == pytest.approx(5.0)
+    assert flow.frees(11.0, 900) == [(14.0, 100)]

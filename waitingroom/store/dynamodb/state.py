@@ -49,11 +49,11 @@ def _decode_batch(v: Sequence[Any]) -> Batch:
 
 
 def _encode_curve(c: Curve) -> list[Any]:
-    return [c.base, [[round(t, 3), n] for t, n in c.points]]
+    return [c.base, [[round(t, 3), n, int(f)] for t, n, f in c.points]]
 
 
 def _decode_curve(v: Sequence[Any]) -> Curve:
-    return Curve(int(v[0]), tuple((float(t), int(n)) for t, n in v[1]))
+    return Curve(int(v[0]), tuple((float(p[0]), int(p[1]), bool(p[2])) for p in v[1]))
 
 
 def _encode_flow(f: Flow) -> dict[str, Any]:
@@ -64,6 +64,7 @@ def _encode_flow(f: Flow) -> dict[str, Any]:
         "ended": f.ended,
         "pickup": [f.pickup.value, f.pickup.weight],
         "session": [f.session.value, f.session.weight],
+        "pickup_fresh": [f.pickup_fresh.value, f.pickup_fresh.weight],
     }
 
 
@@ -77,6 +78,7 @@ def _decode_flow(d: dict[str, Any] | None) -> Flow:
         ended=int(d["ended"]),
         pickup=Mean(float(d["pickup"][0]), float(d["pickup"][1])),
         session=Mean(float(d["session"][0]), float(d["session"][1])),
+        pickup_fresh=Mean(*map(float, d.get("pickup_fresh", (0.0, 0.0)))),
     )
 
 
