@@ -269,7 +269,7 @@ def test_the_eta_is_also_measured_apart_where_no_max_active_change_fell_in_the_w
     v = analyse(_shown_run() + changes)
     a = v.accuracy
     assert a is not None
-    assert (a.eta_checked, a.eta_within) == (3, pytest.approx(2 / 3))
+    assert a.eta_checked == 3 and a.eta_within == pytest.approx(2 / 3)
     assert (a.eta_steady_checked, a.eta_steady_within) == (1, 1.0)
     assert "without a max_active change 100% of 1" in render_text(v)
     assert max_active_changes([(0.2, 9), (5.0, 9), (12.0, 20)]) == [12.0]
