@@ -29,6 +29,10 @@ MEAN_VISITORS = 300.0
 # the front looks about every MIN_POLL_SECONDS (2 s: 1 s on average before it looks), at a
 # state the edge may hold a second or two, and the tick after its pickup sees it.
 PICKUP_PRIOR_SECONDS = 3.0
+# The same for a ticket admitted in the tick that settled its slot (a first fill): its visitor
+# looks just after that tick (`domain.settle_look_seconds`), at a state the edge may still hold
+# as it was for a second or two, then every second.
+FRESH_PICKUP_PRIOR_SECONDS = 5.0
 # Seconds ahead at which the forecast gives the admissions expected (denser where waits are
 # short, where a second matters); past the last, the steady rate.
 HORIZONS = (1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 15, 20, 25, 30, 40, 50, 60)
@@ -41,6 +45,7 @@ Forecast = tuple[tuple[float, int], ...]  # (seconds ahead, admissions expected 
 
 
 Point = tuple[float, int, bool]  # (time, total so far, counted "fresh")
+Partial = tuple[float, int]  # a point part-way gone on: its units' summed times, how many
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,11 +103,33 @@ class Curve:
                 break
         return out
 
-    def delays(self, first: int, n: int, at: float, fresh: bool = False) -> tuple[float, int]:
-        """Units first+1 .. first+n all went on at `at`: the sum of the times since they were
-        counted here of those counted fresh (or not), and how many of those the points hold."""
-        spans = [(t, k) for t, k, f in self.spans(first, first + n) if t is not None and f == fresh]
-        return sum(k * max(0.0, at - t) for t, k in spans), sum(k for _, k in spans)
+    def went_on(
+        self, first: int, n: int, at: float, partial: Partial, timed: bool = True
+    ) -> tuple[list[tuple[float, int, bool]], Partial]:
+        """Units first+1 .. first+n went on at `at`, first in, first out: for each point they
+        complete, the sum of its units' times since it was counted, how many, and whether it
+        was fresh (with what its units that went on earlier had added: `partial`); and what
+        the point they leave part-way has so far. Whole points only: a point's first units to
+        go on are its quickest, and a mean of those alone would be too short. `timed` False:
+        they count for completing their points but teach no time (no-shows reclaimed)."""
+        done: list[tuple[float, int, bool]] = []
+        last = first + n
+        prev = self.base
+        for t, total, fresh in self.points:
+            k = min(total, last) - max(prev, first)
+            if k > 0:
+                carried = partial if prev < first else (0.0, 0)
+                seconds = carried[0] + (k * max(0.0, at - t) if timed else 0.0)
+                count = carried[1] + (k if timed else 0)
+                if total <= last:
+                    done.append((seconds, count, fresh))
+                    partial = (0.0, 0)
+                else:
+                    partial = (seconds, count)
+            prev = total
+            if prev >= last:
+                break
+        return done, partial
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +162,9 @@ class Flow:
     pickup: Mean = Mean()  # admission -> pickup seen by a tick, after waiting with a place
     session: Mean = Mean()  # pickup seen -> end seen
     pickup_fresh: Mean = Mean()  # admission -> pickup, for a ticket admitted as it settled
+    # the first admitted (picked) point part-way picked up (ended): what its units taught so far
+    picking: Partial = (0.0, 0)
+    ending: Partial = (0.0, 0)
 
     def observe(
         self,
@@ -150,24 +180,38 @@ class Flow:
     ) -> Flow:
         """One tick's counts: pickups, no-shows reclaimed and sessions ended since the last
         tick (all seen `now`), then the admissions it made (`fresh` of them settled now)."""
+        curve = self.admitted
         # the oldest admissions not picked up are the ones reclaimed (their deadline came first)
-        resolved = min(self.resolved + reclaimed, self.admitted.total)
-        waited = self.admitted.delays(resolved, line_picked, now)
-        first = self.admitted.delays(resolved, line_picked, now, fresh=True)
-        resolved = min(resolved + line_picked, self.admitted.total)
+        reclaimed = min(reclaimed, curve.total - self.resolved)
+        gone, picking = curve.went_on(self.resolved, reclaimed, now, self.picking, timed=False)
+        resolved = self.resolved + reclaimed
+        line_picked = min(line_picked, curve.total - resolved)
+        more, picking = curve.went_on(resolved, line_picked, now, picking)
+        pickup, pickup_fresh = self.pickup, self.pickup_fresh
+        for seconds, n, f in gone + more:
+            if f:
+                pickup_fresh = pickup_fresh.add(seconds, n)
+            else:
+                pickup = pickup.add(seconds, n)
+        resolved += line_picked
         picked = self.picked.add(now, line_picked + pool_picked, keep_seconds)
-        ended = min(self.ended + ended, picked.total)
-        total, n = picked.delays(self.ended, ended - self.ended, now)
-        admissions = self.admitted.add(now, admitted - fresh, keep_seconds)
+        ended = min(ended, picked.total - self.ended)
+        sessions, ending = picked.went_on(self.ended, ended, now, self.ending)
+        session = self.session
+        for seconds, n, _ in sessions:
+            session = session.add(seconds, n)
+        admissions = curve.add(now, admitted - fresh, keep_seconds)
         admissions = admissions.add(now, fresh, keep_seconds, fresh=True)
         return Flow(
             admitted=admissions.past(resolved),
-            picked=picked.past(ended),
+            picked=picked.past(self.ended + ended),
             resolved=resolved,
-            ended=ended,
-            pickup=self.pickup.add(*waited),
-            session=self.session.add(total, n),
-            pickup_fresh=self.pickup_fresh.add(*first),
+            ended=self.ended + ended,
+            pickup=pickup,
+            session=session,
+            pickup_fresh=pickup_fresh,
+            picking=picking,
+            ending=ending,
         )
 
     def hold_seconds(self, session_prior: float) -> float:
@@ -179,7 +223,7 @@ class Flow:
     def frees(self, now: float, session_prior: float) -> list[tuple[float, int]]:
         """When the places held now are expected to come free; one overdue, soon after now."""
         pickup = self.pickup.or_else(PICKUP_PRIOR_SECONDS)
-        fresh = self.pickup_fresh.or_else(pickup)
+        fresh = self.pickup_fresh.or_else(max(pickup, FRESH_PICKUP_PRIOR_SECONDS))
         session = self.session.or_else(session_prior)
         soon = now + OVERDUE_SECONDS
         out = []

@@ -65,12 +65,14 @@ def _encode_flow(f: Flow) -> dict[str, Any]:
         "pickup": [f.pickup.value, f.pickup.weight],
         "session": [f.session.value, f.session.weight],
         "pickup_fresh": [f.pickup_fresh.value, f.pickup_fresh.weight],
+        "partial": [*f.picking, *f.ending],
     }
 
 
 def _decode_flow(d: dict[str, Any] | None) -> Flow:
     if not d:
         return Flow()
+    partial = d.get("partial", (0.0, 0, 0.0, 0))
     return Flow(
         admitted=_decode_curve(d["admitted"]),
         picked=_decode_curve(d["picked"]),
@@ -79,6 +81,8 @@ def _decode_flow(d: dict[str, Any] | None) -> Flow:
         pickup=Mean(float(d["pickup"][0]), float(d["pickup"][1])),
         session=Mean(float(d["session"][0]), float(d["session"][1])),
         pickup_fresh=Mean(*map(float, d.get("pickup_fresh", (0.0, 0.0)))),
+        picking=(float(partial[0]), int(partial[1])),
+        ending=(float(partial[2]), int(partial[3])),
     )
 
 
