@@ -40,6 +40,7 @@ MIN_HOLD_SECONDS = 0.5
 # A visitor later than the mean is expected this long after the tick (not at it: that tick
 # saw nothing of it).
 OVERDUE_SECONDS = 0.5
+OVERDUE_RESIDUAL = 1.0
 
 Forecast = tuple[tuple[float, int], ...]  # (seconds ahead, admissions expected by then)
 
@@ -221,16 +222,19 @@ class Flow:
         return max(MIN_HOLD_SECONDS, pickup + self.session.or_else(session_prior))
 
     def frees(self, now: float, session_prior: float) -> list[tuple[float, int]]:
-        """When the places held now are expected to come free; one overdue, soon after now."""
+        """When the places held now are expected to come free. A visitor who has not picked
+        up by the mean time is expected as late again (a mean at most OVERDUE_RESIDUAL of it
+        later: the later a first fill is, the later it still is); a session past its mean, just
+        after the tick."""
         pickup = self.pickup.or_else(PICKUP_PRIOR_SECONDS)
         fresh = self.pickup_fresh.or_else(max(pickup, FRESH_PICKUP_PRIOR_SECONDS))
         session = self.session.or_else(session_prior)
         soon = now + OVERDUE_SECONDS
         out = []
         for t, n, f in self.admitted.spans(self.resolved, self.admitted.total):
-            out.append(
-                (soon if t is None else max(soon, t + (fresh if f else pickup) + session), n)
-            )
+            mean = fresh if f else pickup
+            picks = now + OVERDUE_RESIDUAL * mean if t is None or t + mean < now else t + mean
+            out.append((max(soon, picks + session), n))
         for t, n, _ in self.picked.spans(self.ended, self.picked.total):
             out.append((soon if t is None else max(soon, t + session), n))
         return out

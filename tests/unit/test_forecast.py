@@ -230,3 +230,14 @@ def test_tickets_admitted_as_they_settle_are_learned_apart() -> None:
     assert flow.pickup.value == pytest.approx(2.0) and flow.pickup_fresh.value == 6.0
     assert flow.hold_seconds(900) == pytest.approx(5.0)
     assert flow.frees(11.0, 900) == [(14.0, 100)]
+
+
+def test_a_fill_later_than_usual_is_expected_as_late_again() -> None:
+    """Pickups usually 2 s after admission, sessions 4 s; nobody of a fill admitted at 0 has
+    picked up by 5 s: they are expected to pick up a mean later (7 s), not all at once now."""
+    learned = Flow(pickup=Mean(2.0, 300), session=Mean(4.0, 300))
+    flow = learned.observe(
+        0.0, admitted=100, line_picked=0, pool_picked=0, reclaimed=0, ended=0, keep_seconds=KEEP
+    )
+    assert flow.frees(1.0, 900) == [(6.0, 100)]
+    assert flow.frees(5.0, 900) == [(5.0 + 2.0 + 4.0, 100)]
