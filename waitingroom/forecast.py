@@ -40,7 +40,10 @@ MIN_HOLD_SECONDS = 0.5
 # A visitor later than the mean is expected this long after the tick (not at it: that tick
 # saw nothing of it).
 OVERDUE_SECONDS = 0.5
-OVERDUE_RESIDUAL = 1.0
+# A ticket whose exact place was known this long before its admission is admitted "from the
+# line": its visitor was looking at the pace of the front (a settled state takes a few seconds
+# to reach everybody through the edge); the others are a first fill.
+WAITED_SECONDS = 5.0
 
 Forecast = tuple[tuple[float, int], ...]  # (seconds ahead, admissions expected by then)
 
@@ -79,6 +82,22 @@ class Curve:
             at = (t0 * (n0 - before) + t1 * (n1 - n0)) / (n1 - before)
             pts[i - 1 : i + 1] = [(at, n1, f0 if n0 - before >= n1 - n0 else f1)]
         return Curve(base, tuple(pts))
+
+    def mark(self, t: float, total: int, keep_seconds: float) -> Curve:
+        """The total is `total` at `t` (a count kept elsewhere, followed here over time)."""
+        grown = total - self.total
+        if not self.points and not self.base:
+            return Curve(0, ((t, total, False),))
+        return self.add(t, grown, keep_seconds) if grown > 0 else self.add(t, 0, keep_seconds)
+
+    def total_at(self, t: float) -> int:
+        """The total at time `t` (as far as the points kept tell)."""
+        total = self.base
+        for at, n, _ in self.points:
+            if at > t:
+                break
+            total = n
+        return total
 
     def past(self, count: int) -> Curve:
         """Without the points whose units are all past (`count` of them went on already)."""
@@ -162,10 +181,17 @@ class Flow:
     ended: int = 0
     pickup: Mean = Mean()  # admission -> pickup seen by a tick, after waiting with a place
     session: Mean = Mean()  # pickup seen -> end seen
-    pickup_fresh: Mean = Mean()  # admission -> pickup, for a ticket admitted as it settled
+    pickup_fresh: Mean = Mean()  # admission -> pickup, for a ticket admitted soon after settling
     # the first admitted (picked) point part-way picked up (ended): what its units taught so far
     picking: Partial = (0.0, 0)
     ending: Partial = (0.0, 0)
+    # tickets settled (in line with an exact place) over the last few seconds
+    lined: Curve = Curve()
+
+    def waited(self, now: float, consumed: int) -> int:
+        """How many of the next tickets to admit (from rank `consumed`) have had an exact place
+        for WAITED_SECONDS at least: their visitors look at the pace of the line's front."""
+        return max(0, self.lined.total_at(now - WAITED_SECONDS) - consumed)
 
     def observe(
         self,
@@ -178,9 +204,11 @@ class Flow:
         ended: int,
         keep_seconds: float,
         fresh: int = 0,
+        settled_total: int | None = None,
     ) -> Flow:
         """One tick's counts: pickups, no-shows reclaimed and sessions ended since the last
-        tick (all seen `now`), then the admissions it made (`fresh` of them settled now)."""
+        tick (all seen `now`), then the admissions it made (the last `fresh` of them had no
+        exact place for long: see `waited`), and the tickets settled so far."""
         curve = self.admitted
         # the oldest admissions not picked up are the ones reclaimed (their deadline came first)
         reclaimed = min(reclaimed, curve.total - self.resolved)
@@ -213,6 +241,11 @@ class Flow:
             pickup_fresh=pickup_fresh,
             picking=picking,
             ending=ending,
+            lined=(
+                self.lined
+                if settled_total is None
+                else self.lined.mark(now, settled_total, 2 * WAITED_SECONDS)
+            ),
         )
 
     def hold_seconds(self, session_prior: float) -> float:
@@ -231,10 +264,17 @@ class Flow:
         session = self.session.or_else(session_prior)
         soon = now + OVERDUE_SECONDS
         out = []
+        head = self.picking[1] > 0  # the first cohort has begun to pick up
         for t, n, f in self.admitted.spans(self.resolved, self.admitted.total):
             mean = fresh if f else pickup
-            picks = now + OVERDUE_RESIDUAL * mean if t is None or t + mean < now else t + mean
+            if t is None:
+                picks = now + mean
+            elif now - t <= mean:
+                picks = t + mean
+            else:  # a cohort none of whom is back yet is late as a whole: as late again
+                picks = now + (mean if head else max(mean, now - t))
             out.append((max(soon, picks + session), n))
+            head = False
         for t, n, _ in self.picked.spans(self.ended, self.picked.total):
             out.append((soon if t is None else max(soon, t + session), n))
         return out

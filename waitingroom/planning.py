@@ -194,7 +194,7 @@ def plan_tick(
         pending=admit,
         rates=rates,
         max_shards=window.shards,
-        flow=observe_flow(cfg, dst, ledger, acc, now=now, admitted=n, waited=pub.waiting_settled),
+        flow=observe_flow(cfg, pub, dst, ledger, acc, now=now, admitted=n, joined=joined),
     )
     new_pub = _public_after(
         pub, new_dst, window=window, joined=joined, admitted=n, acc=acc, now=now
@@ -214,17 +214,18 @@ def plan_tick(
 
 def observe_flow(
     cfg: RoomConfig,
+    pub: PublicState,
     dst: DrainerState,
     ledger: Mapping[int, LedgerCounts],
     acc: Accounting,
     *,
     now: float,
     admitted: int,
-    waited: int,
+    joined: int,
 ) -> forecast.Flow:
     """What this tick saw of the room's visitors (pickups since the last tick, from the line
-    and from a pool; no-shows reclaimed; sessions ended), then its admissions from the line:
-    the `waited` first had an exact place before this tick, the rest settled in it."""
+    and from a pool; no-shows reclaimed; sessions ended), then its admissions from the line
+    (`pub` as before this tick; `joined` tickets it settled)."""
     line = pool = 0
     for b in dst.batches:
         c = ledger.get(b.seq)
@@ -234,7 +235,8 @@ def observe_flow(
     return dst.flow.observe(
         now,
         admitted=admitted,
-        fresh=max(0, admitted - waited),
+        fresh=max(0, admitted - dst.flow.waited(now, pub.consumed)),
+        settled_total=pub.settled_total + joined,
         line_picked=line,
         pool_picked=pool,
         reclaimed=acc.newly_reclaimed,

@@ -10,6 +10,7 @@ from waitingroom.forecast import (
     HORIZONS,
     MAX_STATE_AGE_SECONDS,
     PICKUP_PRIOR_SECONDS,
+    WAITED_SECONDS,
     Curve,
     Flow,
     Mean,
@@ -233,11 +234,46 @@ def test_tickets_admitted_as_they_settle_are_learned_apart() -> None:
 
 
 def test_a_fill_later_than_usual_is_expected_as_late_again() -> None:
-    """Pickups usually 2 s after admission, sessions 4 s; nobody of a fill admitted at 0 has
-    picked up by 5 s: they are expected to pick up a mean later (7 s), not all at once now."""
+    """Pickups usually 2 s after admission, sessions 4 s. Nobody of a fill admitted at 0 has
+    picked up by 5 s: the whole fill is late (the pages are slow to notice), so it is expected
+    as late again (at 10 s), not all at the next tick. Once some are back, the rest are
+    expected a mean later."""
     learned = Flow(pickup=Mean(2.0, 300), session=Mean(4.0, 300))
     flow = learned.observe(
         0.0, admitted=100, line_picked=0, pool_picked=0, reclaimed=0, ended=0, keep_seconds=KEEP
     )
     assert flow.frees(1.0, 900) == [(6.0, 100)]
-    assert flow.frees(5.0, 900) == [(5.0 + 2.0 + 4.0, 100)]
+    assert flow.frees(5.0, 900) == [(5.0 + 5.0 + 4.0, 100)]
+    flow = flow.observe(
+        5.0, admitted=0, line_picked=40, pool_picked=0, reclaimed=0, ended=0, keep_seconds=KEEP
+    )
+    assert sorted(flow.frees(5.0, 900)) == [(9.0, 40), (5.0 + 2.0 + 4.0, 60)]
+
+
+def test_a_ticket_admitted_soon_after_it_settled_counts_as_a_first_fill() -> None:
+    """Places known for WAITED_SECONDS before admission are the line's; the others (their
+    visitors have barely seen their place) are a first fill, learned apart."""
+    flow = Flow().observe(
+        0.0,
+        admitted=0,
+        line_picked=0,
+        pool_picked=0,
+        reclaimed=0,
+        ended=0,
+        keep_seconds=KEEP,
+        settled_total=100,
+    )
+    flow = flow.observe(
+        3.0,
+        admitted=0,
+        line_picked=0,
+        pool_picked=0,
+        reclaimed=0,
+        ended=0,
+        keep_seconds=KEEP,
+        settled_total=300,
+    )
+    assert flow.waited(4.0, consumed=0) == 0
+    assert flow.waited(WAITED_SECONDS, consumed=0) == 100
+    assert flow.waited(WAITED_SECONDS + 3.0, consumed=50) == 250
+    assert flow.waited(WAITED_SECONDS + 3.0, consumed=400) == 0

@@ -66,6 +66,7 @@ def _encode_flow(f: Flow) -> dict[str, Any]:
         "session": [f.session.value, f.session.weight],
         "pickup_fresh": [f.pickup_fresh.value, f.pickup_fresh.weight],
         "partial": [*f.picking, *f.ending],
+        "lined": _encode_curve(f.lined),
     }
 
 
@@ -83,6 +84,7 @@ def _decode_flow(d: dict[str, Any] | None) -> Flow:
         pickup_fresh=Mean(*map(float, d.get("pickup_fresh", (0.0, 0.0)))),
         picking=(float(partial[0]), int(partial[1])),
         ending=(float(partial[2]), int(partial[3])),
+        lined=_decode_curve(d.get("lined", (0, ()))),
     )
 
 
