@@ -17,10 +17,10 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-# Points kept per curve: a curve thins out (merges counts into its last point) rather than grow
-# past this, so the drainer's state stays small whatever the session length.
+# Points kept per curve: past this, a curve merges its two closest points (at their mean time),
+# so the drainer's state stays small whatever the session length.
 CURVE_POINTS = 120
 # The means follow about this many visitors: enough to smooth one tick's batch, few enough to
 # follow a room whose visitors change.
@@ -29,15 +29,15 @@ MEAN_VISITORS = 300.0
 # the front looks about every MIN_POLL_SECONDS (2 s: 1 s on average before it looks), at a
 # state the edge may hold a second or two, and the tick after its pickup sees it.
 PICKUP_PRIOR_SECONDS = 3.0
-# The same for a ticket admitted in the tick that settled its slot (a first fill): its visitor
-# looks just after that tick (`domain.settle_look_seconds`), at a state the edge may still hold
-# as it was for a second or two, then every second.
+# The same for a first fill (tickets admitted soon after their slot settled): its visitors look
+# just after the settling tick (`domain.settle_look_seconds`), at a state the edge may still
+# hold as it was for a second or two, then every second; a burst slows their pages down too.
 FRESH_PICKUP_PRIOR_SECONDS = 5.0
 # Seconds ahead at which the forecast gives the admissions expected (denser where waits are
 # short, where a second matters); past the last, the steady rate.
 HORIZONS = (1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 15, 20, 25, 30, 40, 50, 60)
 MIN_HOLD_SECONDS = 0.5
-# A visitor later than the mean is expected this long after the tick (not at it: that tick
+# A session past its mean is expected to end this long after the tick (not at it: that tick
 # saw nothing of it).
 OVERDUE_SECONDS = 0.5
 # A ticket whose exact place was known this long before its admission is admitted "from the
@@ -55,8 +55,8 @@ Partial = tuple[float, int]  # a point part-way gone on: its units' summed times
 @dataclass(frozen=True, slots=True)
 class Curve:
     """A count over time: `points` (time, total so far, fresh); `base` is the total before
-    them. A fresh point counts admissions of tickets whose place was not exact yet (settled in
-    the admitting tick): they find out later than those who waited with an exact place."""
+    them. A fresh point counts a first fill's admissions (tickets whose exact place was barely
+    known: see `Flow.waited`): they find out later than those who waited at the front."""
 
     base: int = 0
     points: tuple[Point, ...] = ()
@@ -209,44 +209,45 @@ class Flow:
         """One tick's counts: pickups, no-shows reclaimed and sessions ended since the last
         tick (all seen `now`), then the admissions it made (the last `fresh` of them had no
         exact place for long: see `waited`), and the tickets settled so far."""
+        flow = self._picked_up(now, reclaimed, line_picked)
+        flow = flow._ended(now, line_picked + pool_picked, ended, keep_seconds)
+        admissions = flow.admitted.add(now, admitted - fresh, keep_seconds)
+        admissions = admissions.add(now, fresh, keep_seconds, fresh=True)
+        lined = self.lined
+        if settled_total is not None:
+            lined = lined.mark(now, settled_total, 2 * WAITED_SECONDS)
+        return replace(flow, admitted=admissions.past(flow.resolved), lined=lined)
+
+    def _picked_up(self, now: float, reclaimed: int, picked: int) -> Flow:
+        """Line admissions resolved: the oldest not picked up are the ones reclaimed (their
+        deadline came first), then the pickups; whole cohorts teach their pickup time."""
         curve = self.admitted
-        # the oldest admissions not picked up are the ones reclaimed (their deadline came first)
         reclaimed = min(reclaimed, curve.total - self.resolved)
         gone, picking = curve.went_on(self.resolved, reclaimed, now, self.picking, timed=False)
         resolved = self.resolved + reclaimed
-        line_picked = min(line_picked, curve.total - resolved)
-        more, picking = curve.went_on(resolved, line_picked, now, picking)
-        pickup, pickup_fresh = self.pickup, self.pickup_fresh
-        for seconds, n, f in gone + more:
-            if f:
-                pickup_fresh = pickup_fresh.add(seconds, n)
+        picked = min(picked, curve.total - resolved)
+        more, picking = curve.went_on(resolved, picked, now, picking)
+        pickup, fresh = self.pickup, self.pickup_fresh
+        for seconds, n, first_fill in gone + more:
+            if first_fill:
+                fresh = fresh.add(seconds, n)
             else:
                 pickup = pickup.add(seconds, n)
-        resolved += line_picked
-        picked = self.picked.add(now, line_picked + pool_picked, keep_seconds)
-        ended = min(ended, picked.total - self.ended)
-        sessions, ending = picked.went_on(self.ended, ended, now, self.ending)
+        return replace(
+            self, resolved=resolved + picked, picking=picking, pickup=pickup, pickup_fresh=fresh
+        )
+
+    def _ended(self, now: float, picked: int, ended: int, keep_seconds: float) -> Flow:
+        """Pickups (line and pool) counted, then the sessions ended; whole cohorts of pickups
+        teach the session time."""
+        curve = self.picked.add(now, picked, keep_seconds)
+        ended = min(ended, curve.total - self.ended)
+        sessions, ending = curve.went_on(self.ended, ended, now, self.ending)
         session = self.session
         for seconds, n, _ in sessions:
             session = session.add(seconds, n)
-        admissions = curve.add(now, admitted - fresh, keep_seconds)
-        admissions = admissions.add(now, fresh, keep_seconds, fresh=True)
-        return Flow(
-            admitted=admissions.past(resolved),
-            picked=picked.past(self.ended + ended),
-            resolved=resolved,
-            ended=self.ended + ended,
-            pickup=pickup,
-            session=session,
-            pickup_fresh=pickup_fresh,
-            picking=picking,
-            ending=ending,
-            lined=(
-                self.lined
-                if settled_total is None
-                else self.lined.mark(now, settled_total, 2 * WAITED_SECONDS)
-            ),
-        )
+        total = self.ended + ended
+        return replace(self, picked=curve.past(total), ended=total, session=session, ending=ending)
 
     def hold_seconds(self, session_prior: float) -> float:
         """Admission from the line to the place coming free: the learned means, or before any
