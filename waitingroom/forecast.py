@@ -33,6 +33,9 @@ PICKUP_PRIOR_SECONDS = 3.0
 # just after the settling tick (`domain.settle_look_seconds`), at a state the edge may still
 # hold as it was for a second or two, then every second; a burst slows their pages down too.
 FRESH_PICKUP_PRIOR_SECONDS = 5.0
+# A cohort of fewer first-fill tickets is a quiet room letting in its next few at once, which
+# says little of how a burst's first fill (whose pages are as busy as the site) learns of it.
+FIRST_FILL_MIN = 20
 # Seconds ahead at which the forecast gives the admissions expected (denser where waits are
 # short, where a second matters); past the last, the steady rate.
 HORIZONS = (1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 15, 20, 25, 30, 40, 50, 60)
@@ -229,10 +232,10 @@ class Flow:
         more, picking = curve.went_on(resolved, picked, now, picking)
         pickup, fresh = self.pickup, self.pickup_fresh
         for seconds, n, first_fill in gone + more:
-            if first_fill:
-                fresh = fresh.add(seconds, n)
-            else:
+            if not first_fill:
                 pickup = pickup.add(seconds, n)
+            elif n >= FIRST_FILL_MIN:  # a burst's first fill, not a quiet room's next few
+                fresh = fresh.add(seconds, n)
         return replace(
             self, resolved=resolved + picked, picking=picking, pickup=pickup, pickup_fresh=fresh
         )

@@ -277,3 +277,20 @@ def test_a_ticket_admitted_soon_after_it_settled_counts_as_a_first_fill() -> Non
     assert flow.waited(WAITED_SECONDS, consumed=0) == 100
     assert flow.waited(WAITED_SECONDS + 3.0, consumed=50) == 250
     assert flow.waited(WAITED_SECONDS + 3.0, consumed=400) == 0
+
+
+def test_a_quiet_rooms_few_admitted_at_once_teach_nothing_of_a_first_fill() -> None:
+    flow = Flow().observe(
+        0.0,
+        admitted=3,
+        fresh=3,
+        line_picked=0,
+        pool_picked=0,
+        reclaimed=0,
+        ended=0,
+        keep_seconds=KEEP,
+    )
+    flow = flow.observe(
+        1.0, admitted=0, line_picked=3, pool_picked=0, reclaimed=0, ended=0, keep_seconds=KEEP
+    )
+    assert flow.pickup_fresh.weight == 0 and flow.pickup.weight == 0
