@@ -11,6 +11,7 @@ import pytest
 from waitingroom.domain import (
     PICKUP_GRACE_SECONDS,
     SETTLE_DELAY_SECONDS,
+    STATE_PUBLISH_SECONDS,
     Batch,
     LedgerCounts,
     RateWindow,
@@ -28,9 +29,11 @@ from waitingroom.domain import (
     opening_spread_seconds,
     poll_after_seconds,
     prequeue_poll_seconds,
+    publish_due,
     queue_number,
     rank_in_slot,
     settle_look_seconds,
+    state_good_until,
     take_tickets,
     tickets_from,
 )
@@ -309,6 +312,25 @@ def test_the_drainer_is_told_when_the_oldest_slot_with_joins_can_settle() -> Non
     assert next_settle_at(99, (0, 7, 3), 1) == 102 + SETTLE_DELAY_SECONDS
     assert next_settle_at(99, (0, 0), 1) is None
     assert next_settle_at(19, (4,), 5) == 105 + SETTLE_DELAY_SECONDS  # slot 20 ends at 105
+
+
+def test_while_joins_keep_coming_the_open_slot_is_expected_to_settle_too() -> None:
+    # counted at the very start of slot 101 (nobody in it yet) while ~3 a slot join
+    assert next_settle_at(100, (0,), 1, join_rate_per_slot=3.0) == 102 + SETTLE_DELAY_SECONDS
+    assert next_settle_at(100, (0,), 1, join_rate_per_slot=0.1) is None  # a quiet room
+    assert next_settle_at(100, (), 1, join_rate_per_slot=3.0) is None  # a closed room
+
+
+def test_a_state_copy_is_good_until_the_next_settle_is_published() -> None:
+    # slot 101 has joins: it settles at 102 + delay; the drainer publishes just after
+    due = publish_due(100, (5,), updated_at=101.5, slot_seconds=1)
+    assert due == 102 + SETTLE_DELAY_SECONDS + STATE_PUBLISH_SECONDS
+    assert state_good_until(102.5, 1.0, due) == due  # read before: dropped when it is due
+    assert state_good_until(due + 0.2, 1.0, due) == pytest.approx(due + 0.3)  # overdue: polled
+    assert state_good_until(due + 60, 1.0, due) == due + 61  # the drainer is down: a second
+    assert state_good_until(102.5, 1.0, None) == 103.5
+    # the drainer ticked after that moment and left the slot (a draw window): nothing is due
+    assert publish_due(100, (5,), updated_at=104.0, slot_seconds=1) is None
 
 
 def test_an_estimate_looks_just_after_its_slot_settles_then_every_second() -> None:

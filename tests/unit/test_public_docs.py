@@ -3,15 +3,27 @@ and the edge's misses cost no store read in the common case."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
-from tests.conftest import FakeClock
+from tests.conftest import ADMIN_KEY, TICKET_SECRET, FakeClock
 from waitingroom import errors
-from waitingroom.domain import SETTLE_DELAY_SECONDS, draw_place, rank_in_slot
+from waitingroom.api import create_app
+from waitingroom.domain import (
+    SETTLE_DELAY_SECONDS,
+    STATE_HOLD_OVERDUE_SECONDS,
+    STATE_HOLD_SECONDS,
+    STATE_PUBLISH_SECONDS,
+    draw_place,
+    rank_in_slot,
+)
 from waitingroom.drainer import Drainer
 from waitingroom.service import Waiting, WaitingRoom
+from waitingroom.settings import ApiSettings
 from waitingroom.store.memory import MemoryStore
 from waitingroom.tokens import parse_ticket
 
@@ -146,3 +158,139 @@ def test_a_slot_that_settled_empty_long_ago_is_final_and_read_once(
     with pytest.raises(errors.SlotNotFound) as recent:
         svc.slot_document("demo", settled - 1)
     assert not recent.value.final  # just settled: a replica may not have it yet
+
+
+# -- how soon a settle reaches a poll -----------------------------------------------------------
+
+
+def joined_and_counted(svc: WaitingRoom, drainer: Drainer, clock: FakeClock) -> int:
+    """A visitor joins half-way into a slot; the drainer counts it before the slot ends.
+    Returns the slot (it ends at slot + 1 with 1 s slots)."""
+    svc.put_room("demo", {"max_active": 1, "straight_in": False})
+    clock.now = float(int(clock.now)) + 0.5
+    joined = svc.join("demo", None)
+    t = parse_ticket(svc.secrets, joined.ticket)
+    clock.advance(0.3)
+    drainer.tick_room("demo")
+    return t.slot
+
+
+def test_a_containers_copy_of_the_state_is_read_again_as_soon_as_a_settle_is_due(
+    memory_store: MemoryStore, memory_drainer: Drainer, clock: FakeClock
+) -> None:
+    counting = CountingStore(memory_store)
+    svc = WaitingRoom(counting, [TICKET_SECRET], issuer="waitingroom", clock=clock)
+    slot = joined_and_counted(svc, memory_drainer, clock)
+    settles = slot + 1 + SETTLE_DELAY_SECONDS
+    clock.now = settles - 0.2
+    assert svc.room_document("demo").state.settled_through < slot  # copy read now
+    clock.now = settles + 0.05
+    memory_drainer.tick_room("demo")  # the drainer settles the slot on time
+    clock.now = settles + STATE_PUBLISH_SECONDS + 0.01  # the copy is 0.36 s old
+    assert svc.room_document("demo").state.settled_through >= slot
+
+
+def test_while_a_settle_is_overdue_the_state_is_read_again_every_tenth_of_a_second(
+    memory_store: MemoryStore, memory_drainer: Drainer, clock: FakeClock
+) -> None:
+    counting = CountingStore(memory_store)
+    svc = WaitingRoom(counting, [TICKET_SECRET], issuer="waitingroom", clock=clock)
+    slot = joined_and_counted(svc, memory_drainer, clock)
+    clock.now = slot + 1 + SETTLE_DELAY_SECONDS + STATE_PUBLISH_SECONDS
+    svc.room_document("demo")
+    reads = counting.reads
+    for _ in range(40):  # a drainer two seconds late, polls every 50 ms
+        clock.advance(0.05)
+        assert svc.room_document("demo").state.settled_through < slot
+    assert 15 <= counting.reads - reads <= 23  # about ten reads a second, not one per poll
+    memory_drainer.tick_room("demo")
+    clock.advance(0.11)
+    assert svc.room_document("demo").state.settled_through >= slot
+
+
+def test_a_room_with_nobody_waiting_on_a_settle_keeps_its_copy_a_second(
+    memory_store: MemoryStore, clock: FakeClock
+) -> None:
+    counting = CountingStore(memory_store)
+    svc = WaitingRoom(counting, [TICKET_SECRET], issuer="waitingroom", clock=clock)
+    svc.put_room("demo", {"max_active": 5})
+    svc.room_document("demo")
+    reads = counting.reads
+    for _ in range(9):
+        clock.advance(0.1)
+        svc.room_document("demo")
+    assert counting.reads == reads
+
+
+class DrainerOnTime:
+    """A sleep that moves the fake clock and lets the drainer tick when its moment comes."""
+
+    def __init__(self, clock: FakeClock, drainer: Drainer | None, at: float) -> None:
+        self.clock, self.drainer, self.at, self.slept = clock, drainer, at, 0.0
+
+    def __call__(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+        self.slept += seconds
+        if self.drainer is not None and self.clock.now >= self.at:
+            self.drainer.tick_room("demo")
+            self.drainer = None
+
+
+def test_a_shared_cache_asking_just_before_a_settle_gets_the_settled_state(
+    memory_store: MemoryStore, memory_drainer: Drainer, clock: FakeClock
+) -> None:
+    settles = 0.0
+    sleep = DrainerOnTime(clock, memory_drainer, at=math.inf)
+    svc = WaitingRoom(memory_store, [TICKET_SECRET], issuer="waitingroom", clock=clock, sleep=sleep)
+    slot = joined_and_counted(svc, memory_drainer, clock)
+    settles = slot + 1 + SETTLE_DELAY_SECONDS
+    sleep.at = settles + 0.08  # the drainer's settling tick publishes then
+    clock.now = settles - 0.2
+    # a visitor's own poll gets the copy there is; the edge's request waits for the settle
+    assert svc.room_document("demo").state.settled_through < slot
+    st = svc.room_document("demo", hold=STATE_HOLD_SECONDS).state
+    assert st.settled_through >= slot
+    assert sleep.slept <= 0.2 + STATE_PUBLISH_SECONDS + 0.1 + 1e-9
+
+
+def test_a_shared_cache_waits_at_most_half_a_second_past_a_settle_that_does_not_come(
+    memory_store: MemoryStore, memory_drainer: Drainer, clock: FakeClock
+) -> None:
+    sleep = DrainerOnTime(clock, None, at=math.inf)  # the drainer is down
+    svc = WaitingRoom(memory_store, [TICKET_SECRET], issuer="waitingroom", clock=clock, sleep=sleep)
+    slot = joined_and_counted(svc, memory_drainer, clock)
+    due = slot + 1 + SETTLE_DELAY_SECONDS + STATE_PUBLISH_SECONDS
+    clock.now = due - 0.3
+    assert svc.room_document("demo", hold=STATE_HOLD_SECONDS).state.settled_through < slot
+    assert clock.now <= due + STATE_HOLD_OVERDUE_SECONDS + 0.1
+    # asked again while it is overdue, it answers at once with what there is
+    sleep.slept = 0.0
+    svc.room_document("demo", hold=STATE_HOLD_SECONDS)
+    assert sleep.slept == 0.0
+    # and a settle further off than the hold is not waited for either
+    clock.now = due - 0.9
+    svc.room_document("demo", hold=STATE_HOLD_SECONDS)
+    assert sleep.slept == 0.0
+
+
+def test_the_edge_says_it_is_a_shared_cache_and_gets_the_settled_state(
+    memory_store: MemoryStore, memory_drainer: Drainer, clock: FakeClock
+) -> None:
+    sleep = DrainerOnTime(clock, memory_drainer, at=math.inf)
+    svc = WaitingRoom(memory_store, [TICKET_SECRET], issuer="waitingroom", clock=clock, sleep=sleep)
+    settings = ApiSettings(
+        dynamodb_endpoint="http://127.0.0.1:9",  # never used: the service holds its store
+        table="unused",
+        ticket_secret=SecretStr(TICKET_SECRET.decode()),
+        admin_key=SecretStr(ADMIN_KEY),
+        cookie_secure=False,
+    )
+    slot = joined_and_counted(svc, memory_drainer, clock)
+    settles = slot + 1 + SETTLE_DELAY_SECONDS
+    sleep.at = settles + 0.08
+    with TestClient(create_app(svc, settings)) as http:
+        clock.now = settles - 0.3
+        direct = http.get("/rooms/demo/state").json()
+        via_edge = http.get("/rooms/demo/state", headers={"Via": "1.1 abc.cloudfront.net"})
+    assert direct["settled_through"] < slot <= via_edge.json()["settled_through"]
+    assert via_edge.headers["Cache-Control"].startswith("public, max-age=1")

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 
 from waitingroom.api.deps import RoomPath, ServiceDep
 from waitingroom.api.errors import RESPONSES, error_response
 from waitingroom.api.models import RoomStateOut, SlotOut
+from waitingroom.domain import STATE_HOLD_SECONDS
 from waitingroom.errors import SlotNotFound, UnknownRoom
 
 STATE_CACHE = "public, max-age=1, stale-while-revalidate=2, stale-if-error=60"
@@ -35,10 +36,14 @@ def _not_found(exc: SlotNotFound | UnknownRoom) -> JSONResponse:
 
 
 @router.get("/rooms/{room}/state", response_model=RoomStateOut)
-def room_state(room: RoomPath, svc: ServiceDep) -> JSONResponse:
+def room_state(room: RoomPath, svc: ServiceDep, request: Request) -> JSONResponse:
     """Where the room's line stands (CLIENTS.md §2): cached by the edge for about a second."""
+    # A request through a shared cache (it says so in Via, as CloudFront and the local edge do)
+    # fills that cache for everybody: when a settle is due within half a second it waits for it,
+    # so the copy everybody gets for the next second already has it.
+    hold = STATE_HOLD_SECONDS if request.headers.get("via") else 0.0
     try:
-        doc = svc.room_document(room)
+        doc = svc.room_document(room, hold)
     except UnknownRoom as exc:
         return _not_found(exc)
     cfg, st = doc.config, doc.state

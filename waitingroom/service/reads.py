@@ -8,12 +8,21 @@ container, owned by the service; nothing here is module-level.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from cachetools import LRUCache, TTLCache
 
-from waitingroom.domain import PublicState, RoomConfig, SettledSlot
+from waitingroom.domain import (
+    STATE_HOLD_OVERDUE_SECONDS,
+    STATE_OVERDUE_POLL_SECONDS,
+    PublicState,
+    RoomConfig,
+    SettledSlot,
+    publish_due,
+    state_good_until,
+)
 from waitingroom.errors import InvalidRequest, UnknownRoom
 from waitingroom.store import WaitingRoomStore
 from waitingroom.tokens import valid_room_id
@@ -22,6 +31,7 @@ T = TypeVar("T")
 JWKS_SECONDS = 300.0
 JWKS_REFETCH_SECONDS = 30.0
 REVOKED_SECONDS = 2.0
+STATE_ROOMS = 1024  # rooms whose state a container keeps (all of them are dropped past that)
 
 
 class Cached(Generic[T]):
@@ -66,11 +76,15 @@ class RoomReads:
         *,
         state_ttl: float = 1.0,
         config_ttl: float = 2.0,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.store = store
         self.clock = clock
+        self.sleep = sleep
         self._configs: Cached[RoomConfig | None] = Cached.ttl(config_ttl, clock)
-        self._states: Cached[PublicState] = Cached.ttl(state_ttl, clock)
+        self._state_ttl = state_ttl
+        self._states: dict[str, tuple[PublicState, float]] = {}  # room -> (copy, good until)
+        self._states_lock = threading.Lock()
         self._slots: Cached[SettledSlot | None] = Cached(LRUCache(maxsize=20_000))
         self._jwks: Cached[dict[str, Any]] = Cached.ttl(JWKS_SECONDS, clock, size=1)
         self._jwks_refetched_at = 0.0
@@ -88,17 +102,52 @@ class RoomReads:
         self._configs.forget(room)
 
     def state(self, cfg: RoomConfig, min_version: int = 0) -> PublicState:
-        def fetch() -> PublicState:
-            return self.store.get_public_state(cfg.room) or PublicState(
-                settled_through=cfg.epoch_slot - 1
-            )
+        """The room's public state, as cached: at most `state_ttl` old, and read again just after
+        the drainer should have published a settle (`domain.state_good_until`)."""
+        now = self.clock()
+        with self._states_lock:
+            st, good_until = self._states.get(cfg.room, (None, 0.0))
+        if st is not None and now < good_until and st.version >= min_version:
+            return st
+        # expired, or the client has seen a newer state from another container: read it again,
+        # so a position it was shown never goes back up
+        st = self.store.get_public_state(cfg.room) or PublicState(
+            settled_through=cfg.epoch_slot - 1
+        )
+        good_until = state_good_until(now, self._state_ttl, self._publish_due(cfg, st))
+        with self._states_lock:
+            if len(self._states) >= STATE_ROOMS:
+                self._states.clear()
+            self._states[cfg.room] = (st, good_until)
+        return st
 
-        st = self._states.get(cfg.room, fetch)
-        if st.version < min_version:
-            # the client has seen a newer state from another container: read it again once,
-            # so a position it was shown never goes back up
-            self._states.forget(cfg.room)
-            st = self._states.get(cfg.room, fetch)
+    def _publish_due(self, cfg: RoomConfig, st: PublicState) -> float | None:
+        if cfg.queueing == "random":  # a random room settles whole draw windows at its ticks
+            return None
+        return publish_due(
+            st.settled_through,
+            st.unsettled_counts,
+            st.updated_at,
+            cfg.slot_seconds,
+            st.join_rate_per_slot,
+        )
+
+    def state_for_cache(self, cfg: RoomConfig, hold: float) -> PublicState:
+        """The state for a shared cache that will answer everybody from it for its life: when
+        the drainer should publish a settle within `hold` seconds, wait for that publish (at
+        most `STATE_HOLD_OVERDUE_SECONDS` past its due moment) rather than hand out a copy that
+        goes stale at once."""
+        st = self.state(cfg)
+        due = self._publish_due(cfg, st)
+        if due is None or due - self.clock() > hold:
+            return st
+        deadline = due + STATE_HOLD_OVERDUE_SECONDS
+        while (now := self.clock()) < deadline:
+            self.sleep(max(STATE_OVERDUE_POLL_SECONDS, min(due - now, hold)))
+            fresh = self.state(cfg)
+            if fresh.settled_through != st.settled_through:
+                return fresh
+            st = fresh
         return st
 
     def settled_slot(
