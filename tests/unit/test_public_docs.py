@@ -4,6 +4,7 @@ and the edge's misses cost no store read in the common case."""
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any
 
 import pytest
@@ -294,3 +295,35 @@ def test_the_edge_says_it_is_a_shared_cache_and_gets_the_settled_state(
         via_edge = http.get("/rooms/demo/state", headers={"Via": "1.1 abc.cloudfront.net"})
     assert direct["settled_through"] < slot <= via_edge.json()["settled_through"]
     assert via_edge.headers["Cache-Control"].startswith("public, max-age=1")
+
+
+def test_one_thread_reads_an_expired_state_again_while_the_others_answer_from_the_copy(
+    memory_store: MemoryStore, clock: FakeClock
+) -> None:
+    class SlowStore(CountingStore):
+        def __init__(self, inner: MemoryStore) -> None:
+            super().__init__(inner)
+            self.reading, self.go_on = threading.Event(), threading.Event()
+
+        def get_public_state(self, room: str) -> Any:
+            self.reads += 1
+            self.reading.set()
+            self.go_on.wait(5)
+            return self.inner.get_public_state(room)
+
+    slow = SlowStore(memory_store)
+    svc = WaitingRoom(slow, [TICKET_SECRET], issuer="waitingroom", clock=clock)  # type: ignore[arg-type]
+    svc.put_room("demo", {"max_active": 5})
+    slow.go_on.set()
+    svc.room_document("demo")
+    slow.go_on.clear()
+    clock.advance(1.5)  # the copy expired
+    reader = threading.Thread(target=svc.room_document, args=("demo",))
+    reader.start()
+    assert slow.reading.wait(5)
+    reads = slow.reads
+    for _ in range(10):  # requests arriving while that read is slow
+        svc.room_document("demo")
+    assert slow.reads == reads
+    slow.go_on.set()
+    reader.join(5)

@@ -85,6 +85,7 @@ class RoomReads:
         self._state_ttl = state_ttl
         self._states: dict[str, tuple[PublicState, float]] = {}  # room -> (copy, good until)
         self._states_lock = threading.Lock()
+        self._refreshing: set[str] = set()  # rooms whose state a thread is reading now
         self._slots: Cached[SettledSlot | None] = Cached(LRUCache(maxsize=20_000))
         self._jwks: Cached[dict[str, Any]] = Cached.ttl(JWKS_SECONDS, clock, size=1)
         self._jwks_refetched_at = 0.0
@@ -107,13 +108,24 @@ class RoomReads:
         now = self.clock()
         with self._states_lock:
             st, good_until = self._states.get(cfg.room, (None, 0.0))
-        if st is not None and now < good_until and st.version >= min_version:
-            return st
-        # expired, or the client has seen a newer state from another container: read it again,
-        # so a position it was shown never goes back up
-        st = self.store.get_public_state(cfg.room) or PublicState(
-            settled_through=cfg.epoch_slot - 1
-        )
+            if (
+                st is not None
+                and st.version >= min_version
+                and (now < good_until or cfg.room in self._refreshing)
+            ):
+                # good, or expired while another thread of this container is reading it
+                # again: one read at a time, not one per request in flight
+                return st
+            self._refreshing.add(cfg.room)
+        try:
+            # expired, or the client has seen a newer state from another container: read it
+            # again, so a position it was shown never goes back up
+            st = self.store.get_public_state(cfg.room) or PublicState(
+                settled_through=cfg.epoch_slot - 1
+            )
+        finally:
+            with self._states_lock:
+                self._refreshing.discard(cfg.room)
         good_until = state_good_until(now, self._state_ttl, self._publish_due(cfg, st))
         with self._states_lock:
             if len(self._states) >= STATE_ROOMS:
