@@ -262,6 +262,19 @@ def next_look_seconds(
     return wait
 
 
+# A join answered within this long (by this visitor's clock against the ticket's server time)
+# means the two clocks agree well enough to time looks by the ticket's join time.
+PLAUSIBLE_ANSWER_SECONDS = 10.0
+
+
+def join_moment(ticket: Ticket, answered_at: float) -> float:
+    """When the visitor joined, by its own clock: the ticket's server time, unless the clocks
+    plainly disagree (then when the answer came). A slow answer then does not delay the looks
+    timed from the join by as much as it took."""
+    server = ticket.joined_ms / 1000
+    return server if 0 <= answered_at - server <= PLAUSIBLE_ANSWER_SECONDS else answered_at
+
+
 def place_of_answer(body: Mapping[str, Any]) -> Place:
     """The place a join or a waiting `/status` answer states."""
     position = int(body["position"])
@@ -355,7 +368,7 @@ class Visitor:
         self._rejoined = False
         self._closed_asked = False
         self._status_version = 0
-        self._joined_at: float | None = None  # by this visitor's clock, when the join answered
+        self._joined_at: float | None = None  # by this visitor's clock, when it joined
         if ticket is not None:
             try:
                 self.ticket = read_ticket(ticket)
@@ -456,11 +469,25 @@ class Visitor:
             return
         shown = place_of_answer(body)
         self._set_place(shown)
-        self._joined_at = now
+        self._joined_at = join_moment(self.ticket, now)
         self._phase = "status" if self.status_only else "look"
-        # an estimate's first look is timed by the API to just after the slot settles
-        spread = 1.0 if shown.kind == "estimate" else self._spread()
-        self._after = float(body.get("poll_after_seconds") or 1) * spread
+        self._after = self._first_look(shown, body, now)
+
+    def _first_look(self, shown: Place, body: Mapping[str, Any], now: float) -> float:
+        """An estimate looks first just after its slot settles, at this visitor's own moment
+        in the spread (from the slot length the join states; else as the API said, for the
+        middle of the spread and to the second); any other place as the API said, spread."""
+        if shown.kind != "estimate":
+            return float(body.get("poll_after_seconds") or 1) * self._spread()
+        assert self.ticket is not None and self._joined_at is not None
+        slot_seconds = body.get("slot_seconds")
+        if isinstance(slot_seconds, int) and slot_seconds > 0:
+            joined_at = self.ticket.joined_ms / 1000
+            since = now - self._joined_at
+            look = settle_look_seconds(self.ticket.slot, slot_seconds, joined_at, since, self.u)
+            if look is not None:
+                return look
+        return float(body.get("poll_after_seconds") or 1)
 
     def _admit(self, body: dict[str, Any], status: int) -> None:
         self._set_place(Place("turn", 0, True, 0))

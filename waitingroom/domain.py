@@ -499,6 +499,7 @@ SETTLE_SPREAD_SECONDS = 0.7
 SETTLED_RELOOK_SECONDS = 1.0
 SETTLE_RELOOK_WINDOW_SECONDS = 5.0
 ESTIMATE_MAX_LOOK_SECONDS = 5.0
+LOOK_TOLERANCE_SECONDS = 0.05  # a look this close to its moment is that look
 
 
 def settle_look_seconds(
@@ -509,7 +510,7 @@ def settle_look_seconds(
     None: its slot should have settled long ago, look at the usual pace."""
     settles = slot_end(slot, slot_seconds) + SETTLE_DELAY_SECONDS + SETTLE_LOOK_SECONDS
     first = settles - joined_at + u * SETTLE_SPREAD_SECONDS
-    if since_join < first:
+    if since_join < first - LOOK_TOLERANCE_SECONDS:
         return min(ESTIMATE_MAX_LOOK_SECONDS, first - since_join)
     if since_join < settles - joined_at + SETTLE_RELOOK_WINDOW_SECONDS:
         return SETTLED_RELOOK_SECONDS

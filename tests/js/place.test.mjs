@@ -5,7 +5,7 @@ import { webcrypto } from "node:crypto";
 import { describe, it } from "node:test";
 
 import {
-  nextLookSeconds, newerState, placeBody, placeOf, readTicket, waitingTexts,
+  firstLookSeconds, nextLookSeconds, newerState, placeBody, placeOf, readTicket, waitingTexts,
 } from "../../waitingroom/static/waiting-logic.mjs";
 
 globalThis.crypto ??= webcrypto;
@@ -227,5 +227,34 @@ describe("nextLookSeconds", () => {
     // opened, the seed still not public: again within the spread
     const late = nextLookSeconds({ kind: "prequeue" }, pre, 0.5, opens + 8);
     assert.equal(late, 2 + 0.5 * 20);
+  });
+});
+
+describe("the first look after a join", () => {
+  const ticket = { room: "demo", slot: SLOT, shard: 0, k: 3, joinedMs: (SLOT + 0.4) * 1000 };
+  const estimate = { position: 120, position_is_exact: false, eta_seconds: 30,
+    poll_after_seconds: 2, opens_at: null, slot_seconds: 1 };
+
+  it("comes just after the slot settles, whenever the answer arrived", () => {
+    // slot ends at SLOT + 1, settles a second later; u = 0 looks first in the spread
+    const prompt = firstLookSeconds(estimate, ticket, 0, SLOT + 0.5, () => 0.5);
+    const slow = firstLookSeconds(estimate, ticket, 0, SLOT + 1.5, () => 0.5);
+    assert.ok(Math.abs(SLOT + 0.5 + prompt - (SLOT + 2.3)) < 1e-6, String(prompt));
+    assert.ok(Math.abs(SLOT + 1.5 + slow - (SLOT + 2.3)) < 1e-6, String(slow));  // a second less
+  });
+
+  it("is spread over the visitor's own moment", () => {
+    const early = firstLookSeconds(estimate, ticket, 0, SLOT + 0.5);
+    const late = firstLookSeconds(estimate, ticket, 0.99, SLOT + 0.5);
+    assert.ok(late - early > 0.6, `${early} ${late}`);
+  });
+
+  it("is as the server asked for an exact place, a pre-queue or an old answer", () => {
+    const half = () => 0.5;  // no jitter
+    assert.equal(firstLookSeconds({ ...estimate, position_is_exact: true }, ticket, 0, SLOT, half), 2);
+    assert.equal(firstLookSeconds({ ...estimate, opens_at: SLOT + 60 }, ticket, 0, SLOT, half), 2);
+    const noSlot = { ...estimate };
+    delete noSlot.slot_seconds;
+    assert.equal(firstLookSeconds(noSlot, ticket, 0, SLOT, half), 2);
   });
 });

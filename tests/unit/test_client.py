@@ -464,3 +464,36 @@ def test_a_visitor_who_joins_in_a_burst_sees_an_exact_place_within_4_s(
 
 def _no_call() -> client.Call:
     raise AssertionError("the visitor has nothing to ask")
+
+
+def test_a_slow_join_answer_does_not_delay_the_first_look(
+    memory_service: WaitingRoom, clock: FakeClock, transport: AppTransport
+) -> None:
+    """The look is timed from the ticket's join time, not from when the answer came."""
+    memory_service.put_room("demo", {"max_active": 1, "straight_in": False})
+    memory_service.join("demo", None)  # somebody ahead: the visitor gets an estimate
+    clock.now = float(int(clock.now)) + 0.4
+    looks = []
+    for delay in (0.0, 1.2):
+        visitor = client.Visitor("demo", rng=random.Random(3))
+        reply = transport(visitor.next() or _no_call())
+        visitor.answer(reply, clock.now + delay)  # the answer took `delay` to arrive
+        call = visitor.next()
+        assert call is not None and call.kind == "state"
+        assert visitor.ticket is not None
+        looks.append(clock.now + delay + call.after - (visitor.ticket.slot + 1))
+    # both look at the same moment after their slot's end: settle delay + 0.3 s + their spread
+    assert looks[0] == pytest.approx(looks[1], abs=1e-6)
+    assert SETTLE_DELAY_SECONDS + 0.3 <= looks[0] <= SETTLE_DELAY_SECONDS + 1.0
+
+
+def test_a_visitor_whose_clock_disagrees_with_the_servers_times_its_looks_by_its_own(
+    memory_service: WaitingRoom, clock: FakeClock, transport: AppTransport
+) -> None:
+    memory_service.put_room("demo", {"max_active": 1, "straight_in": False})
+    memory_service.join("demo", None)
+    visitor = client.Visitor("demo", rng=random.Random(3))
+    reply = transport(visitor.next() or _no_call())
+    visitor.answer(reply, clock.now - 3600)  # an hour behind
+    call = visitor.next()
+    assert call is not None and call.kind == "state" and 0 < call.after <= 5

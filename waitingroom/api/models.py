@@ -110,6 +110,11 @@ class JoinOut(BaseModel):
     return_origins: list[str] = Field(
         default_factory=list, description="as in the admitted status answer"
     )
+    slot_seconds: int = Field(
+        default=1,
+        description="the room's slot length: with the ticket's slot and join time, when an "
+        "estimate's slot settles (CLIENTS.md §4)",
+    )
 
 
 class AdmittedOut(BaseModel):

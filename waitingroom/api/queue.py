@@ -138,7 +138,15 @@ def join(
         _token_cookies(out, joined.status, int(svc.clock()), settings.cookie_secure)
     else:
         place = _place(joined.status)
-        out = _json(JoinOut(ticket=joined.ticket, number=joined.number, **place), 201)
+        out = _json(
+            JoinOut(
+                ticket=joined.ticket,
+                number=joined.number,
+                slot_seconds=cfg.slot_seconds,
+                **place,
+            ),
+            201,
+        )
     for name, value, path in [*cookies, (TICKET_COOKIE, joined.ticket, f"/rooms/{room}")]:
         _cookie(out, name, value, KEEP_SECONDS, path, settings.cookie_secure)
     return out

@@ -430,6 +430,7 @@ const SETTLE_SPREAD_SECONDS = 0.7;
 const SETTLED_RELOOK_SECONDS = 1;
 const SETTLE_RELOOK_WINDOW_SECONDS = 5;
 const ESTIMATE_MAX_LOOK_SECONDS = 5;
+const LOOK_TOLERANCE_SECONDS = 0.05;  // a look this close to its moment is that look
 
 /** Seconds until a visitor with an estimate (ticket of `slot`, joined at `joinedAt` seconds by
  * the server's clock, `sinceJoin` seconds ago) looks again; null when its slot should have
@@ -437,7 +438,9 @@ const ESTIMATE_MAX_LOOK_SECONDS = 5;
 export function settleLookSeconds(slot, slotSeconds, joinedAt, sinceJoin, u) {
   const settles = (slot + 1) * slotSeconds + SETTLE_DELAY_SECONDS + SETTLE_LOOK_SECONDS;
   const first = settles - joinedAt + u * SETTLE_SPREAD_SECONDS;
-  if (sinceJoin < first) { return Math.min(ESTIMATE_MAX_LOOK_SECONDS, first - sinceJoin); }
+  if (sinceJoin < first - LOOK_TOLERANCE_SECONDS) {
+    return Math.min(ESTIMATE_MAX_LOOK_SECONDS, first - sinceJoin);
+  }
   if (sinceJoin < settles - joinedAt + SETTLE_RELOOK_WINDOW_SECONDS) { return SETTLED_RELOOK_SECONDS; }
   return null;
 }
@@ -493,6 +496,19 @@ export function retryAfterSeconds(header, now = Date.now()) {
 export function backoffSeconds(failures, retryAfter = 0, random = Math.random) {
   const wait = Math.min(MAX_BACKOFF, Math.pow(2, failures - 1));
   return Math.max(jitter(wait, random), retryAfter);
+}
+
+/** The first look after a join: an estimate looks just after its slot settles, at the
+ * visitor's own moment `u` (from the slot length the join states); anything else as the
+ * server asked, jittered. */
+export function firstLookSeconds(body, ticket, u, now = Date.now() / 1000, random = Math.random) {
+  const slotSeconds = Number(body.slot_seconds);
+  if (ticket && !body.position_is_exact && body.opens_at == null && slotSeconds > 0) {
+    const joinedAt = ticket.joinedMs / 1000;
+    const look = settleLookSeconds(ticket.slot, slotSeconds, joinedAt, now - joinedAt, u);
+    if (look !== null) { return look; }
+  }
+  return pollSeconds(body, random);
 }
 
 /** The wait before the next poll, as the server asked (2 s when it did not say), jittered. */

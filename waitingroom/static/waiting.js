@@ -7,9 +7,9 @@
 // waiting-i18n.mjs: every text is English here and translated by `t`).
 import { pickLanguage, plain, textKey, translator } from "./waiting-i18n.mjs";
 import {
-  POW_CODES, backoffSeconds, clock, delayMs, jitter, newKey, newStart, newerState,
-  nextLookSeconds, placeBody, placeOf, pollSeconds, readTicket, retryAfterSeconds, returnTarget,
-  safeUrl, shownPlace, solve, ticketStore, transient, usableStorage, waitingTexts,
+  POW_CODES, backoffSeconds, clock, delayMs, firstLookSeconds, jitter, newKey, newStart,
+  newerState, nextLookSeconds, placeBody, placeOf, pollSeconds, readTicket, retryAfterSeconds,
+  returnTarget, safeUrl, shownPlace, solve, ticketStore, transient, usableStorage, waitingTexts,
 } from "./waiting-logic.mjs";
 
 const QUEUE = document.getElementById("queue");
@@ -307,7 +307,7 @@ function join() {
       slotDoc = null;
       closedAsked = false;
       renderWaiting(r.body);
-      later(look, pollSeconds(r.body));
+      later(look, firstLookSeconds(r.body, readTicket(now.ticket), now.u));
     } else if (st === 409 && r.body.error === "room_closed") {
       closed(r.body.message);
     } else if (st === 503 && r.body.error === "room_full") {
