@@ -106,6 +106,11 @@ class RoomState:
     updated_at: float
     shards: int = 1
     unsettled_counts: tuple[int, ...] = ()
+    recent_slots: tuple[SettledSlot, ...] = ()  # the newest settled slots' counts
+
+    def recent_slot(self, slot: int) -> SettledSlot | None:
+        """Slot `slot`'s counts when the state carries them (then no slot document is needed)."""
+        return next((r for r in self.recent_slots if r.slot == slot), None)
 
 
 def _optional(value: Any, kind: Callable[[Any], Any]) -> Any:
@@ -136,6 +141,7 @@ def read_state(doc: Any) -> RoomState:
             updated_at=float(doc.get("updated_at") or 0.0),
             shards=int(doc.get("shards") or 1),
             unsettled_counts=tuple(int(n) for n in doc.get("unsettled_counts") or ()),
+            recent_slots=tuple(read_slot(r) for r in doc.get("recent_slots") or ()),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise BadDocument(f"not a room state document: {exc!r}") from exc
@@ -180,14 +186,18 @@ def _in_prequeue(ticket: Ticket, state: RoomState) -> bool:
 
 
 def needs_slot(ticket: Ticket, state: RoomState) -> bool:
-    """The ticket's slot has settled: its (immutable) document gives the exact rank. In the
-    pre-queue too, before the draw: the opening then costs one look (the state) a visitor."""
-    return ticket.slot <= state.settled_through
+    """The ticket's slot has settled: its (immutable) document gives the exact rank, unless the
+    state carries its counts. In the pre-queue too, before the draw: the opening then costs one
+    look (the state) a visitor."""
+    return ticket.slot <= state.settled_through and state.recent_slot(ticket.slot) is None
 
 
 def place(ticket: Ticket, state: RoomState, slot: SettledSlot | None) -> Place:
-    """The ticket's place from the newest state and, once settled, its slot's document."""
+    """The ticket's place from the newest state and, once settled, its slot's document (or the
+    slot's counts the state carries)."""
     closed = state.status == "closed"
+    if slot is None or slot.slot != ticket.slot:
+        slot = state.recent_slot(ticket.slot) or slot
     if _in_prequeue(ticket, state) and not state.draw_seed:
         if closed:
             return Place("closed", 0, False, None)

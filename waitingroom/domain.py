@@ -19,6 +19,7 @@ import math
 import statistics
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from waitingroom import rooms
 from waitingroom.rooms import Queueing, RoomStatus
@@ -652,14 +653,45 @@ class PublicState:
     # joins counted at `updated_at` in every shard of each slot after `settled_through`, up to
     # the one open then (estimates before a slot settles; see `estimated_position`)
     unsettled_counts: tuple[int, ...] = ()
+    # the newest settled slots that hold tickets (natural order only: `recent_slots`)
+    recent_slots: tuple[SettledSlot, ...] = ()
 
     def __post_init__(self) -> None:
-        # stored as a JSON list: always a tuple here, so that states compare equal
+        # stored as JSON lists and objects: always tuples and SettledSlots here, so that states
+        # compare equal
         object.__setattr__(self, "unsettled_counts", tuple(self.unsettled_counts))
+        object.__setattr__(self, "recent_slots", tuple(map(_settled_slot, self.recent_slots)))
 
     @property
     def waiting_settled(self) -> int:
         return self.settled_total - self.consumed
+
+
+def _settled_slot(s: SettledSlot | Mapping[str, Any]) -> SettledSlot:
+    if isinstance(s, SettledSlot):
+        return s
+    counts = tuple(int(c) for c in s["counts"])
+    return SettledSlot(int(s["slot"]), counts, int(s["cum_before"]))
+
+
+# The room state carries the newest few settled slots that hold tickets (their final counts):
+# a visitor whose slot has just settled reads its exact place from the state alone, instead of
+# the whole crowd of that slot asking for its document in the same second. Not past this many
+# shards (the state is read by everybody, every look), and not for slots drawn into an order.
+RECENT_SLOTS = 3
+RECENT_SLOTS_MAX_SHARDS = 64
+
+
+def recent_slots(
+    kept: Sequence[SettledSlot], settled: Sequence[SettledSlot]
+) -> tuple[SettledSlot, ...]:
+    """The newest RECENT_SLOTS settled slots holding tickets, after this tick settled `settled`."""
+    fresh = [
+        s
+        for s in settled
+        if s.total and not s.draw_size and len(s.counts) <= RECENT_SLOTS_MAX_SHARDS
+    ]
+    return tuple([*kept, *fresh][-RECENT_SLOTS:])
 
 
 @dataclass(frozen=True, slots=True)

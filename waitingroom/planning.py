@@ -30,6 +30,7 @@ from waitingroom.domain import (
     draw_windows,
     last_settleable_slot,
     percentile,
+    recent_slots,
     slot_of,
     whole_windows_end,
     window_slots,
@@ -196,6 +197,7 @@ def plan_tick(
     new_pub = _public_after(
         pub, new_dst, window=window, joined=joined, admitted=n, acc=acc, now=now
     )
+    new_pub = replace(new_pub, recent_slots=recent_slots(pub.recent_slots, settled))
     return TickPlan(
         pub=new_pub,
         dst=new_dst,

@@ -5,7 +5,8 @@ import { webcrypto } from "node:crypto";
 import { describe, it } from "node:test";
 
 import {
-  firstLookSeconds, nextLookSeconds, newerState, placeBody, placeOf, readTicket, waitingTexts,
+  firstLookSeconds, nextLookSeconds, newerState, placeBody, placeOf, readTicket, recentSlot,
+  waitingTexts,
 } from "../../waitingroom/static/waiting-logic.mjs";
 
 globalThis.crypto ??= webcrypto;
@@ -256,5 +257,23 @@ describe("the first look after a join", () => {
     const noSlot = { ...estimate };
     delete noSlot.slot_seconds;
     assert.equal(firstLookSeconds(noSlot, ticket, 0, SLOT, half), 2);
+  });
+});
+
+describe("a slot's counts in the state", () => {
+  const recent = { slot: SLOT, counts: [3, 2, 4], tickets_before: 5000 };
+
+  it("give the exact place without the slot document", async () => {
+    const withCounts = { ...STATE, recent_slots: [{ slot: SLOT - 1, counts: [1], tickets_before: 4990 }, recent] };
+    assert.deepEqual(recentSlot(withCounts, T), recent);
+    assert.deepEqual(await placeOf(T, withCounts, null), await placeOf(T, STATE, DOC));
+    assert.equal((await placeOf(T, withCounts, null)).exact, true);
+  });
+
+  it("are not there for other slots: an estimate until the document comes", async () => {
+    const other = { ...STATE, recent_slots: [{ ...recent, slot: SLOT + 1 }] };
+    assert.equal(recentSlot(other, T), null);
+    assert.equal((await placeOf(T, other, null)).exact, false);
+    assert.equal(recentSlot({ ...STATE, recent_slots: "nonsense" }, T), null);
   });
 });

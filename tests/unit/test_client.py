@@ -264,11 +264,12 @@ def test_a_visitor_waits_on_the_documents_and_calls_status_once_to_pick_up(
     kinds = transport.kinds()
     assert kinds[0] == "join" and kinds.count("join") == 1
     assert kinds.count("status") == 1  # the pickup
-    assert kinds.count("slot") == 1  # fetched once, immutable
+    # the slot's counts came with the state that settled it: no slot document at all
+    assert kinds.count("slot") == 0
     assert kinds[-1] == "status"
     exact = [p.position for p in shown if p.kind == "waiting"]
     assert exact and exact == sorted(exact, reverse=True)  # never goes up
-    assert visitor.requests == {"join": 1, "state": kinds.count("state"), "slot": 1, "status": 1}
+    assert visitor.requests == {"join": 1, "state": kinds.count("state"), "status": 1}
 
 
 def test_a_forged_stored_ticket_is_checked_once_and_a_new_place_taken(
@@ -497,3 +498,24 @@ def test_a_visitor_whose_clock_disagrees_with_the_servers_times_its_looks_by_its
     visitor.answer(reply, clock.now - 3600)  # an hour behind
     call = visitor.next()
     assert call is not None and call.kind == "state" and 0 < call.after <= 5
+
+
+def test_a_visitor_whose_slot_is_no_longer_in_the_state_reads_its_document(
+    memory_service: WaitingRoom, memory_drainer: Drainer, clock: FakeClock, http: TestClient
+) -> None:
+    memory_service.put_room("demo", {"max_active": 1, "shards": 4, "straight_in": False})
+    text = memory_service.join("demo", None).ticket
+    settle_and_tick(clock, memory_drainer)
+    ticket = client.read_ticket(text)
+    fresh = client.read_state(http.get("/rooms/demo/state").json())
+    assert fresh.recent_slot(ticket.slot) is not None and not client.needs_slot(ticket, fresh)
+    for _ in range(4):  # later slots with joins push it out
+        memory_service.join("demo", None)
+        settle_and_tick(clock, memory_drainer)
+    later = client.read_state(http.get("/rooms/demo/state").json())
+    assert later.recent_slot(ticket.slot) is None and client.needs_slot(ticket, later)
+    doc = client.read_slot(http.get(f"/rooms/demo/slots/{ticket.slot}").json())
+    # the same exact place either way
+    from_state, from_doc = client.place(ticket, fresh, None), client.place(ticket, fresh, doc)
+    assert from_state.exact and from_state == from_doc
+    assert client.place(ticket, later, doc).exact and not client.place(ticket, later, None).exact

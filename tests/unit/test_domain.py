@@ -10,6 +10,7 @@ import pytest
 
 from waitingroom.domain import (
     PICKUP_GRACE_SECONDS,
+    RECENT_SLOTS_MAX_SHARDS,
     SETTLE_DELAY_SECONDS,
     STATE_PUBLISH_SECONDS,
     Batch,
@@ -32,6 +33,7 @@ from waitingroom.domain import (
     publish_due,
     queue_number,
     rank_in_slot,
+    recent_slots,
     settle_look_seconds,
     state_good_until,
     take_tickets,
@@ -344,3 +346,14 @@ def test_an_estimate_looks_just_after_its_slot_settles_then_every_second() -> No
     assert settle_look_seconds(100, 1, 100.4, settles + 30, 0.5) is None  # drainer behind
     # a long slot: still a look every few seconds meanwhile
     assert settle_look_seconds(10, 60, 600.0, 0.0, 0.5) == 5.0
+
+
+def test_the_state_carries_the_newest_three_settled_slots_that_hold_tickets() -> None:
+    kept = (SettledSlot(10, (1, 1), 0), SettledSlot(11, (2, 0), 2))
+    settled = [SettledSlot(12, (0, 0), 4), SettledSlot(13, (3, 3), 4), SettledSlot(14, (1, 0), 10)]
+    # an empty slot is left out; the oldest go first
+    assert [s.slot for s in recent_slots(kept, settled)] == [11, 13, 14]
+    drawn = SettledSlot(15, (2, 2), 11, draw_start=11, draw_size=4, draw_seed="ab")
+    wide = SettledSlot(16, (1,) * (RECENT_SLOTS_MAX_SHARDS + 1), 15)
+    # a slot drawn into an order, or one too wide for every look, keeps to its document
+    assert recent_slots(kept, [drawn, wide]) == kept

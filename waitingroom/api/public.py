@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 
 from waitingroom.api.deps import RoomPath, ServiceDep
 from waitingroom.api.errors import RESPONSES, error_response
-from waitingroom.api.models import RoomStateOut, SlotOut
+from waitingroom.api.models import RecentSlotOut, RoomStateOut, SlotOut
 from waitingroom.domain import STATE_HOLD_SECONDS
 from waitingroom.errors import SlotNotFound, UnknownRoom
 
@@ -69,6 +69,10 @@ def room_state(room: RoomPath, svc: ServiceDep, request: Request) -> JSONRespons
         updated_at=st.updated_at,
         shards=cfg.shards,
         unsettled_counts=list(st.unsettled_counts),
+        recent_slots=[
+            RecentSlotOut(slot=r.slot, counts=list(r.counts), tickets_before=r.cum_before)
+            for r in st.recent_slots
+        ],
     )
     # nginx counts a cached answer's life in whole seconds of its clock, so max-age=1 keeps the
     # state until the end of the next second (up to two); an nginx edge is told to keep it to

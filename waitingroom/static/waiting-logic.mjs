@@ -308,9 +308,18 @@ export function slotHolds(doc, t) {
     Array.isArray(doc.counts) && t.shard < doc.counts.length && t.k <= Number(doc.counts[t.shard]);
 }
 
+/** The counts of the ticket's slot when the state carries them (its newest settled slots), in
+ * the slot document's form; null otherwise (then the slot document gives them). */
+export function recentSlot(state, t) {
+  const recent = Array.isArray(state.recent_slots) ? state.recent_slots : [];
+  const found = recent.find(function (r) { return !!r && Number(r.slot) === t.slot; });
+  return found && Array.isArray(found.counts) ? found : null;
+}
+
 /**
  * Where the ticket `t` stands given the newest state document and its slot document (null while
- * it is not known: not fetched yet, or a 404). `now` is in seconds. Returns
+ * it is not known: not fetched yet, or a 404; the state's recent slots stand in for it). `now`
+ * is in seconds. Returns
  * `{kind, position, exact, eta, rank, opensAt}`, kind being one of:
  * - "prequeue": before the draw, `position` people in the pre-queue so far;
  * - "estimate": the slot has not settled yet;
@@ -335,6 +344,7 @@ export async function placeOf(t, state, slotDoc, now = Date.now() / 1000, subtle
     return { ...out, kind: "prequeue", position: inLine, eta, opensAt: num(state.opens_at) };
   }
   let rank = null;
+  if (!slotHolds(slotDoc, t)) { slotDoc = recentSlot(state, t); }
   if (t.slot <= num(state.settled_through, -1) && slotHolds(slotDoc, t)) {
     rank = num(slotDoc.tickets_before) + rankInSlot(slotDoc.counts.map(Number), t.k, t.shard);
     if (num(slotDoc.draw_size) > 0) {

@@ -8,8 +8,9 @@
 import { pickLanguage, plain, textKey, translator } from "./waiting-i18n.mjs";
 import {
   POW_CODES, backoffSeconds, clock, delayMs, firstLookSeconds, jitter, newKey, newStart,
-  newerState, nextLookSeconds, placeBody, placeOf, pollSeconds, readTicket, retryAfterSeconds,
-  returnTarget, safeUrl, shownPlace, solve, ticketStore, transient, usableStorage, waitingTexts,
+  newerState, nextLookSeconds, placeBody, placeOf, pollSeconds, readTicket, recentSlot,
+  retryAfterSeconds, returnTarget, safeUrl, shownPlace, solve, ticketStore, transient,
+  usableStorage, waitingTexts,
 } from "./waiting-logic.mjs";
 
 const QUEUE = document.getElementById("queue");
@@ -453,8 +454,9 @@ function look() {
     roomStatus = typeof state.status === "string" ? state.status : "open";
     if (typeof kept.u !== "number") { kept.u = Math.random(); }
     save(kept);
-    const settled = t.slot <= Number(state.settled_through);
-    // a pre-queue slot too, before the draw: the opening then costs one look (the state)
+    // its counts in the state, or its slot's document (once); a pre-queue slot too, before the
+    // draw: the opening then costs one look (the state)
+    const settled = t.slot <= Number(state.settled_through) && !recentSlot(state, t);
     return (settled ? settledSlot(t, kept) : Promise.resolve(null)).then(function (doc) {
       return placeOf(t, state, doc);
     }).then(function (place) {
