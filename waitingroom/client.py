@@ -561,6 +561,8 @@ class Visitor:
 
     def _decide(self, now: float, slot_asked: bool = False) -> None:
         assert self.ticket is not None and self.state is not None
+        if self.slot is None:  # the state's counts of a slot just settled: kept like the document
+            self.slot = self.state.recent_slot(self.ticket.slot)
         if self.slot is None and not slot_asked and needs_slot(self.ticket, self.state):
             self._phase, self._after = "slot", 0.0
             return

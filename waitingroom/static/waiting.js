@@ -456,7 +456,13 @@ function look() {
     save(kept);
     // its counts in the state, or its slot's document (once); a pre-queue slot too, before the
     // draw: the opening then costs one look (the state)
-    const settled = t.slot <= Number(state.settled_through) && !recentSlot(state, t);
+    const recent = recentSlot(state, t);
+    if (recent && !(slotDoc && slotDoc.slot === t.slot)) {
+      slotDoc = recent;  // kept like the slot's document: it says the same, and never changes
+      kept.slot_doc = recent;
+      save(kept);
+    }
+    const settled = t.slot <= Number(state.settled_through) && !recent;
     return (settled ? settledSlot(t, kept) : Promise.resolve(null)).then(function (doc) {
       return placeOf(t, state, doc);
     }).then(function (place) {
