@@ -678,7 +678,7 @@ def _settled_slot(s: SettledSlot | Mapping[str, Any]) -> SettledSlot:
 # a visitor whose slot has just settled reads its exact place from the state alone, instead of
 # the whole crowd of that slot asking for its document in the same second. Not past this many
 # shards (the state is read by everybody, every look), and not for slots drawn into an order.
-RECENT_SLOTS = 3
+RECENT_SLOTS = 5
 RECENT_SLOTS_MAX_SHARDS = 64
 
 

@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from tests.conftest import ADMIN_KEY, TICKET_SECRET, FakeClock
 from waitingroom import client
 from waitingroom.api import create_app
-from waitingroom.domain import SETTLE_DELAY_SECONDS
+from waitingroom.domain import RECENT_SLOTS, SETTLE_DELAY_SECONDS
 from waitingroom.drainer import Drainer
 from waitingroom.service import Admitted, Waiting, WaitingRoom
 from waitingroom.settings import ApiSettings
@@ -509,7 +509,7 @@ def test_a_visitor_whose_slot_is_no_longer_in_the_state_reads_its_document(
     ticket = client.read_ticket(text)
     fresh = client.read_state(http.get("/rooms/demo/state").json())
     assert fresh.recent_slot(ticket.slot) is not None and not client.needs_slot(ticket, fresh)
-    for _ in range(4):  # later slots with joins push it out
+    for _ in range(RECENT_SLOTS + 1):  # later slots with joins push it out
         memory_service.join("demo", None)
         settle_and_tick(clock, memory_drainer)
     later = client.read_state(http.get("/rooms/demo/state").json())

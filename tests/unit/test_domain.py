@@ -10,6 +10,7 @@ import pytest
 
 from waitingroom.domain import (
     PICKUP_GRACE_SECONDS,
+    RECENT_SLOTS,
     RECENT_SLOTS_MAX_SHARDS,
     SETTLE_DELAY_SECONDS,
     STATE_PUBLISH_SECONDS,
@@ -348,11 +349,16 @@ def test_an_estimate_looks_just_after_its_slot_settles_then_every_second() -> No
     assert settle_look_seconds(10, 60, 600.0, 0.0, 0.5) == 5.0
 
 
-def test_the_state_carries_the_newest_three_settled_slots_that_hold_tickets() -> None:
-    kept = (SettledSlot(10, (1, 1), 0), SettledSlot(11, (2, 0), 2))
-    settled = [SettledSlot(12, (0, 0), 4), SettledSlot(13, (3, 3), 4), SettledSlot(14, (1, 0), 10)]
+def test_the_state_carries_the_newest_settled_slots_that_hold_tickets() -> None:
+    kept = tuple(SettledSlot(s, (1, 1), 2 * (s - 7)) for s in (7, 8, 9, 10, 11))
+    settled = [
+        SettledSlot(12, (0, 0), 10),
+        SettledSlot(13, (3, 3), 10),
+        SettledSlot(14, (1, 0), 16),
+    ]
     # an empty slot is left out; the oldest go first
-    assert [s.slot for s in recent_slots(kept, settled)] == [11, 13, 14]
+    assert [s.slot for s in recent_slots(kept, settled)] == [9, 10, 11, 13, 14]
+    assert len(recent_slots((), kept)) == RECENT_SLOTS
     drawn = SettledSlot(15, (2, 2), 11, draw_start=11, draw_size=4, draw_seed="ab")
     wide = SettledSlot(16, (1,) * (RECENT_SLOTS_MAX_SHARDS + 1), 15)
     # a slot drawn into an order, or one too wide for every look, keeps to its document
