@@ -8,12 +8,15 @@ import threading
 from typing import Any
 
 import pytest
+from fastapi import Request
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+from devtools.events import load_event
 from tests.conftest import ADMIN_KEY, TICKET_SECRET, FakeClock
 from waitingroom import errors
 from waitingroom.api import create_app
+from waitingroom.api.public import from_edge
 from waitingroom.domain import (
     SETTLE_DELAY_SECONDS,
     STATE_HOLD_OVERDUE_SECONDS,
@@ -327,3 +330,30 @@ def test_one_thread_reads_an_expired_state_again_while_the_others_answer_from_th
     assert slow.reads == reads
     slow.go_on.set()
     reader.join(5)
+
+
+@pytest.mark.parametrize(
+    ("event", "via", "held"),
+    [
+        (None, "1.1 waitingroom-edge", True),  # an ASGI server behind nginx
+        ("lambda-url-via-cloudfront", "2.0 abc.cloudfront.net (CloudFront)", True),
+        ("apigw-http-api-v2-proxy", "2.0 abc.cloudfront.net (CloudFront)", False),  # spoofed
+        ("lambda-url-via-cloudfront", None, False),
+        (None, None, False),
+    ],
+)
+def test_only_the_edge_may_have_a_state_request_wait_for_a_settle(
+    event: str | None, via: str | None, held: bool
+) -> None:
+    """A held request costs a Lambda environment for up to a second: only CloudFront (the only
+    caller the function URL lets in) or a local edge may ask for it, not anyone who sends Via to
+    the HTTP API."""
+    scope: dict[str, Any] = {
+        "type": "http",
+        "method": "GET",
+        "path": "/rooms/demo/state",
+        "headers": [(b"via", via.encode())] if via else [],
+    }
+    if event is not None:
+        scope["aws.event"] = load_event(event)
+    assert from_edge(Request(scope)) is held

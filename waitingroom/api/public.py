@@ -15,7 +15,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 
-from waitingroom.api.deps import RoomPath, ServiceDep
+from waitingroom.api.deps import RoomPath, ServiceDep, via_function_url
 from waitingroom.api.errors import RESPONSES, error_response
 from waitingroom.api.models import RecentSlotOut, RoomStateOut, SlotOut
 from waitingroom.domain import STATE_HOLD_SECONDS
@@ -36,13 +36,23 @@ def _not_found(exc: SlotNotFound | UnknownRoom) -> JSONResponse:
     return error_response(404, exc.code, exc.message, {"Cache-Control": cache})
 
 
+def from_edge(request: Request) -> bool:
+    """The request comes from a shared cache: it says so (Via, as CloudFront and the local edge
+    do), and in AWS it came through the function URL, which only CloudFront can call. The same
+    header sent straight to the HTTP API holds nothing: a held request costs a Lambda
+    environment for up to a second, and nobody else may spend those."""
+    if not request.headers.get("via"):
+        return False
+    event = request.scope.get("aws.event")
+    return event is None or via_function_url(event)
+
+
 @router.get("/rooms/{room}/state", response_model=RoomStateOut)
 def room_state(room: RoomPath, svc: ServiceDep, request: Request) -> JSONResponse:
     """Where the room's line stands (CLIENTS.md §2): cached by the edge for about a second."""
-    # A request through a shared cache (it says so in Via, as CloudFront and the local edge do)
-    # fills that cache for everybody: when a settle is due within half a second it waits for it,
-    # so the copy everybody gets for the next second already has it.
-    hold = STATE_HOLD_SECONDS if request.headers.get("via") else 0.0
+    # A request from the edge fills its cache for everybody: when a settle is due within half a
+    # second it waits for it, so the copy everybody gets for the next second already has it.
+    hold = STATE_HOLD_SECONDS if from_edge(request) else 0.0
     try:
         doc = svc.room_document(room, hold)
     except UnknownRoom as exc:
