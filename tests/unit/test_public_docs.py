@@ -22,6 +22,7 @@ from waitingroom.domain import (
     STATE_HOLD_OVERDUE_SECONDS,
     STATE_HOLD_SECONDS,
     STATE_PUBLISH_SECONDS,
+    PublicState,
     draw_place,
     rank_in_slot,
 )
@@ -179,22 +180,46 @@ def joined_and_counted(svc: WaitingRoom, drainer: Drainer, clock: FakeClock) -> 
     return t.slot
 
 
-def test_a_containers_copy_of_the_state_is_read_again_as_soon_as_a_settle_is_due(
+def edge_look(svc: WaitingRoom) -> PublicState:
+    """The state as the edge's refresh gets it, when no settle is due within the hold."""
+    return svc.ctx.reads.state(svc.config("demo"), for_edge=True)
+
+
+def test_the_edges_copy_is_read_again_as_soon_as_a_settle_is_due(
+    memory_store: MemoryStore, memory_drainer: Drainer, clock: FakeClock
+) -> None:
+    svc = WaitingRoom(memory_store, [TICKET_SECRET], issuer="waitingroom", clock=clock)
+    slot = joined_and_counted(svc, memory_drainer, clock)
+    settles = slot + 1 + SETTLE_DELAY_SECONDS
+    clock.now = settles - 0.2
+    assert edge_look(svc).settled_through < slot  # copy read now
+    clock.now = settles + 0.05
+    memory_drainer.tick_room("demo")  # the drainer settles the slot on time
+    clock.now = settles + STATE_PUBLISH_SECONDS + 0.01  # the copy is 0.36 s old
+    assert edge_look(svc).settled_through >= slot
+    # a join's or a poll's copy keeps its second: one read a second per container
+    assert svc.room_document("demo").state.settled_through >= slot
+
+
+def test_while_a_settle_is_overdue_the_edges_copy_is_read_again_every_tenth_of_a_second(
     memory_store: MemoryStore, memory_drainer: Drainer, clock: FakeClock
 ) -> None:
     counting = CountingStore(memory_store)
     svc = WaitingRoom(counting, [TICKET_SECRET], issuer="waitingroom", clock=clock)
     slot = joined_and_counted(svc, memory_drainer, clock)
-    settles = slot + 1 + SETTLE_DELAY_SECONDS
-    clock.now = settles - 0.2
-    assert svc.room_document("demo").state.settled_through < slot  # copy read now
-    clock.now = settles + 0.05
-    memory_drainer.tick_room("demo")  # the drainer settles the slot on time
-    clock.now = settles + STATE_PUBLISH_SECONDS + 0.01  # the copy is 0.36 s old
-    assert svc.room_document("demo").state.settled_through >= slot
+    clock.now = slot + 1 + SETTLE_DELAY_SECONDS + STATE_PUBLISH_SECONDS
+    edge_look(svc)
+    reads = counting.reads
+    for _ in range(40):  # a drainer two seconds late, the edge asking every 50 ms
+        clock.advance(0.05)
+        assert edge_look(svc).settled_through < slot
+    assert 15 <= counting.reads - reads <= 23  # about ten reads a second, not one per request
+    memory_drainer.tick_room("demo")
+    clock.advance(0.11)
+    assert edge_look(svc).settled_through >= slot
 
 
-def test_while_a_settle_is_overdue_the_state_is_read_again_every_tenth_of_a_second(
+def test_joins_and_polls_read_the_state_once_a_second_even_while_a_settle_is_overdue(
     memory_store: MemoryStore, memory_drainer: Drainer, clock: FakeClock
 ) -> None:
     counting = CountingStore(memory_store)
@@ -203,27 +228,10 @@ def test_while_a_settle_is_overdue_the_state_is_read_again_every_tenth_of_a_seco
     clock.now = slot + 1 + SETTLE_DELAY_SECONDS + STATE_PUBLISH_SECONDS
     svc.room_document("demo")
     reads = counting.reads
-    for _ in range(40):  # a drainer two seconds late, polls every 50 ms
+    for _ in range(40):
         clock.advance(0.05)
-        assert svc.room_document("demo").state.settled_through < slot
-    assert 15 <= counting.reads - reads <= 23  # about ten reads a second, not one per poll
-    memory_drainer.tick_room("demo")
-    clock.advance(0.11)
-    assert svc.room_document("demo").state.settled_through >= slot
-
-
-def test_a_room_with_nobody_waiting_on_a_settle_keeps_its_copy_a_second(
-    memory_store: MemoryStore, clock: FakeClock
-) -> None:
-    counting = CountingStore(memory_store)
-    svc = WaitingRoom(counting, [TICKET_SECRET], issuer="waitingroom", clock=clock)
-    svc.put_room("demo", {"max_active": 5})
-    svc.room_document("demo")
-    reads = counting.reads
-    for _ in range(9):
-        clock.advance(0.1)
         svc.room_document("demo")
-    assert counting.reads == reads
+    assert counting.reads - reads <= 2
 
 
 class DrainerOnTime:
@@ -357,3 +365,30 @@ def test_only_the_edge_may_have_a_state_request_wait_for_a_settle(
     if event is not None:
         scope["aws.event"] = load_event(event)
     assert from_edge(Request(scope)) is held
+
+
+def test_one_request_at_a_time_waits_for_a_settle_the_others_answer_at_once(
+    memory_store: MemoryStore, memory_drainer: Drainer, clock: FakeClock
+) -> None:
+    """However many requests say they come from the edge, one thread per room waits."""
+    waiting, go_on = threading.Event(), threading.Event()
+    sleepers: set[int] = set()
+
+    def sleep(seconds: float) -> None:
+        sleepers.add(threading.get_ident())
+        waiting.set()
+        go_on.wait(1)
+        clock.advance(seconds)
+
+    svc = WaitingRoom(memory_store, [TICKET_SECRET], issuer="waitingroom", clock=clock, sleep=sleep)
+    slot = joined_and_counted(svc, memory_drainer, clock)
+    clock.now = slot + 1 + SETTLE_DELAY_SECONDS - 0.2
+    held = threading.Thread(target=svc.room_document, args=("demo", STATE_HOLD_SECONDS))
+    held.start()
+    assert waiting.wait(5)
+    others = [svc.room_document("demo", STATE_HOLD_SECONDS) for _ in range(5)]  # not held
+    assert all(d.state.settled_through < slot for d in others)
+    assert len(sleepers) == 1  # only the first request waited
+    go_on.set()
+    held.join(5)
+    assert not held.is_alive()

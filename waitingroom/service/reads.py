@@ -7,6 +7,7 @@ container, owned by the service; nothing here is module-level.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -31,7 +32,7 @@ T = TypeVar("T")
 JWKS_SECONDS = 300.0
 JWKS_REFETCH_SECONDS = 30.0
 REVOKED_SECONDS = 2.0
-STATE_ROOMS = 1024  # rooms whose state a container keeps (all of them are dropped past that)
+STATE_ROOMS = 1024  # rooms whose state a container keeps (the least recently read go first)
 
 
 class Cached(Generic[T]):
@@ -83,9 +84,11 @@ class RoomReads:
         self.sleep = sleep
         self._configs: Cached[RoomConfig | None] = Cached.ttl(config_ttl, clock)
         self._state_ttl = state_ttl
-        self._states: dict[str, tuple[PublicState, float]] = {}  # room -> (copy, good until)
+        # room -> (its state, read at): one copy for every caller, each judging its age
+        self._states: LRUCache[str, tuple[PublicState, float]] = LRUCache(maxsize=STATE_ROOMS)
         self._states_lock = threading.Lock()
         self._refreshing: set[str] = set()  # rooms whose state a thread is reading now
+        self._holding: set[str] = set()  # rooms whose state a request waits on for the edge
         self._slots: Cached[SettledSlot | None] = Cached(LRUCache(maxsize=20_000))
         self._jwks: Cached[dict[str, Any]] = Cached.ttl(JWKS_SECONDS, clock, size=1)
         self._jwks_refetched_at = 0.0
@@ -102,20 +105,24 @@ class RoomReads:
     def forget_config(self, room: str) -> None:
         self._configs.forget(room)
 
-    def state(self, cfg: RoomConfig, min_version: int = 0) -> PublicState:
-        """The room's public state, as cached: at most `state_ttl` old, and read again just after
-        the drainer should have published a settle (`domain.state_good_until`)."""
+    def state(
+        self, cfg: RoomConfig, min_version: int = 0, *, for_edge: bool = False
+    ) -> PublicState:
+        """The room's public state, as cached: at most `state_ttl` old; `for_edge`, also read
+        again just after the drainer should have published a settle, and every 0.1 s while it
+        is overdue (`domain.state_good_until`): what the edge keeps for everybody. Joins and
+        polls keep the plain life: a container's reads of the one state item stay about one a
+        second however many containers there are."""
         now = self.clock()
         with self._states_lock:
-            st, good_until = self._states.get(cfg.room, (None, 0.0))
-            if (
-                st is not None
-                and st.version >= min_version
-                and (now < good_until or cfg.room in self._refreshing)
-            ):
-                # good, or expired while another thread of this container is reading it
-                # again: one read at a time, not one per request in flight
-                return st
+            st, fetched_at = self._states.get(cfg.room, (None, 0.0))
+            if st is not None and st.version >= min_version:
+                due = self._publish_due(cfg, st) if for_edge else None
+                good_until = state_good_until(fetched_at, self._state_ttl, due)
+                if now < good_until or cfg.room in self._refreshing:
+                    # good, or expired while another thread of this container is reading it
+                    # again: one read at a time, not one per request in flight
+                    return st
             self._refreshing.add(cfg.room)
         try:
             # expired, or the client has seen a newer state from another container: read it
@@ -126,11 +133,10 @@ class RoomReads:
         finally:
             with self._states_lock:
                 self._refreshing.discard(cfg.room)
-        good_until = state_good_until(now, self._state_ttl, self._publish_due(cfg, st))
         with self._states_lock:
-            if len(self._states) >= STATE_ROOMS:
-                self._states.clear()
-            self._states[cfg.room] = (st, good_until)
+            held, _ = self._states.get(cfg.room, (None, 0.0))
+            if held is None or held.version <= st.version:  # a slower, older read loses
+                self._states[cfg.room] = (st, now)
         return st
 
     def _publish_due(self, cfg: RoomConfig, st: PublicState) -> float | None:
@@ -148,15 +154,31 @@ class RoomReads:
         """The state for a shared cache that will answer everybody from it for its life: when
         the drainer should publish a settle within `hold` seconds, wait for that publish (at
         most `STATE_HOLD_OVERDUE_SECONDS` past its due moment) rather than hand out a copy that
-        goes stale at once."""
-        st = self.state(cfg)
+        goes stale at once. One such wait per room at a time: any other request answers at
+        once with the copy there is."""
+        st = self.state(cfg, for_edge=True)
         due = self._publish_due(cfg, st)
         if due is None or due - self.clock() > hold:
             return st
+        with self._states_lock:
+            if cfg.room in self._holding:
+                return st
+            self._holding.add(cfg.room)
+        try:
+            return self._wait_for_publish(cfg, st, due, hold)
+        finally:
+            with self._states_lock:
+                self._holding.discard(cfg.room)
+
+    def _wait_for_publish(
+        self, cfg: RoomConfig, st: PublicState, due: float, hold: float
+    ) -> PublicState:
         deadline = due + STATE_HOLD_OVERDUE_SECONDS
-        while (now := self.clock()) < deadline:
+        looks = math.ceil((hold + STATE_HOLD_OVERDUE_SECONDS) / STATE_OVERDUE_POLL_SECONDS) + 1
+        while looks > 0 and (now := self.clock()) < deadline:
+            looks -= 1
             self.sleep(max(STATE_OVERDUE_POLL_SECONDS, min(due - now, hold)))
-            fresh = self.state(cfg)
+            fresh = self.state(cfg, for_edge=True)
             if fresh.settled_through != st.settled_through:
                 return fresh
             st = fresh
