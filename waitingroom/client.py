@@ -273,8 +273,9 @@ def next_look_seconds(
 
 
 # A join answered within this long (by this visitor's clock against the ticket's server time)
-# means the two clocks agree well enough to time looks by the ticket's join time.
-PLAUSIBLE_ANSWER_SECONDS = 10.0
+# means the two clocks agree well enough to time looks by the ticket's join time (a slow answer
+# in a burst takes a few seconds; a clock further off is not trusted).
+PLAUSIBLE_ANSWER_SECONDS = 5.0
 
 
 def join_moment(ticket: Ticket, answered_at: float) -> float:

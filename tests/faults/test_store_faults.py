@@ -448,3 +448,7 @@ def test_a_browser_asking_for_the_page_while_the_store_is_down_gets_a_page(
     assert r.headers["retry-after"] == "5" and r.headers["cache-control"] == "no-store"
     assert '<meta http-equiv="refresh" content="5">' in r.text  # it tries again by itself
     assert "not answering" in r.text and "Traceback" not in r.text
+    emitted: list[dict[str, float]] = []
+    service.metrics.emit = lambda _svc, room, counts, _g: emitted.append(counts)
+    service.metrics.flush()
+    assert any(c.get("unavailable") == 1 for c in emitted)  # counted for the alarms

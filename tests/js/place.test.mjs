@@ -5,8 +5,8 @@ import { webcrypto } from "node:crypto";
 import { describe, it } from "node:test";
 
 import {
-  firstLookSeconds, nextLookSeconds, newerState, placeBody, placeOf, readTicket, recentSlot,
-  waitingTexts,
+  clockSkew, firstLookSeconds, nextLookSeconds, newerState, placeBody, placeOf, readTicket,
+  recentSlot, waitingTexts,
 } from "../../waitingroom/static/waiting-logic.mjs";
 
 globalThis.crypto ??= webcrypto;
@@ -275,5 +275,24 @@ describe("a slot's counts in the state", () => {
     assert.equal(recentSlot(other, T), null);
     assert.equal((await placeOf(T, other, null)).exact, false);
     assert.equal(recentSlot({ ...STATE, recent_slots: "nonsense" }, T), null);
+  });
+});
+
+describe("the browser's clock against the server's", () => {
+  const ticket = { room: "demo", slot: SLOT, shard: 0, k: 3, joinedMs: (SLOT + 0.4) * 1000 };
+
+  it("is taken as the server's when the join answered within a few seconds by it", () => {
+    assert.equal(clockSkew(SLOT + 0.5, ticket), 0);
+    assert.equal(clockSkew(SLOT + 3.4, ticket), 0);  // a slow answer in a burst
+  });
+
+  it("is corrected by how far off it is otherwise, so looks are timed from the answer", () => {
+    assert.ok(Math.abs(clockSkew(SLOT - 3599.6, ticket) + 3600) < 1e-6);  // an hour behind
+    assert.ok(Math.abs(clockSkew(SLOT + 60.4, ticket) - 60) < 1e-6);  // a minute ahead
+    const estimate = { position: 120, position_is_exact: false, poll_after_seconds: 2,
+      opens_at: null, slot_seconds: 1 };
+    const behind = SLOT - 3599.6;
+    const look = firstLookSeconds(estimate, ticket, 0, behind - clockSkew(behind, ticket));
+    assert.ok(Math.abs(look - 1.9) < 1e-6, String(look));  // as if it had just joined
   });
 });

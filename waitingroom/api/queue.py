@@ -18,7 +18,7 @@ from waitingroom.api.deps import (
     client_key,
     settings_of,
 )
-from waitingroom.api.errors import NO_STORE, RESPONSES, RETRY_AFTER_SECONDS
+from waitingroom.api.errors import NO_STORE, RESPONSES, RETRY_AFTER_SECONDS, note_unavailable
 from waitingroom.api.models import (
     AdmittedOut,
     ChallengeOut,
@@ -100,7 +100,8 @@ def waiting_page(room: PageRoomPath, request: Request, svc: ServiceDep) -> Respo
         cfg = svc.config(room)
     except (InvalidRequest, UnknownRoom):
         return page.not_found_page(room)
-    except StoreUnavailable:
+    except StoreUnavailable as exc:
+        note_unavailable(request, exc)
         return page.unavailable_page(RETRY_AFTER_SECONDS)
     return page.waiting_page_response(room, request.headers.get("if-none-match"), cfg)
 

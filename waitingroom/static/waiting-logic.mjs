@@ -508,6 +508,19 @@ export function backoffSeconds(failures, retryAfter = 0, random = Math.random) {
   return Math.max(jitter(wait, random), retryAfter);
 }
 
+// A join answered within this long (by the browser's clock against the ticket's server time)
+// means the two clocks agree well enough to time looks by the ticket (as client.py does).
+const PLAUSIBLE_ANSWER_SECONDS = 5;
+
+/** Seconds to take off the browser's clock to read it as the server's, from the join answered
+ * at `answeredAt` (seconds) for `ticket`: 0 when the clocks agree, else how far off it is (then
+ * the looks are timed from when the answer came). */
+export function clockSkew(answeredAt, ticket) {
+  if (!ticket) { return 0; }
+  const off = answeredAt - ticket.joinedMs / 1000;
+  return off >= 0 && off <= PLAUSIBLE_ANSWER_SECONDS ? 0 : off;
+}
+
 /** The first look after a join: an estimate looks just after its slot settles, at the
  * visitor's own moment `u` (from the slot length the join states); anything else as the
  * server asked, jittered. */

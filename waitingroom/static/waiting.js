@@ -7,10 +7,10 @@
 // waiting-i18n.mjs: every text is English here and translated by `t`).
 import { pickLanguage, plain, textKey, translator } from "./waiting-i18n.mjs";
 import {
-  POW_CODES, backoffSeconds, clock, delayMs, firstLookSeconds, jitter, newKey, newStart,
-  newerState, nextLookSeconds, placeBody, placeOf, pollSeconds, readTicket, recentSlot,
-  retryAfterSeconds, returnTarget, safeUrl, shownPlace, solve, ticketStore, transient,
-  usableStorage, waitingTexts,
+  POW_CODES, backoffSeconds, clock, clockSkew, delayMs, firstLookSeconds, jitter, newKey,
+  newStart, newerState, nextLookSeconds, placeBody, placeOf, pollSeconds, readTicket,
+  recentSlot, retryAfterSeconds, returnTarget, safeUrl, shownPlace, solve, ticketStore,
+  transient, usableStorage, waitingTexts,
 } from "./waiting-logic.mjs";
 
 const QUEUE = document.getElementById("queue");
@@ -298,6 +298,8 @@ function join() {
       now.number = r.body.number;
       now.joined_at = Date.now();
       now.u = Math.random();  // this visitor's own moment in a pre-queue's opening spread
+      // the browser's clock against the server's, from the join time the ticket carries
+      now.skew = clockSkew(Date.now() / 1000, readTicket(now.ticket));
       delete now.first;
       delete now.first_exact;
       delete now.slot_doc;
@@ -308,7 +310,8 @@ function join() {
       slotDoc = null;
       closedAsked = false;
       renderWaiting(r.body);
-      later(look, firstLookSeconds(r.body, readTicket(now.ticket), now.u));
+      const serverNow = Date.now() / 1000 - now.skew;
+      later(look, firstLookSeconds(r.body, readTicket(now.ticket), now.u, serverNow));
     } else if (st === 409 && r.body.error === "room_closed") {
       closed(r.body.message);
     } else if (st === 503 && r.body.error === "room_full") {
@@ -475,7 +478,8 @@ function look() {
         status();  // the API's 410 says when nobody more will be let in
       } else {
         if (place.kind !== "closed") { renderWaiting(placeBody(place)); }
-        later(look, jitter(nextLookSeconds(place, state, kept.u, Date.now() / 1000, t)));
+        const serverNow = Date.now() / 1000 - (Number(kept.skew) || 0);
+        later(look, jitter(nextLookSeconds(place, state, kept.u, serverNow, t)));
       }
     });
   }).then(null, function () {
