@@ -22,11 +22,13 @@ import random
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from waitingroom import page
 from waitingroom.domain import (
     COALESCE_SECONDS,
     PREQUEUE_PER_SECOND,
+    RECENT_SLOTS,
     SETTLE_DELAY_SECONDS,
     eta_seconds,
     ledger_shards_for,
@@ -69,6 +71,7 @@ SMALL_ITEM_RRU = 0.5
 # E[1 / (0.8 + 0.4 u)] = ln(1.5) / 0.4 times that of the unspread interval.
 JITTER_RATE = math.log(1.5) / 0.4
 RESPONSE_HEADER_BYTES = 400  # status line and headers of a small JSON answer, approximately
+CLOUDFRONT_COMPRESS_BYTES = 1_000  # CloudFront compresses answers from this size (Compress: true)
 
 
 @dataclass(frozen=True)
@@ -487,9 +490,10 @@ class Cost:
         }
 
 
-def state_document_bytes() -> int:
-    """A room state as CLIENTS.md §2 shows it, with a million-visitor room's numbers."""
-    doc = {
+def state_document_bytes(scale: Scale | None = None) -> int:
+    """A room state as CLIENTS.md §2 shows it, with a million-visitor room's numbers; with a
+    `scale`, as it is now: the unsettled counts and the newest settled slots' counts too."""
+    doc: dict[str, Any] = {
         "room": "launch", "version": 182_245, "status": "open", "slot_seconds": 1,
         "settled_through": 1_764_505_234, "settled_total": 1_000_000, "consumed": 123_456,
         "waiting": 876_544, "join_rate_per_slot": 19_876.5, "admit_rate": 1_000.1,
@@ -498,7 +502,24 @@ def state_document_bytes() -> int:
         "draw_seed": "3f9a0c1e5b7d2f4a6c8e0b1d3f5a7c9e", "closed_slot": None,
         "updated_at": 1_764_505_237.1,
     }  # fmt: skip
-    return len(json.dumps(doc)) + RESPONSE_HEADER_BYTES
+    if scale is not None:
+        per_slot = round(scale.join_rate * scale.slot_seconds)
+        rng = random.Random(1)  # shards' counts differ a little, as Poisson counts do
+        mean = per_slot // scale.shards
+        doc["shards"] = scale.shards
+        doc["unsettled_counts"] = [per_slot] * 3
+        doc["recent_slots"] = [
+            {
+                "slot": 1_764_505_230 + i,
+                "counts": [round(rng.gauss(mean, math.sqrt(mean))) for _ in range(scale.shards)],
+                "tickets_before": 999_999,
+            }
+            for i in range(RECENT_SLOTS)
+        ]
+    raw = json.dumps(doc).encode()
+    if len(raw) >= CLOUDFRONT_COMPRESS_BYTES:  # browsers accept gzip; CloudFront compresses
+        raw = gzip.compress(raw)
+    return len(raw) + RESPONSE_HEADER_BYTES
 
 
 def slot_document_bytes(scale: Scale, per_slot: int) -> int:
@@ -534,7 +555,7 @@ def cost_per_million(scale: Scale, *, before: bool) -> tuple[Cost, dict[str, flo
     c = Cost()
     c.wru = visitors * (JOIN_WRU + ADMIT_WRU + PICKUP_WRU + COMPLETE_WRU)
     c.rru = visitors * (PICKUP_RRU + COMPLETE_RRU)
-    small = state_document_bytes()
+    small = state_document_bytes(None if before else scale)
     ms = durations(scale)
     if before:
         polls = per["looks before the slot settles"] + per["looks at the place"]

@@ -315,7 +315,8 @@ def main(argv: list[str] | None = None) -> int:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="visitors go through the local caching edge (nginx), as they go through "
-        "CloudFront in AWS (default); --no-edge sends every request straight to the API",
+        "CloudFront in AWS (default); --no-edge sends every request straight to the API (nginx "
+        "still starts with the stack)",
     )
     p.add_argument(
         "--history",

@@ -106,7 +106,12 @@ class RoomState:
     updated_at: float
     shards: int = 1
     unsettled_counts: tuple[int, ...] = ()
+    recent_slots: tuple[SettledSlot, ...] = ()  # the newest settled slots' counts
     admit_forecast: tuple[tuple[float, int], ...] = ()
+
+    def recent_slot(self, slot: int) -> SettledSlot | None:
+        """Slot `slot`'s counts when the state carries them (then no slot document is needed)."""
+        return next((r for r in self.recent_slots if r.slot == slot), None)
 
 
 def _optional(value: Any, kind: Callable[[Any], Any]) -> Any:
@@ -137,6 +142,7 @@ def read_state(doc: Any) -> RoomState:
             updated_at=float(doc.get("updated_at") or 0.0),
             shards=int(doc.get("shards") or 1),
             unsettled_counts=tuple(int(n) for n in doc.get("unsettled_counts") or ()),
+            recent_slots=tuple(read_slot(r) for r in doc.get("recent_slots") or ()),
             admit_forecast=tuple((float(t), int(n)) for t, n in doc.get("admit_forecast") or ()),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -182,18 +188,21 @@ def _in_prequeue(ticket: Ticket, state: RoomState) -> bool:
 
 
 def needs_slot(ticket: Ticket, state: RoomState) -> bool:
-    """The ticket's slot has settled: its (immutable) document gives the exact rank. In the
-    pre-queue too, before the draw: the opening then costs one look (the state) a visitor."""
-    return ticket.slot <= state.settled_through
+    """The ticket's slot has settled: its (immutable) document gives the exact rank, unless the
+    state carries its counts. In the pre-queue too, before the draw: the opening then costs one
+    look (the state) a visitor."""
+    return ticket.slot <= state.settled_through and state.recent_slot(ticket.slot) is None
 
 
 def place(
     ticket: Ticket, state: RoomState, slot: SettledSlot | None, now: float | None = None
 ) -> Place:
-    """The ticket's place from the newest state and, once settled, its slot's document (`now`:
-    the clock, for the ETA from a state a moment old)."""
+    """The ticket's place from the newest state and, once settled, its slot's document (or the
+    slot's counts the state carries); `now`: the clock, for the ETA from a state a moment old."""
     age = 0.0 if now is None else now - state.updated_at
     closed = state.status == "closed"
+    if slot is None or slot.slot != ticket.slot:
+        slot = state.recent_slot(ticket.slot) or slot
     if _in_prequeue(ticket, state) and not state.draw_seed:
         if closed:
             return Place("closed", 0, False, None)
@@ -268,6 +277,20 @@ def next_look_seconds(
             settle = settle_look_seconds(ticket.slot, state.slot_seconds, joined_at, since_join, u)
         return settle if settle is not None else max(1.0, min(wait, 3.0))
     return wait
+
+
+# A join answered within this long (by this visitor's clock against the ticket's server time)
+# means the two clocks agree well enough to time looks by the ticket's join time (a slow answer
+# in a burst takes a few seconds; a clock further off is not trusted).
+PLAUSIBLE_ANSWER_SECONDS = 5.0
+
+
+def join_moment(ticket: Ticket, answered_at: float) -> float:
+    """When the visitor joined, by its own clock: the ticket's server time, unless the clocks
+    plainly disagree (then when the answer came). A slow answer then does not delay the looks
+    timed from the join by as much as it took."""
+    server = ticket.joined_ms / 1000
+    return server if 0 <= answered_at - server <= PLAUSIBLE_ANSWER_SECONDS else answered_at
 
 
 def place_of_answer(body: Mapping[str, Any]) -> Place:
@@ -363,7 +386,7 @@ class Visitor:
         self._rejoined = False
         self._closed_asked = False
         self._status_version = 0
-        self._joined_at: float | None = None  # by this visitor's clock, when the join answered
+        self._joined_at: float | None = None  # by this visitor's clock, when it joined
         if ticket is not None:
             try:
                 self.ticket = read_ticket(ticket)
@@ -464,11 +487,25 @@ class Visitor:
             return
         shown = place_of_answer(body)
         self._set_place(shown)
-        self._joined_at = now
+        self._joined_at = join_moment(self.ticket, now)
         self._phase = "status" if self.status_only else "look"
-        # an estimate's first look is timed by the API to just after the slot settles
-        spread = 1.0 if shown.kind == "estimate" else self._spread()
-        self._after = float(body.get("poll_after_seconds") or 1) * spread
+        self._after = self._first_look(shown, body, now)
+
+    def _first_look(self, shown: Place, body: Mapping[str, Any], now: float) -> float:
+        """An estimate looks first just after its slot settles, at this visitor's own moment
+        in the spread (from the slot length the join states; else as the API said, for the
+        middle of the spread and to the second); any other place as the API said, spread."""
+        if shown.kind != "estimate":
+            return float(body.get("poll_after_seconds") or 1) * self._spread()
+        assert self.ticket is not None and self._joined_at is not None
+        slot_seconds = body.get("slot_seconds")
+        if isinstance(slot_seconds, int) and slot_seconds > 0:
+            joined_at = self.ticket.joined_ms / 1000
+            since = now - self._joined_at
+            look = settle_look_seconds(self.ticket.slot, slot_seconds, joined_at, since, self.u)
+            if look is not None:
+                return look
+        return float(body.get("poll_after_seconds") or 1)
 
     def _admit(self, body: dict[str, Any], status: int) -> None:
         self._set_place(Place("turn", 0, True, 0))
@@ -532,6 +569,8 @@ class Visitor:
 
     def _decide(self, now: float, slot_asked: bool = False) -> None:
         assert self.ticket is not None and self.state is not None
+        if self.slot is None:  # the state's counts of a slot just settled: kept like the document
+            self.slot = self.state.recent_slot(self.ticket.slot)
         if self.slot is None and not slot_asked and needs_slot(self.ticket, self.state):
             self._phase, self._after = "slot", 0.0
             return

@@ -19,6 +19,7 @@ import math
 import statistics
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from waitingroom import rooms
 from waitingroom.forecast import Flow, eta_from_forecast
@@ -47,16 +48,73 @@ def last_settleable_slot(now: float, slot_seconds: int) -> int:
     return slot_of(now - SETTLE_DELAY_SECONDS, slot_seconds) - 1
 
 
+# Joins per slot (the drainer's running average) past which the slot open at a tick is taken to
+# be joined too, though its count then was still 0.
+BUSY_JOINS_PER_SLOT = 0.5
+
+
 def next_settle_at(
-    settled_through: int, unsettled_counts: Sequence[int], slot_seconds: int
+    settled_through: int,
+    unsettled_counts: Sequence[int],
+    slot_seconds: int,
+    join_rate_per_slot: float = 0.0,
 ) -> float | None:
     """When the oldest slot that somebody joined and that has not settled yet can settle (its
     end + the settle delay): a drainer that ticks then turns those visitors' estimates into
-    exact places at once rather than up to a whole tick later. None when nobody is counted."""
+    exact places at once rather than up to a whole tick later. While joins keep coming
+    (`join_rate_per_slot`), the slot open when they were counted is one of those even with
+    nobody counted in it yet. None when nobody is counted or expected."""
     for i, count in enumerate(unsettled_counts):
         if count:
             return slot_end(settled_through + 1 + i, slot_seconds) + SETTLE_DELAY_SECONDS
+    if unsettled_counts and join_rate_per_slot >= BUSY_JOINS_PER_SLOT:
+        last = settled_through + len(unsettled_counts)
+        return slot_end(last, slot_seconds) + SETTLE_DELAY_SECONDS
     return None
+
+
+# How long a copy of the room state stays good for answering polls. A copy is dropped when the
+# next slot somebody joined should have settled (the drainer ticks then and publishes within
+# STATE_PUBLISH_SECONDS), not up to a whole cache life later: every copy made from it (the API
+# container's, the edge's) would otherwise show that slot unsettled a second or two longer.
+# While that settle is overdue, the copy is read again every STATE_OVERDUE_POLL_SECONDS, for
+# at most STATE_OVERDUE_LIMIT_SECONDS (then the drainer is down or far behind: the usual life).
+STATE_PUBLISH_SECONDS = 0.15
+STATE_OVERDUE_POLL_SECONDS = 0.1
+STATE_OVERDUE_LIMIT_SECONDS = 10.0
+# A shared cache (the edge) that refreshes its copy just before such a publish would keep the
+# old one for its whole life: its request, when the publish is due within this long, waits for
+# it (and for at most STATE_HOLD_OVERDUE_SECONDS past the due moment).
+STATE_HOLD_SECONDS = 0.5
+STATE_HOLD_OVERDUE_SECONDS = 0.5
+
+
+def publish_due(
+    settled_through: int,
+    unsettled_counts: Sequence[int],
+    updated_at: float,
+    slot_seconds: int,
+    join_rate_per_slot: float = 0.0,
+) -> float | None:
+    """When the drainer should have published the next settle somebody waits on (None: nobody
+    waits on one, or the drainer ticked after it and did not settle that slot, as in a draw
+    window or before a scheduled opening)."""
+    settles = next_settle_at(settled_through, unsettled_counts, slot_seconds, join_rate_per_slot)
+    if settles is None or updated_at >= settles:
+        return None
+    return settles + STATE_PUBLISH_SECONDS
+
+
+def state_good_until(fetched_at: float, ttl: float, due: float | None) -> float:
+    """Until when a copy of the room state read at `fetched_at` answers polls (see above);
+    `due` is its `publish_due`."""
+    if due is None:
+        return fetched_at + ttl
+    if fetched_at < due:
+        return min(fetched_at + ttl, due)
+    if fetched_at - due < STATE_OVERDUE_LIMIT_SECONDS:
+        return fetched_at + min(ttl, STATE_OVERDUE_POLL_SECONDS)
+    return fetched_at + ttl
 
 
 def join_was_late(slot: int, slot_seconds: int, answered_at: float) -> bool:
@@ -453,6 +511,7 @@ SETTLE_SPREAD_SECONDS = 0.7
 SETTLED_RELOOK_SECONDS = 1.0
 SETTLE_RELOOK_WINDOW_SECONDS = 5.0
 ESTIMATE_MAX_LOOK_SECONDS = 5.0
+LOOK_TOLERANCE_SECONDS = 0.05  # a look this close to its moment is that look
 
 
 def settle_look_seconds(
@@ -463,7 +522,7 @@ def settle_look_seconds(
     None: its slot should have settled long ago, look at the usual pace."""
     settles = slot_end(slot, slot_seconds) + SETTLE_DELAY_SECONDS + SETTLE_LOOK_SECONDS
     first = settles - joined_at + u * SETTLE_SPREAD_SECONDS
-    if since_join < first:
+    if since_join < first - LOOK_TOLERANCE_SECONDS:
         return min(ESTIMATE_MAX_LOOK_SECONDS, first - since_join)
     if since_join < settles - joined_at + SETTLE_RELOOK_WINDOW_SECONDS:
         return SETTLED_RELOOK_SECONDS
@@ -605,19 +664,50 @@ class PublicState:
     # joins counted at `updated_at` in every shard of each slot after `settled_through`, up to
     # the one open then (estimates before a slot settles; see `estimated_position`)
     unsettled_counts: tuple[int, ...] = ()
+    # the newest settled slots that hold tickets (natural order only: `recent_slots`)
+    recent_slots: tuple[SettledSlot, ...] = ()
     # admissions expected (seconds after `updated_at`, how many by then) while the room admits:
     # every client's ETA (`eta_seconds`); past its last point, `admit_rate`
     admit_forecast: tuple[tuple[float, int], ...] = ()
 
     def __post_init__(self) -> None:
-        # stored as JSON lists: always tuples here, so that states compare equal
+        # stored as JSON lists and objects: always tuples and SettledSlots here, so that states
+        # compare equal
         object.__setattr__(self, "unsettled_counts", tuple(self.unsettled_counts))
+        object.__setattr__(self, "recent_slots", tuple(map(_settled_slot, self.recent_slots)))
         forecast = tuple((float(t), int(n)) for t, n in self.admit_forecast)
         object.__setattr__(self, "admit_forecast", forecast)
 
     @property
     def waiting_settled(self) -> int:
         return self.settled_total - self.consumed
+
+
+def _settled_slot(s: SettledSlot | Mapping[str, Any]) -> SettledSlot:
+    if isinstance(s, SettledSlot):
+        return s
+    counts = tuple(int(c) for c in s["counts"])
+    return SettledSlot(int(s["slot"]), counts, int(s["cum_before"]))
+
+
+# The room state carries the newest few settled slots that hold tickets (their final counts):
+# a visitor whose slot has just settled reads its exact place from the state alone, instead of
+# the whole crowd of that slot asking for its document in the same second. Not past this many
+# shards (the state is read by everybody, every look), and not for slots drawn into an order.
+RECENT_SLOTS = 5
+RECENT_SLOTS_MAX_SHARDS = 64
+
+
+def recent_slots(
+    kept: Sequence[SettledSlot], settled: Sequence[SettledSlot]
+) -> tuple[SettledSlot, ...]:
+    """The newest RECENT_SLOTS settled slots holding tickets, after this tick settled `settled`."""
+    fresh = [
+        s
+        for s in settled
+        if s.total and not s.draw_size and len(s.counts) <= RECENT_SLOTS_MAX_SHARDS
+    ]
+    return tuple([*kept, *fresh][-RECENT_SLOTS:])
 
 
 @dataclass(frozen=True, slots=True)

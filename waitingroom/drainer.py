@@ -261,7 +261,12 @@ class Drainer:
         settle_at = (
             None
             if cfg.queueing == "random"
-            else next_settle_at(new_pub.settled_through, new_pub.unsettled_counts, cfg.slot_seconds)
+            else next_settle_at(
+                new_pub.settled_through,
+                new_pub.unsettled_counts,
+                cfg.slot_seconds,
+                new_pub.join_rate_per_slot,
+            )
         )
         return replace(report, settle_at=settle_at)
 

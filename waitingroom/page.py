@@ -98,6 +98,7 @@ class _Files:
     head: str  # what {{head}} stands for, the assets' hashed names filled in
     queue: str  # what {{queue}} stands for; its room and title still to fill
     not_found: str  # the page of an unknown room
+    unavailable: str  # the page while the store is not answering
     assets: Mapping[str, _Asset]  # by hashed name
 
 
@@ -157,6 +158,7 @@ def _files() -> _Files:
         head=named(_read("head.html")).strip(),
         queue=queue.replace("{{languages}}", buttons).strip(),
         not_found=named(_read("not-found.html")),
+        unavailable=named(_read("unavailable.html")),
         assets=MappingProxyType(assets),
     )
 
@@ -291,6 +293,18 @@ def waiting_page_response(
     etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
     headers = {**_PAGE_HEADERS, "Content-Security-Policy": page_csp(cfg)}
     return _answer(body, "text/html", etag, if_none_match, headers)
+
+
+def unavailable_page(retry_after: int) -> Response:
+    """What a browser gets for the waiting page while the store is not answering: a page that
+    reloads itself (a meta refresh: no script), with Retry-After, not the API's JSON."""
+    body = _files().unavailable.replace("{{retry}}", str(retry_after))
+    headers = {
+        **_NOT_FOUND_HEADERS,
+        "Content-Security-Policy": PAGE_CSP,
+        "Retry-After": str(retry_after),
+    }
+    return Response(body, status_code=503, media_type="text/html", headers=headers)
 
 
 def not_found_page(room: str) -> Response:

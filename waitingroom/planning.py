@@ -32,6 +32,7 @@ from waitingroom.domain import (
     draw_windows,
     last_settleable_slot,
     percentile,
+    recent_slots,
     slot_of,
     whole_windows_end,
     window_slots,
@@ -199,6 +200,7 @@ def plan_tick(
     new_pub = _public_after(
         pub, new_dst, window=window, joined=joined, admitted=n, acc=acc, now=now
     )
+    new_pub = replace(new_pub, recent_slots=recent_slots(pub.recent_slots, settled))
     new_pub = with_forecast(cfg, new_pub, new_dst, acc.active + n, now)
     return TickPlan(
         pub=new_pub,

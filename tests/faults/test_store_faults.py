@@ -433,3 +433,22 @@ def test_a_persistent_throttle_is_store_unavailable_in_the_drainer_too(throttled
         store.get_public_state(ROOM, consistent=True)
     with pytest.raises(StoreUnavailable):
         store.commit_state(ROOM, PublicState(), DrainerState(), expected_version=0)
+
+
+def test_a_browser_asking_for_the_page_while_the_store_is_down_gets_a_page(
+    throttled: Any, dynamodb_endpoint: str, table: str
+) -> None:
+    _store, service, throttle = throttled
+    service.put_room("other", {"max_active": 5})  # (its config is not cached after a change)
+    throttle("ThrottlingException", 10**6)
+    with wire_api(service, dynamodb_endpoint, table) as api:
+        r = api.get("/rooms/other")
+    assert r.status_code == 503
+    assert r.headers["content-type"].startswith("text/html")
+    assert r.headers["retry-after"] == "5" and r.headers["cache-control"] == "no-store"
+    assert '<meta http-equiv="refresh" content="5">' in r.text  # it tries again by itself
+    assert "not answering" in r.text and "Traceback" not in r.text
+    emitted: list[dict[str, float]] = []
+    service.metrics.emit = lambda _svc, room, counts, _g: emitted.append(counts)
+    service.metrics.flush()
+    assert any(c.get("unavailable") == 1 for c in emitted)  # counted for the alarms

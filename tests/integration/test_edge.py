@@ -10,6 +10,7 @@ requests reached the API is read from the edge's own JSON access log.
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from collections.abc import Iterator
@@ -277,3 +278,21 @@ def test_the_baseline_proxy_caches_nothing(stack: Stack, tmp_path: Path) -> None
         assert [r.status_code for r in answers] == [200, 200]
         assert [r.headers["x-cache"] for r in answers] == ["Miss", "Miss"]
         assert plain.wait_fetches(path, 2) == 2
+
+
+def test_the_edge_keeps_the_state_to_the_end_of_the_second_it_fetched_it(stack: Stack) -> None:
+    """max-age=1 on nginx's whole-second clock would keep it up to two seconds: every other
+    settle would reach visitors a second late."""
+    path = f"/rooms/{ROOM}/state"
+    stack.client.get(path)  # whatever was cached before
+    time.sleep(math.ceil(time.time()) - time.time() + 0.05)  # just past a second's start
+    fetched = stack.edge.fetches(path)
+    first = stack.client.get(path)
+    assert first.headers["x-cache-status"] in ("MISS", "EXPIRED", "STALE")
+    assert "x-accel-expires" not in first.headers  # nginx keeps it to itself
+    time.sleep(0.3)
+    assert stack.client.get(path).headers["x-cache-status"] == "HIT"
+    assert stack.edge.wait_fetches(path, fetched + 1) == fetched + 1
+    time.sleep(math.ceil(time.time()) - time.time() + 0.05)  # into the next second
+    stack.client.get(path)
+    assert stack.edge.wait_fetches(path, fetched + 2) == fetched + 2  # fetched again

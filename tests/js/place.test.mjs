@@ -5,7 +5,8 @@ import { webcrypto } from "node:crypto";
 import { describe, it } from "node:test";
 
 import {
-  nextLookSeconds, newerState, placeBody, placeOf, readTicket, waitingTexts,
+  clockSkew, firstLookSeconds, nextLookSeconds, newerState, placeBody, placeOf, readTicket,
+  recentSlot, waitingTexts,
 } from "../../waitingroom/static/waiting-logic.mjs";
 
 globalThis.crypto ??= webcrypto;
@@ -227,5 +228,71 @@ describe("nextLookSeconds", () => {
     // opened, the seed still not public: again within the spread
     const late = nextLookSeconds({ kind: "prequeue" }, pre, 0.5, opens + 8);
     assert.equal(late, 2 + 0.5 * 20);
+  });
+});
+
+describe("the first look after a join", () => {
+  const ticket = { room: "demo", slot: SLOT, shard: 0, k: 3, joinedMs: (SLOT + 0.4) * 1000 };
+  const estimate = { position: 120, position_is_exact: false, eta_seconds: 30,
+    poll_after_seconds: 2, opens_at: null, slot_seconds: 1 };
+
+  it("comes just after the slot settles, whenever the answer arrived", () => {
+    // slot ends at SLOT + 1, settles a second later; u = 0 looks first in the spread
+    const prompt = firstLookSeconds(estimate, ticket, 0, SLOT + 0.5, () => 0.5);
+    const slow = firstLookSeconds(estimate, ticket, 0, SLOT + 1.5, () => 0.5);
+    assert.ok(Math.abs(SLOT + 0.5 + prompt - (SLOT + 2.3)) < 1e-6, String(prompt));
+    assert.ok(Math.abs(SLOT + 1.5 + slow - (SLOT + 2.3)) < 1e-6, String(slow));  // a second less
+  });
+
+  it("is spread over the visitor's own moment", () => {
+    const early = firstLookSeconds(estimate, ticket, 0, SLOT + 0.5);
+    const late = firstLookSeconds(estimate, ticket, 0.99, SLOT + 0.5);
+    assert.ok(late - early > 0.6, `${early} ${late}`);
+  });
+
+  it("is as the server asked for an exact place, a pre-queue or an old answer", () => {
+    const half = () => 0.5;  // no jitter
+    assert.equal(firstLookSeconds({ ...estimate, position_is_exact: true }, ticket, 0, SLOT, half), 2);
+    assert.equal(firstLookSeconds({ ...estimate, opens_at: SLOT + 60 }, ticket, 0, SLOT, half), 2);
+    const noSlot = { ...estimate };
+    delete noSlot.slot_seconds;
+    assert.equal(firstLookSeconds(noSlot, ticket, 0, SLOT, half), 2);
+  });
+});
+
+describe("a slot's counts in the state", () => {
+  const recent = { slot: SLOT, counts: [3, 2, 4], tickets_before: 5000 };
+
+  it("give the exact place without the slot document", async () => {
+    const withCounts = { ...STATE, recent_slots: [{ slot: SLOT - 1, counts: [1], tickets_before: 4990 }, recent] };
+    assert.deepEqual(recentSlot(withCounts, T), recent);
+    assert.deepEqual(await placeOf(T, withCounts, null), await placeOf(T, STATE, DOC));
+    assert.equal((await placeOf(T, withCounts, null)).exact, true);
+  });
+
+  it("are not there for other slots: an estimate until the document comes", async () => {
+    const other = { ...STATE, recent_slots: [{ ...recent, slot: SLOT + 1 }] };
+    assert.equal(recentSlot(other, T), null);
+    assert.equal((await placeOf(T, other, null)).exact, false);
+    assert.equal(recentSlot({ ...STATE, recent_slots: "nonsense" }, T), null);
+  });
+});
+
+describe("the browser's clock against the server's", () => {
+  const ticket = { room: "demo", slot: SLOT, shard: 0, k: 3, joinedMs: (SLOT + 0.4) * 1000 };
+
+  it("is taken as the server's when the join answered within a few seconds by it", () => {
+    assert.equal(clockSkew(SLOT + 0.5, ticket), 0);
+    assert.equal(clockSkew(SLOT + 3.4, ticket), 0);  // a slow answer in a burst
+  });
+
+  it("is corrected by how far off it is otherwise, so looks are timed from the answer", () => {
+    assert.ok(Math.abs(clockSkew(SLOT - 3599.6, ticket) + 3600) < 1e-6);  // an hour behind
+    assert.ok(Math.abs(clockSkew(SLOT + 60.4, ticket) - 60) < 1e-6);  // a minute ahead
+    const estimate = { position: 120, position_is_exact: false, poll_after_seconds: 2,
+      opens_at: null, slot_seconds: 1 };
+    const behind = SLOT - 3599.6;
+    const look = firstLookSeconds(estimate, ticket, 0, behind - clockSkew(behind, ticket));
+    assert.ok(Math.abs(look - 1.9) < 1e-6, String(look));  // as if it had just joined
   });
 });

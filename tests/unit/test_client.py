@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from tests.conftest import ADMIN_KEY, TICKET_SECRET, FakeClock
 from waitingroom import client
 from waitingroom.api import create_app
-from waitingroom.domain import SETTLE_DELAY_SECONDS
+from waitingroom.domain import RECENT_SLOTS, SETTLE_DELAY_SECONDS, settle_look_seconds
 from waitingroom.drainer import Drainer
 from waitingroom.service import Admitted, Waiting, WaitingRoom
 from waitingroom.settings import ApiSettings
@@ -264,11 +264,12 @@ def test_a_visitor_waits_on_the_documents_and_calls_status_once_to_pick_up(
     kinds = transport.kinds()
     assert kinds[0] == "join" and kinds.count("join") == 1
     assert kinds.count("status") == 1  # the pickup
-    assert kinds.count("slot") == 1  # fetched once, immutable
+    # the slot's counts came with the state that settled it: no slot document at all
+    assert kinds.count("slot") == 0
     assert kinds[-1] == "status"
     exact = [p.position for p in shown if p.kind == "waiting"]
     assert exact and exact == sorted(exact, reverse=True)  # never goes up
-    assert visitor.requests == {"join": 1, "state": kinds.count("state"), "slot": 1, "status": 1}
+    assert visitor.requests == {"join": 1, "state": kinds.count("state"), "status": 1}
 
 
 def test_a_forged_stored_ticket_is_checked_once_and_a_new_place_taken(
@@ -464,3 +465,61 @@ def test_a_visitor_who_joins_in_a_burst_sees_an_exact_place_within_4_s(
 
 def _no_call() -> client.Call:
     raise AssertionError("the visitor has nothing to ask")
+
+
+def test_a_slow_join_answer_does_not_delay_the_first_look(
+    memory_service: WaitingRoom, clock: FakeClock, transport: AppTransport
+) -> None:
+    """The look is timed from the ticket's join time, not from when the answer came."""
+    memory_service.put_room("demo", {"max_active": 1, "straight_in": False})
+    memory_service.join("demo", None)  # somebody ahead: the visitor gets an estimate
+    clock.now = float(int(clock.now)) + 0.4
+    looks = []
+    for delay in (0.0, 1.2):
+        visitor = client.Visitor("demo", rng=random.Random(3))
+        reply = transport(visitor.next() or _no_call())
+        visitor.answer(reply, clock.now + delay)  # the answer took `delay` to arrive
+        call = visitor.next()
+        assert call is not None and call.kind == "state"
+        assert visitor.ticket is not None
+        looks.append(clock.now + delay + call.after - (visitor.ticket.slot + 1))
+    # both look at the same moment after their slot's end: settle delay + 0.3 s + their spread
+    assert looks[0] == pytest.approx(looks[1], abs=1e-6)
+    assert SETTLE_DELAY_SECONDS + 0.3 <= looks[0] <= SETTLE_DELAY_SECONDS + 1.0
+
+
+def test_a_visitor_whose_clock_disagrees_with_the_servers_times_its_looks_by_its_own(
+    memory_service: WaitingRoom, clock: FakeClock, transport: AppTransport
+) -> None:
+    memory_service.put_room("demo", {"max_active": 1, "straight_in": False})
+    memory_service.join("demo", None)
+    visitor = client.Visitor("demo", rng=random.Random(3))
+    reply = transport(visitor.next() or _no_call())
+    visitor.answer(reply, clock.now - 3600)  # an hour behind
+    call = visitor.next()
+    assert call is not None and call.kind == "state" and visitor.ticket is not None
+    # timed from when the answer came, by its own clock: as if it had just joined
+    joined = visitor.ticket.joined_ms / 1000
+    look = settle_look_seconds(visitor.ticket.slot, 1, joined, 0.0, visitor.u)
+    assert call.after == pytest.approx(look)
+
+
+def test_a_visitor_whose_slot_is_no_longer_in_the_state_reads_its_document(
+    memory_service: WaitingRoom, memory_drainer: Drainer, clock: FakeClock, http: TestClient
+) -> None:
+    memory_service.put_room("demo", {"max_active": 1, "shards": 4, "straight_in": False})
+    text = memory_service.join("demo", None).ticket
+    settle_and_tick(clock, memory_drainer)
+    ticket = client.read_ticket(text)
+    fresh = client.read_state(http.get("/rooms/demo/state").json())
+    assert fresh.recent_slot(ticket.slot) is not None and not client.needs_slot(ticket, fresh)
+    for _ in range(RECENT_SLOTS + 1):  # later slots with joins push it out
+        memory_service.join("demo", None)
+        settle_and_tick(clock, memory_drainer)
+    later = client.read_state(http.get("/rooms/demo/state").json())
+    assert later.recent_slot(ticket.slot) is None and client.needs_slot(ticket, later)
+    doc = client.read_slot(http.get(f"/rooms/demo/slots/{ticket.slot}").json())
+    # the same exact place either way
+    from_state, from_doc = client.place(ticket, fresh, None), client.place(ticket, fresh, doc)
+    assert from_state.exact and from_state == from_doc
+    assert client.place(ticket, later, doc).exact and not client.place(ticket, later, None).exact

@@ -10,7 +10,10 @@ import pytest
 
 from waitingroom.domain import (
     PICKUP_GRACE_SECONDS,
+    RECENT_SLOTS,
+    RECENT_SLOTS_MAX_SHARDS,
     SETTLE_DELAY_SECONDS,
+    STATE_PUBLISH_SECONDS,
     Batch,
     LedgerCounts,
     RateWindow,
@@ -28,9 +31,12 @@ from waitingroom.domain import (
     opening_spread_seconds,
     poll_after_seconds,
     prequeue_poll_seconds,
+    publish_due,
     queue_number,
     rank_in_slot,
+    recent_slots,
     settle_look_seconds,
+    state_good_until,
     take_tickets,
     tickets_from,
 )
@@ -311,6 +317,25 @@ def test_the_drainer_is_told_when_the_oldest_slot_with_joins_can_settle() -> Non
     assert next_settle_at(19, (4,), 5) == 105 + SETTLE_DELAY_SECONDS  # slot 20 ends at 105
 
 
+def test_while_joins_keep_coming_the_open_slot_is_expected_to_settle_too() -> None:
+    # counted at the very start of slot 101 (nobody in it yet) while ~3 a slot join
+    assert next_settle_at(100, (0,), 1, join_rate_per_slot=3.0) == 102 + SETTLE_DELAY_SECONDS
+    assert next_settle_at(100, (0,), 1, join_rate_per_slot=0.1) is None  # a quiet room
+    assert next_settle_at(100, (), 1, join_rate_per_slot=3.0) is None  # a closed room
+
+
+def test_a_state_copy_is_good_until_the_next_settle_is_published() -> None:
+    # slot 101 has joins: it settles at 102 + delay; the drainer publishes just after
+    due = publish_due(100, (5,), updated_at=101.5, slot_seconds=1)
+    assert due == 102 + SETTLE_DELAY_SECONDS + STATE_PUBLISH_SECONDS
+    assert state_good_until(102.5, 1.0, due) == due  # read before: dropped when it is due
+    assert state_good_until(due + 0.2, 1.0, due) == pytest.approx(due + 0.3)  # overdue: polled
+    assert state_good_until(due + 60, 1.0, due) == due + 61  # the drainer is down: a second
+    assert state_good_until(102.5, 1.0, None) == 103.5
+    # the drainer ticked after that moment and left the slot (a draw window): nothing is due
+    assert publish_due(100, (5,), updated_at=104.0, slot_seconds=1) is None
+
+
 def test_an_estimate_looks_just_after_its_slot_settles_then_every_second() -> None:
     # joined at 100.4 in slot 100 (1 s slots): settles at 101 + delay; first look a little after
     settles = 101 + SETTLE_DELAY_SECONDS - 100.4
@@ -322,3 +347,19 @@ def test_an_estimate_looks_just_after_its_slot_settles_then_every_second() -> No
     assert settle_look_seconds(100, 1, 100.4, settles + 30, 0.5) is None  # drainer behind
     # a long slot: still a look every few seconds meanwhile
     assert settle_look_seconds(10, 60, 600.0, 0.0, 0.5) == 5.0
+
+
+def test_the_state_carries_the_newest_settled_slots_that_hold_tickets() -> None:
+    kept = tuple(SettledSlot(s, (1, 1), 2 * (s - 7)) for s in (7, 8, 9, 10, 11))
+    settled = [
+        SettledSlot(12, (0, 0), 10),
+        SettledSlot(13, (3, 3), 10),
+        SettledSlot(14, (1, 0), 16),
+    ]
+    # an empty slot is left out; the oldest go first
+    assert [s.slot for s in recent_slots(kept, settled)] == [9, 10, 11, 13, 14]
+    assert len(recent_slots((), kept)) == RECENT_SLOTS
+    drawn = SettledSlot(15, (2, 2), 11, draw_start=11, draw_size=4, draw_seed="ab")
+    wide = SettledSlot(16, (1,) * (RECENT_SLOTS_MAX_SHARDS + 1), 15)
+    # a slot drawn into an order, or one too wide for every look, keeps to its document
+    assert recent_slots(kept, [drawn, wide]) == kept

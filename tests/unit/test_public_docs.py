@@ -3,15 +3,32 @@ and the edge's misses cost no store read in the common case."""
 
 from __future__ import annotations
 
+import math
+import threading
 from typing import Any
 
 import pytest
+from fastapi import Request
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
-from tests.conftest import FakeClock
+from devtools.events import load_event
+from tests.conftest import ADMIN_KEY, TICKET_SECRET, FakeClock
 from waitingroom import errors
-from waitingroom.domain import SETTLE_DELAY_SECONDS, draw_place, rank_in_slot
+from waitingroom.api import create_app
+from waitingroom.api.public import from_edge
+from waitingroom.domain import (
+    SETTLE_DELAY_SECONDS,
+    STATE_HOLD_OVERDUE_SECONDS,
+    STATE_HOLD_SECONDS,
+    STATE_PUBLISH_SECONDS,
+    PublicState,
+    draw_place,
+    rank_in_slot,
+)
 from waitingroom.drainer import Drainer
 from waitingroom.service import Waiting, WaitingRoom
+from waitingroom.settings import ApiSettings
 from waitingroom.store.memory import MemoryStore
 from waitingroom.tokens import parse_ticket
 
@@ -146,3 +163,232 @@ def test_a_slot_that_settled_empty_long_ago_is_final_and_read_once(
     with pytest.raises(errors.SlotNotFound) as recent:
         svc.slot_document("demo", settled - 1)
     assert not recent.value.final  # just settled: a replica may not have it yet
+
+
+# -- how soon a settle reaches a poll -----------------------------------------------------------
+
+
+def joined_and_counted(svc: WaitingRoom, drainer: Drainer, clock: FakeClock) -> int:
+    """A visitor joins half-way into a slot; the drainer counts it before the slot ends.
+    Returns the slot (it ends at slot + 1 with 1 s slots)."""
+    svc.put_room("demo", {"max_active": 1, "straight_in": False})
+    clock.now = float(int(clock.now)) + 0.5
+    joined = svc.join("demo", None)
+    t = parse_ticket(svc.secrets, joined.ticket)
+    clock.advance(0.3)
+    drainer.tick_room("demo")
+    return t.slot
+
+
+def edge_look(svc: WaitingRoom) -> PublicState:
+    """The state as the edge's refresh gets it, when no settle is due within the hold."""
+    return svc.ctx.reads.state(svc.config("demo"), for_edge=True)
+
+
+def test_the_edges_copy_is_read_again_as_soon_as_a_settle_is_due(
+    memory_store: MemoryStore, memory_drainer: Drainer, clock: FakeClock
+) -> None:
+    svc = WaitingRoom(memory_store, [TICKET_SECRET], issuer="waitingroom", clock=clock)
+    slot = joined_and_counted(svc, memory_drainer, clock)
+    settles = slot + 1 + SETTLE_DELAY_SECONDS
+    clock.now = settles - 0.2
+    assert edge_look(svc).settled_through < slot  # copy read now
+    clock.now = settles + 0.05
+    memory_drainer.tick_room("demo")  # the drainer settles the slot on time
+    clock.now = settles + STATE_PUBLISH_SECONDS + 0.01  # the copy is 0.36 s old
+    assert edge_look(svc).settled_through >= slot
+    # a join's or a poll's copy keeps its second: one read a second per container
+    assert svc.room_document("demo").state.settled_through >= slot
+
+
+def test_while_a_settle_is_overdue_the_edges_copy_is_read_again_every_tenth_of_a_second(
+    memory_store: MemoryStore, memory_drainer: Drainer, clock: FakeClock
+) -> None:
+    counting = CountingStore(memory_store)
+    svc = WaitingRoom(counting, [TICKET_SECRET], issuer="waitingroom", clock=clock)
+    slot = joined_and_counted(svc, memory_drainer, clock)
+    clock.now = slot + 1 + SETTLE_DELAY_SECONDS + STATE_PUBLISH_SECONDS
+    edge_look(svc)
+    reads = counting.reads
+    for _ in range(40):  # a drainer two seconds late, the edge asking every 50 ms
+        clock.advance(0.05)
+        assert edge_look(svc).settled_through < slot
+    assert 15 <= counting.reads - reads <= 23  # about ten reads a second, not one per request
+    memory_drainer.tick_room("demo")
+    clock.advance(0.11)
+    assert edge_look(svc).settled_through >= slot
+
+
+def test_joins_and_polls_read_the_state_once_a_second_even_while_a_settle_is_overdue(
+    memory_store: MemoryStore, memory_drainer: Drainer, clock: FakeClock
+) -> None:
+    counting = CountingStore(memory_store)
+    svc = WaitingRoom(counting, [TICKET_SECRET], issuer="waitingroom", clock=clock)
+    slot = joined_and_counted(svc, memory_drainer, clock)
+    clock.now = slot + 1 + SETTLE_DELAY_SECONDS + STATE_PUBLISH_SECONDS
+    svc.room_document("demo")
+    reads = counting.reads
+    for _ in range(40):
+        clock.advance(0.05)
+        svc.room_document("demo")
+    assert counting.reads - reads <= 2
+
+
+class DrainerOnTime:
+    """A sleep that moves the fake clock and lets the drainer tick when its moment comes."""
+
+    def __init__(self, clock: FakeClock, drainer: Drainer | None, at: float) -> None:
+        self.clock, self.drainer, self.at, self.slept = clock, drainer, at, 0.0
+
+    def __call__(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+        self.slept += seconds
+        if self.drainer is not None and self.clock.now >= self.at:
+            self.drainer.tick_room("demo")
+            self.drainer = None
+
+
+def test_a_shared_cache_asking_just_before_a_settle_gets_the_settled_state(
+    memory_store: MemoryStore, memory_drainer: Drainer, clock: FakeClock
+) -> None:
+    settles = 0.0
+    sleep = DrainerOnTime(clock, memory_drainer, at=math.inf)
+    svc = WaitingRoom(memory_store, [TICKET_SECRET], issuer="waitingroom", clock=clock, sleep=sleep)
+    slot = joined_and_counted(svc, memory_drainer, clock)
+    settles = slot + 1 + SETTLE_DELAY_SECONDS
+    sleep.at = settles + 0.08  # the drainer's settling tick publishes then
+    clock.now = settles - 0.2
+    # a visitor's own poll gets the copy there is; the edge's request waits for the settle
+    assert svc.room_document("demo").state.settled_through < slot
+    st = svc.room_document("demo", hold=STATE_HOLD_SECONDS).state
+    assert st.settled_through >= slot
+    assert sleep.slept <= 0.2 + STATE_PUBLISH_SECONDS + 0.1 + 1e-9
+
+
+def test_a_shared_cache_waits_at_most_half_a_second_past_a_settle_that_does_not_come(
+    memory_store: MemoryStore, memory_drainer: Drainer, clock: FakeClock
+) -> None:
+    sleep = DrainerOnTime(clock, None, at=math.inf)  # the drainer is down
+    svc = WaitingRoom(memory_store, [TICKET_SECRET], issuer="waitingroom", clock=clock, sleep=sleep)
+    slot = joined_and_counted(svc, memory_drainer, clock)
+    due = slot + 1 + SETTLE_DELAY_SECONDS + STATE_PUBLISH_SECONDS
+    clock.now = due - 0.3
+    assert svc.room_document("demo", hold=STATE_HOLD_SECONDS).state.settled_through < slot
+    assert clock.now <= due + STATE_HOLD_OVERDUE_SECONDS + 0.1
+    # asked again while it is overdue, it answers at once with what there is
+    sleep.slept = 0.0
+    svc.room_document("demo", hold=STATE_HOLD_SECONDS)
+    assert sleep.slept == 0.0
+    # and a settle further off than the hold is not waited for either
+    clock.now = due - 0.9
+    svc.room_document("demo", hold=STATE_HOLD_SECONDS)
+    assert sleep.slept == 0.0
+
+
+def test_the_edge_says_it_is_a_shared_cache_and_gets_the_settled_state(
+    memory_store: MemoryStore, memory_drainer: Drainer, clock: FakeClock
+) -> None:
+    sleep = DrainerOnTime(clock, memory_drainer, at=math.inf)
+    svc = WaitingRoom(memory_store, [TICKET_SECRET], issuer="waitingroom", clock=clock, sleep=sleep)
+    settings = ApiSettings(
+        dynamodb_endpoint="http://127.0.0.1:9",  # never used: the service holds its store
+        table="unused",
+        ticket_secret=SecretStr(TICKET_SECRET.decode()),
+        admin_key=SecretStr(ADMIN_KEY),
+        cookie_secure=False,
+    )
+    slot = joined_and_counted(svc, memory_drainer, clock)
+    settles = slot + 1 + SETTLE_DELAY_SECONDS
+    sleep.at = settles + 0.08
+    with TestClient(create_app(svc, settings)) as http:
+        clock.now = settles - 0.3
+        direct = http.get("/rooms/demo/state").json()
+        via_edge = http.get("/rooms/demo/state", headers={"Via": "1.1 abc.cloudfront.net"})
+    assert direct["settled_through"] < slot <= via_edge.json()["settled_through"]
+    assert via_edge.headers["Cache-Control"].startswith("public, max-age=1")
+
+
+def test_one_thread_reads_an_expired_state_again_while_the_others_answer_from_the_copy(
+    memory_store: MemoryStore, clock: FakeClock
+) -> None:
+    class SlowStore(CountingStore):
+        def __init__(self, inner: MemoryStore) -> None:
+            super().__init__(inner)
+            self.reading, self.go_on = threading.Event(), threading.Event()
+
+        def get_public_state(self, room: str) -> Any:
+            self.reads += 1
+            self.reading.set()
+            self.go_on.wait(5)
+            return self.inner.get_public_state(room)
+
+    slow = SlowStore(memory_store)
+    svc = WaitingRoom(slow, [TICKET_SECRET], issuer="waitingroom", clock=clock)  # type: ignore[arg-type]
+    svc.put_room("demo", {"max_active": 5})
+    slow.go_on.set()
+    svc.room_document("demo")
+    slow.go_on.clear()
+    clock.advance(1.5)  # the copy expired
+    reader = threading.Thread(target=svc.room_document, args=("demo",))
+    reader.start()
+    assert slow.reading.wait(5)
+    reads = slow.reads
+    for _ in range(10):  # requests arriving while that read is slow
+        svc.room_document("demo")
+    assert slow.reads == reads
+    slow.go_on.set()
+    reader.join(5)
+
+
+@pytest.mark.parametrize(
+    ("event", "via", "held"),
+    [
+        (None, "1.1 waitingroom-edge", True),  # an ASGI server behind nginx
+        ("lambda-url-via-cloudfront", "2.0 abc.cloudfront.net (CloudFront)", True),
+        ("apigw-http-api-v2-proxy", "2.0 abc.cloudfront.net (CloudFront)", False),  # spoofed
+        ("lambda-url-via-cloudfront", None, False),
+        (None, None, False),
+    ],
+)
+def test_only_the_edge_may_have_a_state_request_wait_for_a_settle(
+    event: str | None, via: str | None, held: bool
+) -> None:
+    """A held request costs a Lambda environment for up to a second: only CloudFront (the only
+    caller the function URL lets in) or a local edge may ask for it, not anyone who sends Via to
+    the HTTP API."""
+    scope: dict[str, Any] = {
+        "type": "http",
+        "method": "GET",
+        "path": "/rooms/demo/state",
+        "headers": [(b"via", via.encode())] if via else [],
+    }
+    if event is not None:
+        scope["aws.event"] = load_event(event)
+    assert from_edge(Request(scope)) is held
+
+
+def test_one_request_at_a_time_waits_for_a_settle_the_others_answer_at_once(
+    memory_store: MemoryStore, memory_drainer: Drainer, clock: FakeClock
+) -> None:
+    """However many requests say they come from the edge, one thread per room waits."""
+    waiting, go_on = threading.Event(), threading.Event()
+    sleepers: set[int] = set()
+
+    def sleep(seconds: float) -> None:
+        sleepers.add(threading.get_ident())
+        waiting.set()
+        go_on.wait(1)
+        clock.advance(seconds)
+
+    svc = WaitingRoom(memory_store, [TICKET_SECRET], issuer="waitingroom", clock=clock, sleep=sleep)
+    slot = joined_and_counted(svc, memory_drainer, clock)
+    clock.now = slot + 1 + SETTLE_DELAY_SECONDS - 0.2
+    held = threading.Thread(target=svc.room_document, args=("demo", STATE_HOLD_SECONDS))
+    held.start()
+    assert waiting.wait(5)
+    others = [svc.room_document("demo", STATE_HOLD_SECONDS) for _ in range(5)]  # not held
+    assert all(d.state.settled_through < slot for d in others)
+    assert len(sleepers) == 1  # only the first request waited
+    go_on.set()
+    held.join(5)
+    assert not held.is_alive()

@@ -3,6 +3,8 @@ Local, marked integration), so the in-memory twin cannot drift from the real thi
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from tests.conftest import FakeClock
@@ -145,6 +147,13 @@ def test_state_commits_are_conditioned_on_the_version(any_store: WaitingRoomStor
     with pytest.raises(Conflict):
         any_store.commit_state("demo", pub, DrainerState(), expected_version=1)
     assert any_store.get_drainer_state("demo") == DrainerState(version=2)
+
+
+def test_the_state_keeps_the_newest_settled_slots_counts(any_store: WaitingRoomStore) -> None:
+    recent = (SettledSlot(8, (3, 2, 2), 40), SettledSlot(9, (1, 0, 1), 47))
+    pub = PublicState(settled_through=9, unsettled_counts=(4,), recent_slots=recent)
+    any_store.commit_state("demo", pub, DrainerState(), expected_version=0)
+    assert any_store.get_public_state("demo", consistent=True) == replace(pub, version=1)
 
 
 def test_one_lease_holder_until_it_runs_out_or_is_released(

@@ -92,6 +92,12 @@ def _count(request: Request, name: str) -> None:
         service.metrics.count(request.path_params.get("room", "-"), name)
 
 
+def note_unavailable(request: Request, exc: StoreUnavailable) -> None:
+    """Count and log a store outage answered with a 503 (JSON here, or a page for a browser)."""
+    _count(request, "unavailable")
+    log.warning("store unavailable", extra={"reason": str(exc)})
+
+
 def install(app: FastAPI) -> None:
     """Register the app's exception handlers."""
 
@@ -103,8 +109,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StoreUnavailable)
     async def _unavailable(request: Request, exc: StoreUnavailable) -> JSONResponse:
-        _count(request, "unavailable")
-        log.warning("store unavailable", extra={"reason": str(exc)})
+        note_unavailable(request, exc)
         return error_response(
             503,
             "unavailable",

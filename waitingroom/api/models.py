@@ -110,6 +110,11 @@ class JoinOut(BaseModel):
     return_origins: list[str] = Field(
         default_factory=list, description="as in the admitted status answer"
     )
+    slot_seconds: int = Field(
+        default=1,
+        description="the room's slot length: with the ticket's slot and join time, when an "
+        "estimate's slot settles (CLIENTS.md §4)",
+    )
 
 
 class AdmittedOut(BaseModel):
@@ -295,6 +300,14 @@ class DrainOut(BaseModel):
     drain: Literal["requested"] = "requested"
 
 
+class RecentSlotOut(BaseModel):
+    """A settled slot's counts, in the room state (as `GET /rooms/{room}/slots/{slot}` says)."""
+
+    slot: int
+    counts: list[int]
+    tickets_before: int
+
+
 class RoomStateOut(BaseModel):
     """The public room document (CLIENTS.md §2): the same for everybody, cached by the edge."""
 
@@ -324,6 +337,11 @@ class RoomStateOut(BaseModel):
         default_factory=list,
         description="joins counted at updated_at in each slot after settled_through, the last "
         "one maybe still open then: for estimating a place before its slot settles",
+    )
+    recent_slots: list[RecentSlotOut] = Field(
+        default_factory=list,
+        description="the newest few settled slots that hold tickets, as their documents say: "
+        "a ticket of one of them needs no slot document",
     )
     admit_forecast: list[tuple[float, int]] = Field(
         default_factory=list,

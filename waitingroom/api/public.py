@@ -9,14 +9,16 @@ that settled empty long ago is a 404 kept for an hour (and remembered by the con
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 
-from waitingroom.api.deps import RoomPath, ServiceDep
+from waitingroom.api.deps import RoomPath, ServiceDep, via_function_url
 from waitingroom.api.errors import RESPONSES, error_response
-from waitingroom.api.models import RoomStateOut, SlotOut
+from waitingroom.api.models import RecentSlotOut, RoomStateOut, SlotOut
+from waitingroom.domain import STATE_HOLD_SECONDS
 from waitingroom.errors import SlotNotFound, UnknownRoom
 
 STATE_CACHE = "public, max-age=1, stale-while-revalidate=2, stale-if-error=60"
@@ -34,11 +36,25 @@ def _not_found(exc: SlotNotFound | UnknownRoom) -> JSONResponse:
     return error_response(404, exc.code, exc.message, {"Cache-Control": cache})
 
 
+def from_edge(request: Request) -> bool:
+    """The request comes from a shared cache: it says so (Via, as CloudFront and the local edge
+    do), and in AWS it came through the function URL, which only CloudFront can call. The same
+    header sent straight to the HTTP API holds nothing: a held request costs a Lambda
+    environment for up to a second, and nobody else may spend those."""
+    if not request.headers.get("via"):
+        return False
+    event = request.scope.get("aws.event")
+    return event is None or via_function_url(event)
+
+
 @router.get("/rooms/{room}/state", response_model=RoomStateOut)
-def room_state(room: RoomPath, svc: ServiceDep) -> JSONResponse:
+def room_state(room: RoomPath, svc: ServiceDep, request: Request) -> JSONResponse:
     """Where the room's line stands (CLIENTS.md §2): cached by the edge for about a second."""
+    # A request from the edge fills its cache for everybody: when a settle is due within half a
+    # second it waits for it, so the copy everybody gets for the next second already has it.
+    hold = STATE_HOLD_SECONDS if from_edge(request) else 0.0
     try:
-        doc = svc.room_document(room)
+        doc = svc.room_document(room, hold)
     except UnknownRoom as exc:
         return _not_found(exc)
     cfg, st = doc.config, doc.state
@@ -63,9 +79,17 @@ def room_state(room: RoomPath, svc: ServiceDep) -> JSONResponse:
         updated_at=st.updated_at,
         shards=cfg.shards,
         unsettled_counts=list(st.unsettled_counts),
+        recent_slots=[
+            RecentSlotOut(slot=r.slot, counts=list(r.counts), tickets_before=r.cum_before)
+            for r in st.recent_slots
+        ],
         admit_forecast=list(st.admit_forecast),
     )
-    return JSONResponse(out.model_dump(), headers={"Cache-Control": STATE_CACHE})
+    # nginx counts a cached answer's life in whole seconds of its clock, so max-age=1 keeps the
+    # state until the end of the next second (up to two); an nginx edge is told to keep it to
+    # the end of this one (it honours and strips X-Accel-Expires; other caches ignore it)
+    headers = {"Cache-Control": STATE_CACHE, "X-Accel-Expires": f"@{int(time.time())}"}
+    return JSONResponse(out.model_dump(), headers=headers)
 
 
 @router.get(

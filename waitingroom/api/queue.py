@@ -18,7 +18,7 @@ from waitingroom.api.deps import (
     client_key,
     settings_of,
 )
-from waitingroom.api.errors import NO_STORE, RESPONSES
+from waitingroom.api.errors import NO_STORE, RESPONSES, RETRY_AFTER_SECONDS, note_unavailable
 from waitingroom.api.models import (
     AdmittedOut,
     ChallengeOut,
@@ -29,7 +29,7 @@ from waitingroom.api.models import (
 )
 from waitingroom.errors import InvalidRequest, UnknownRoom
 from waitingroom.service import Admitted, Waiting
-from waitingroom.store import KEEP_SECONDS
+from waitingroom.store import KEEP_SECONDS, StoreUnavailable
 from waitingroom.tokens import BINDING_COOKIE
 
 TICKET_COOKIE = "waitingroom_ticket"
@@ -86,6 +86,10 @@ def _cookie(
             "description": "No such room: a page saying so (for a malformed room id too)",
             "content": {"text/html": {"schema": {"type": "string"}}},
         },
+        503: {
+            "description": "The store is not answering: a page that reloads itself",
+            "content": {"text/html": {"schema": {"type": "string"}}},
+        },
     },
 )
 def waiting_page(room: PageRoomPath, request: Request, svc: ServiceDep) -> Response:
@@ -96,6 +100,9 @@ def waiting_page(room: PageRoomPath, request: Request, svc: ServiceDep) -> Respo
         cfg = svc.config(room)
     except (InvalidRequest, UnknownRoom):
         return page.not_found_page(room)
+    except StoreUnavailable as exc:
+        note_unavailable(request, exc)
+        return page.unavailable_page(RETRY_AFTER_SECONDS)
     return page.waiting_page_response(room, request.headers.get("if-none-match"), cfg)
 
 
@@ -138,7 +145,15 @@ def join(
         _token_cookies(out, joined.status, int(svc.clock()), settings.cookie_secure)
     else:
         place = _place(joined.status)
-        out = _json(JoinOut(ticket=joined.ticket, number=joined.number, **place), 201)
+        out = _json(
+            JoinOut(
+                ticket=joined.ticket,
+                number=joined.number,
+                slot_seconds=cfg.slot_seconds,
+                **place,
+            ),
+            201,
+        )
     for name, value, path in [*cookies, (TICKET_COOKIE, joined.ticket, f"/rooms/{room}")]:
         _cookie(out, name, value, KEEP_SECONDS, path, settings.cookie_secure)
     return out

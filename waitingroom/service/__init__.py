@@ -41,6 +41,7 @@ class WaitingRoom:
         state_ttl: float = 1.0,
         config_ttl: float = 2.0,
         clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
         room_defaults: Mapping[str, Any] | None = None,
         metrics: MetricsBuffer | None = None,
@@ -49,7 +50,7 @@ class WaitingRoom:
     ) -> None:
         if not ticket_secrets:
             raise ValueError("at least one ticket secret is needed")
-        reads = RoomReads(store, clock, state_ttl=state_ttl, config_ttl=config_ttl)
+        reads = RoomReads(store, clock, state_ttl=state_ttl, config_ttl=config_ttl, sleep=sleep)
         self.ctx = Context(
             store=store,
             reads=reads,
@@ -115,8 +116,8 @@ class WaitingRoom:
 
     # -- the public documents (cached by the edge) -------------------------------------------
 
-    def room_document(self, room: str) -> RoomDocument:
-        return self.public.state(room)
+    def room_document(self, room: str, hold: float = 0.0) -> RoomDocument:
+        return self.public.state(room, hold)
 
     def slot_document(self, room: str, slot: int) -> SettledSlot:
         return self.public.slot(room, slot)

@@ -36,9 +36,11 @@ class PublicDocs:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
-    def state(self, room: str) -> RoomDocument:
+    def state(self, room: str, hold: float = 0.0) -> RoomDocument:
+        """`hold`: the caller is a shared cache; wait up to that long for a settle due then."""
         cfg = self.ctx.reads.config(room)
-        return RoomDocument(cfg, self.ctx.reads.state(cfg))
+        st = self.ctx.reads.state_for_cache(cfg, hold) if hold else self.ctx.reads.state(cfg)
+        return RoomDocument(cfg, st)
 
     def slot(self, room: str, slot: int) -> SettledSlot:
         """A settled, non-empty slot; SlotNotFound for any other (no read unless settled)."""

@@ -7,13 +7,23 @@ container, owned by the service; nothing here is module-level.
 
 from __future__ import annotations
 
+import math
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from cachetools import LRUCache, TTLCache
 
-from waitingroom.domain import PublicState, RoomConfig, SettledSlot
+from waitingroom.domain import (
+    STATE_HOLD_OVERDUE_SECONDS,
+    STATE_OVERDUE_POLL_SECONDS,
+    PublicState,
+    RoomConfig,
+    SettledSlot,
+    publish_due,
+    state_good_until,
+)
 from waitingroom.errors import InvalidRequest, UnknownRoom
 from waitingroom.store import WaitingRoomStore
 from waitingroom.tokens import valid_room_id
@@ -22,6 +32,7 @@ T = TypeVar("T")
 JWKS_SECONDS = 300.0
 JWKS_REFETCH_SECONDS = 30.0
 REVOKED_SECONDS = 2.0
+STATE_ROOMS = 1024  # rooms whose state a container keeps (the least recently read go first)
 
 
 class Cached(Generic[T]):
@@ -66,11 +77,18 @@ class RoomReads:
         *,
         state_ttl: float = 1.0,
         config_ttl: float = 2.0,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.store = store
         self.clock = clock
+        self.sleep = sleep
         self._configs: Cached[RoomConfig | None] = Cached.ttl(config_ttl, clock)
-        self._states: Cached[PublicState] = Cached.ttl(state_ttl, clock)
+        self._state_ttl = state_ttl
+        # room -> (its state, read at): one copy for every caller, each judging its age
+        self._states: LRUCache[str, tuple[PublicState, float]] = LRUCache(maxsize=STATE_ROOMS)
+        self._states_lock = threading.Lock()
+        self._refreshing: set[str] = set()  # rooms whose state a thread is reading now
+        self._holding: set[str] = set()  # rooms whose state a request waits on for the edge
         self._slots: Cached[SettledSlot | None] = Cached(LRUCache(maxsize=20_000))
         self._jwks: Cached[dict[str, Any]] = Cached.ttl(JWKS_SECONDS, clock, size=1)
         self._jwks_refetched_at = 0.0
@@ -87,18 +105,83 @@ class RoomReads:
     def forget_config(self, room: str) -> None:
         self._configs.forget(room)
 
-    def state(self, cfg: RoomConfig, min_version: int = 0) -> PublicState:
-        def fetch() -> PublicState:
-            return self.store.get_public_state(cfg.room) or PublicState(
+    def state(
+        self, cfg: RoomConfig, min_version: int = 0, *, for_edge: bool = False
+    ) -> PublicState:
+        """The room's public state, as cached: at most `state_ttl` old; `for_edge`, also read
+        again just after the drainer should have published a settle, and every 0.1 s while it
+        is overdue (`domain.state_good_until`): what the edge keeps for everybody. Joins and
+        polls keep the plain life: a container's reads of the one state item stay about one a
+        second however many containers there are."""
+        now = self.clock()
+        with self._states_lock:
+            st, fetched_at = self._states.get(cfg.room, (None, 0.0))
+            if st is not None and st.version >= min_version:
+                due = self._publish_due(cfg, st) if for_edge else None
+                good_until = state_good_until(fetched_at, self._state_ttl, due)
+                if now < good_until or cfg.room in self._refreshing:
+                    # good, or expired while another thread of this container is reading it
+                    # again: one read at a time, not one per request in flight
+                    return st
+            self._refreshing.add(cfg.room)
+        try:
+            # expired, or the client has seen a newer state from another container: read it
+            # again, so a position it was shown never goes back up
+            st = self.store.get_public_state(cfg.room) or PublicState(
                 settled_through=cfg.epoch_slot - 1
             )
+        finally:
+            with self._states_lock:
+                self._refreshing.discard(cfg.room)
+        with self._states_lock:
+            held, _ = self._states.get(cfg.room, (None, 0.0))
+            if held is None or held.version <= st.version:  # a slower, older read loses
+                self._states[cfg.room] = (st, now)
+        return st
 
-        st = self._states.get(cfg.room, fetch)
-        if st.version < min_version:
-            # the client has seen a newer state from another container: read it again once,
-            # so a position it was shown never goes back up
-            self._states.forget(cfg.room)
-            st = self._states.get(cfg.room, fetch)
+    def _publish_due(self, cfg: RoomConfig, st: PublicState) -> float | None:
+        if cfg.queueing == "random":  # a random room settles whole draw windows at its ticks
+            return None
+        return publish_due(
+            st.settled_through,
+            st.unsettled_counts,
+            st.updated_at,
+            cfg.slot_seconds,
+            st.join_rate_per_slot,
+        )
+
+    def state_for_cache(self, cfg: RoomConfig, hold: float) -> PublicState:
+        """The state for a shared cache that will answer everybody from it for its life: when
+        the drainer should publish a settle within `hold` seconds, wait for that publish (at
+        most `STATE_HOLD_OVERDUE_SECONDS` past its due moment) rather than hand out a copy that
+        goes stale at once. One such wait per room at a time: any other request answers at
+        once with the copy there is."""
+        st = self.state(cfg, for_edge=True)
+        due = self._publish_due(cfg, st)
+        if due is None or due - self.clock() > hold:
+            return st
+        with self._states_lock:
+            if cfg.room in self._holding:
+                return st
+            self._holding.add(cfg.room)
+        try:
+            return self._wait_for_publish(cfg, st, due, hold)
+        finally:
+            with self._states_lock:
+                self._holding.discard(cfg.room)
+
+    def _wait_for_publish(
+        self, cfg: RoomConfig, st: PublicState, due: float, hold: float
+    ) -> PublicState:
+        deadline = due + STATE_HOLD_OVERDUE_SECONDS
+        looks = math.ceil((hold + STATE_HOLD_OVERDUE_SECONDS) / STATE_OVERDUE_POLL_SECONDS) + 1
+        while looks > 0 and (now := self.clock()) < deadline:
+            looks -= 1
+            self.sleep(max(STATE_OVERDUE_POLL_SECONDS, min(due - now, hold)))
+            fresh = self.state(cfg, for_edge=True)
+            if fresh.settled_through != st.settled_through:
+                return fresh
+            st = fresh
         return st
 
     def settled_slot(

@@ -341,9 +341,18 @@ export function slotHolds(doc, t) {
     Array.isArray(doc.counts) && t.shard < doc.counts.length && t.k <= Number(doc.counts[t.shard]);
 }
 
+/** The counts of the ticket's slot when the state carries them (its newest settled slots), in
+ * the slot document's form; null otherwise (then the slot document gives them). */
+export function recentSlot(state, t) {
+  const recent = Array.isArray(state.recent_slots) ? state.recent_slots : [];
+  const found = recent.find(function (r) { return !!r && Number(r.slot) === t.slot; });
+  return found && Array.isArray(found.counts) ? found : null;
+}
+
 /**
  * Where the ticket `t` stands given the newest state document and its slot document (null while
- * it is not known: not fetched yet, or a 404). `now` is in seconds. Returns
+ * it is not known: not fetched yet, or a 404; the state's recent slots stand in for it). `now`
+ * is in seconds. Returns
  * `{kind, position, exact, eta, rank, opensAt}`, kind being one of:
  * - "prequeue": before the draw, `position` people in the pre-queue so far;
  * - "estimate": the slot has not settled yet;
@@ -371,6 +380,7 @@ export async function placeOf(t, state, slotDoc, now = Date.now() / 1000, subtle
     return { ...out, kind: "prequeue", position: inLine, eta, opensAt: num(state.opens_at) };
   }
   let rank = null;
+  if (!slotHolds(slotDoc, t)) { slotDoc = recentSlot(state, t); }
   if (t.slot <= num(state.settled_through, -1) && slotHolds(slotDoc, t)) {
     rank = num(slotDoc.tickets_before) + rankInSlot(slotDoc.counts.map(Number), t.k, t.shard);
     if (num(slotDoc.draw_size) > 0) {
@@ -466,6 +476,7 @@ const SETTLE_SPREAD_SECONDS = 0.7;
 const SETTLED_RELOOK_SECONDS = 1;
 const SETTLE_RELOOK_WINDOW_SECONDS = 5;
 const ESTIMATE_MAX_LOOK_SECONDS = 5;
+const LOOK_TOLERANCE_SECONDS = 0.05;  // a look this close to its moment is that look
 
 /** Seconds until a visitor with an estimate (ticket of `slot`, joined at `joinedAt` seconds by
  * the server's clock, `sinceJoin` seconds ago) looks again; null when its slot should have
@@ -473,7 +484,9 @@ const ESTIMATE_MAX_LOOK_SECONDS = 5;
 export function settleLookSeconds(slot, slotSeconds, joinedAt, sinceJoin, u) {
   const settles = (slot + 1) * slotSeconds + SETTLE_DELAY_SECONDS + SETTLE_LOOK_SECONDS;
   const first = settles - joinedAt + u * SETTLE_SPREAD_SECONDS;
-  if (sinceJoin < first) { return Math.min(ESTIMATE_MAX_LOOK_SECONDS, first - sinceJoin); }
+  if (sinceJoin < first - LOOK_TOLERANCE_SECONDS) {
+    return Math.min(ESTIMATE_MAX_LOOK_SECONDS, first - sinceJoin);
+  }
   if (sinceJoin < settles - joinedAt + SETTLE_RELOOK_WINDOW_SECONDS) { return SETTLED_RELOOK_SECONDS; }
   return null;
 }
@@ -529,6 +542,32 @@ export function retryAfterSeconds(header, now = Date.now()) {
 export function backoffSeconds(failures, retryAfter = 0, random = Math.random) {
   const wait = Math.min(MAX_BACKOFF, Math.pow(2, failures - 1));
   return Math.max(jitter(wait, random), retryAfter);
+}
+
+// A join answered within this long (by the browser's clock against the ticket's server time)
+// means the two clocks agree well enough to time looks by the ticket (as client.py does).
+const PLAUSIBLE_ANSWER_SECONDS = 5;
+
+/** Seconds to take off the browser's clock to read it as the server's, from the join answered
+ * at `answeredAt` (seconds) for `ticket`: 0 when the clocks agree, else how far off it is (then
+ * the looks are timed from when the answer came). */
+export function clockSkew(answeredAt, ticket) {
+  if (!ticket) { return 0; }
+  const off = answeredAt - ticket.joinedMs / 1000;
+  return off >= 0 && off <= PLAUSIBLE_ANSWER_SECONDS ? 0 : off;
+}
+
+/** The first look after a join: an estimate looks just after its slot settles, at the
+ * visitor's own moment `u` (from the slot length the join states); anything else as the
+ * server asked, jittered. */
+export function firstLookSeconds(body, ticket, u, now = Date.now() / 1000, random = Math.random) {
+  const slotSeconds = Number(body.slot_seconds);
+  if (ticket && !body.position_is_exact && body.opens_at == null && slotSeconds > 0) {
+    const joinedAt = ticket.joinedMs / 1000;
+    const look = settleLookSeconds(ticket.slot, slotSeconds, joinedAt, now - joinedAt, u);
+    if (look !== null) { return look; }
+  }
+  return pollSeconds(body, random);
 }
 
 /** The wait before the next poll, as the server asked (2 s when it did not say), jittered. */

@@ -7,9 +7,10 @@
 // waiting-i18n.mjs: every text is English here and translated by `t`).
 import { pickLanguage, plain, textKey, translator } from "./waiting-i18n.mjs";
 import {
-  POW_CODES, backoffSeconds, clock, delayMs, jitter, newKey, newStart, newerState,
-  nextLookSeconds, placeBody, placeOf, pollSeconds, readTicket, retryAfterSeconds, returnTarget,
-  safeUrl, shownPlace, solve, ticketStore, transient, usableStorage, waitingTexts,
+  POW_CODES, backoffSeconds, clock, clockSkew, delayMs, firstLookSeconds, jitter, newKey,
+  newStart, newerState, nextLookSeconds, placeBody, placeOf, pollSeconds, readTicket,
+  recentSlot, retryAfterSeconds, returnTarget, safeUrl, shownPlace, solve, ticketStore,
+  transient, usableStorage, waitingTexts,
 } from "./waiting-logic.mjs";
 
 const QUEUE = document.getElementById("queue");
@@ -297,6 +298,8 @@ function join() {
       now.number = r.body.number;
       now.joined_at = Date.now();
       now.u = Math.random();  // this visitor's own moment in a pre-queue's opening spread
+      // the browser's clock against the server's, from the join time the ticket carries
+      now.skew = clockSkew(Date.now() / 1000, readTicket(now.ticket));
       delete now.first;
       delete now.first_exact;
       delete now.slot_doc;
@@ -307,7 +310,8 @@ function join() {
       slotDoc = null;
       closedAsked = false;
       renderWaiting(r.body);
-      later(look, pollSeconds(r.body));
+      const serverNow = Date.now() / 1000 - now.skew;
+      later(look, firstLookSeconds(r.body, readTicket(now.ticket), now.u, serverNow));
     } else if (st === 409 && r.body.error === "room_closed") {
       closed(r.body.message);
     } else if (st === 503 && r.body.error === "room_full") {
@@ -453,8 +457,15 @@ function look() {
     roomStatus = typeof state.status === "string" ? state.status : "open";
     if (typeof kept.u !== "number") { kept.u = Math.random(); }
     save(kept);
-    const settled = t.slot <= Number(state.settled_through);
-    // a pre-queue slot too, before the draw: the opening then costs one look (the state)
+    // its counts in the state, or its slot's document (once); a pre-queue slot too, before the
+    // draw: the opening then costs one look (the state)
+    const recent = recentSlot(state, t);
+    if (recent && !(slotDoc && slotDoc.slot === t.slot)) {
+      slotDoc = recent;  // kept like the slot's document: it says the same, and never changes
+      kept.slot_doc = recent;
+      save(kept);
+    }
+    const settled = t.slot <= Number(state.settled_through) && !recent;
     return (settled ? settledSlot(t, kept) : Promise.resolve(null)).then(function (doc) {
       return placeOf(t, state, doc);
     }).then(function (place) {
@@ -467,7 +478,8 @@ function look() {
         status();  // the API's 410 says when nobody more will be let in
       } else {
         if (place.kind !== "closed") { renderWaiting(placeBody(place)); }
-        later(look, jitter(nextLookSeconds(place, state, kept.u, Date.now() / 1000, t)));
+        const serverNow = Date.now() / 1000 - (Number(kept.skew) || 0);
+        later(look, jitter(nextLookSeconds(place, state, kept.u, serverNow, t)));
       }
     });
   }).then(null, function () {

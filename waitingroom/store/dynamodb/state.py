@@ -14,6 +14,38 @@ from waitingroom.store.dynamodb.table import DynamoTable, as_float, as_int, attr
 from waitingroom.store.interface import Conflict
 
 _PUBLIC_FIELDS = [f for f in PublicState.__dataclass_fields__ if f != "version"]
+# The public state's fields that every running version of the code reads from the item's
+# `data` (a release that could still serve traffic reads `PublicState(**data)`). Fields added
+# since go to the item's `more`, which such a version never reads: during a gradual API deploy,
+# or after a rollback, old and new code share the item. Readers ignore keys they do not know.
+_DATA_FIELDS = frozenset(
+    [
+        "settled_through",
+        "settled_total",
+        "consumed",
+        "materialized",
+        "active",
+        "admit_rate",
+        "join_rate_per_slot",
+        "admitted_total",
+        "completed_total",
+        "reclaimed_total",
+        "expired_total",
+        "last_tick_admitted",
+        "closed_slot",
+        "wait_p50",
+        "wait_p90",
+        "prequeue_size",
+        "draw_seed",
+        "opened_at",
+        "updated_at",
+        "pool_seq",
+        "pool_size",
+        "pool_max_active",
+        "numbers_until",
+        "unsettled_counts",
+    ]
+)
 
 
 def _encode_batch(b: Batch) -> list[Any]:
@@ -138,8 +170,9 @@ class DynamoRoomState(DynamoTable):
         item = self._get(room_pk(room), "STATE", consistent)
         if item is None:
             return None
-        data = json.loads(item.get("data", "{}"))
-        return PublicState(version=as_int(item.get("version")), **data)
+        data = {**json.loads(item.get("data", "{}")), **json.loads(item.get("more", "{}"))}
+        known = {k: v for k, v in data.items() if k in _PUBLIC_FIELDS}
+        return PublicState(version=as_int(item.get("version")), **known)
 
     def get_drainer_state(self, room: str) -> DrainerState | None:
         item = self._get(room_pk(room), "DRAINER", consistent=True)
@@ -153,6 +186,8 @@ class DynamoRoomState(DynamoTable):
         """Write both states at once, only if nobody committed since we read version N."""
         new_version = expected_version + 1
         pub = {k: v for k, v in asdict(public).items() if k in _PUBLIC_FIELDS}
+        data = {k: v for k, v in pub.items() if k in _DATA_FIELDS}
+        more = {k: v for k, v in pub.items() if k not in _DATA_FIELDS}
         if expected_version == 0:
             cond: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
         else:
@@ -164,7 +199,8 @@ class DynamoRoomState(DynamoTable):
             "pk": room_pk(room),
             "sk": "STATE",
             "version": new_version,
-            "data": json.dumps(pub, separators=(",", ":")),
+            "data": json.dumps(data, separators=(",", ":")),
+            "more": json.dumps(more, separators=(",", ":")),
         }
         own = {
             "pk": room_pk(room),
