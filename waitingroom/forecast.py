@@ -27,12 +27,12 @@ CURVE_POINTS = 120
 MEAN_VISITORS = 300.0
 # Admission to pickup (as the drainer's ticks see it) before any pickup was seen: a visitor at
 # the front looks about every MIN_POLL_SECONDS (2 s: 1 s on average before it looks), at a
-# state the edge may hold a second or two, and the tick after its pickup sees it.
-PICKUP_PRIOR_SECONDS = 3.0
+# state the edge holds at most about a second, and the tick after its pickup sees it.
+PICKUP_PRIOR_SECONDS = 2.0
 # The same for a first fill (tickets admitted soon after their slot settled): its visitors look
-# just after the settling tick (`domain.settle_look_seconds`), at a state the edge may still
-# hold as it was for a second or two, then every second; a burst slows their pages down too.
-FRESH_PICKUP_PRIOR_SECONDS = 5.0
+# just after the settling tick (`domain.settle_look_seconds`), then every second, while the
+# burst keeps the site busy.
+FRESH_PICKUP_PRIOR_SECONDS = 2.5
 # A cohort of fewer first-fill tickets is a quiet room letting in its next few at once, which
 # says little of how a burst's first fill (whose pages are as busy as the site) learns of it.
 FIRST_FILL_MIN = 20
