@@ -8,6 +8,13 @@ Locust headless with the burst shape (loadtests/locustfile.py), waits until the 
 asks the API about every ticket whose visitor left without an answer (reclaimed, or lost?), then
 writes the verdict under artifacts/rehearsal/ and stops everything. Exit code 1 when a promise
 was broken.
+
+Before the burst, `--history` visitors (30 over 15 s by default) go straight in, use the origin
+as the burst's visitors do and complete, as on a live site whose room is left on all the time:
+the drainer has then seen sessions end, and forecasts the burst's admissions from them (with
+`--history 0`, a room created just before the drop, it starts from the configured session
+length, the longest a session can hold a place). They are not judged: no records are written
+for them.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import secrets
 import signal
 import subprocess
@@ -22,11 +30,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from devtools import dynamodb_local
 from loadtests import verdict
+from waitingroom import client
 
 ROOT = Path(__file__).resolve().parent.parent
 ROOM = "rehearsal"
@@ -116,11 +126,16 @@ def create_room(api: str, key: str, room: str, args: argparse.Namespace, origin:
 
 
 def _http(
-    method: str, url: str, key: str | None = None, body: Any = None, timeout: float = 10
+    method: str,
+    url: str,
+    key: str | None = None,
+    body: Any = None,
+    timeout: float = 10,
+    bearer: str | None = None,
 ) -> tuple[int, Any]:
     headers = {"Content-Type": "application/json"}
-    if key:
-        headers["Authorization"] = f"Bearer {key}"
+    if key or bearer:
+        headers["Authorization"] = f"Bearer {key or bearer}"
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310
     try:
@@ -183,17 +198,18 @@ def audit(api: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def warm_up(api: str, origin: str, key: str, timeout: float = 30) -> None:
+def warm_up(api: str, origin: str, key: str, timeout: float = 30, room: str = "demo") -> None:
     """One visitor end to end before the burst, so the origin has loaded the public keys (a
-    deployed origin is warm when the doors open; this is not part of the judged run)."""
-    status, joined = _http("POST", f"{api}/rooms/{ROOM}/join", body={})
+    deployed origin is warm when the doors open; this is not part of the judged run). In
+    another room than the judged one: its drainer learns nothing from this hurried visit."""
+    status, joined = _http("POST", f"{api}/rooms/{room}/join", body={})
     if status != 201:
         raise RuntimeError(f"warm-up join answered {status} {joined}")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        _http("POST", f"{api}/admin/rooms/{ROOM}/drain", key)
+        _http("POST", f"{api}/admin/rooms/{room}/drain", key)
         req = urllib.request.Request(  # noqa: S310 - loopback only
-            f"{api}/rooms/{ROOM}/status", headers={"Authorization": f"Bearer {joined['ticket']}"}
+            f"{api}/rooms/{room}/status", headers={"Authorization": f"Bearer {joined['ticket']}"}
         )
         with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
             body = json.loads(resp.read())
@@ -203,12 +219,41 @@ def warm_up(api: str, origin: str, key: str, timeout: float = 30) -> None:
             with urllib.request.urlopen(hello, timeout=10):  # noqa: S310
                 pass
             done = urllib.request.Request(  # noqa: S310
-                f"{api}/rooms/{ROOM}/complete", method="POST", headers=bearer
+                f"{api}/rooms/{room}/complete", method="POST", headers=bearer
             )
             with urllib.request.urlopen(done, timeout=10):  # noqa: S310
                 return
         time.sleep(1)
     raise TimeoutError("the warm-up visitor was not admitted in time")
+
+
+def history(
+    host: str, origin: str, visitors: int, seconds: float, calls: int = 3, think: float = 1.0
+) -> int:
+    """Visitors before the burst, as a room left on all the time has them: `visitors` over
+    `seconds`, each let straight in, using the origin as the burst's visitors do (`calls`
+    requests, about `think` seconds apart) and completing. Returns how many completed (they
+    are not part of the judged run: their records are not written)."""
+
+    def visit(at: float) -> bool:
+        time.sleep(max(0.0, at - time.monotonic()))
+        outcome = client.wait(host, ROOM, timeout=30)
+        if outcome.kind != "admitted" or outcome.token is None:
+            return False
+        bearer = {"Authorization": f"Bearer {outcome.token}"}
+        for _ in range(calls):
+            hello = urllib.request.Request(f"{origin}/api/hello", headers=bearer)  # noqa: S310
+            with urllib.request.urlopen(hello, timeout=10):  # noqa: S310 - loopback only
+                pass
+            time.sleep(think * random.uniform(0.5, 1.5))
+        return (
+            _http("POST", f"{host}/rooms/{ROOM}/complete", body=None, bearer=outcome.token)[0]
+            == 204
+        )
+
+    gap, start = seconds / max(1, visitors), time.monotonic()
+    with ThreadPoolExecutor(max_workers=max(1, min(visitors, 16))) as pool:
+        return sum(pool.map(visit, [start + i * gap for i in range(visitors)]))
 
 
 def run_locust(
@@ -273,6 +318,16 @@ def main(argv: list[str] | None = None) -> int:
         "CloudFront in AWS (default); --no-edge sends every request straight to the API (nginx "
         "still starts with the stack)",
     )
+    p.add_argument(
+        "--history",
+        type=int,
+        default=30,
+        help="visitors let straight in over --history-seconds before the burst, who use the "
+        "origin and complete as the burst's do (a room left on all the time has seen visitors "
+        "before a launch: the drainer has learned how long a session holds a place); 0: a room "
+        "created just before the drop",
+    )
+    p.add_argument("--history-seconds", type=float, default=15)
     p.add_argument("--out", type=Path, default=ROOT / "artifacts" / "rehearsal")
     args = p.parse_args(argv)
 
@@ -304,8 +359,15 @@ def main(argv: list[str] | None = None) -> int:
         warm_up(api, origin, key)
         print(  # noqa: T201
             f"stack up in {time.monotonic() - started:.0f} s: API {api}, origin {origin}, "
-            + (f"visitors through the edge {visitors_host}" if args.edge else "no edge")
+            + (f"visitors through the edge {visitors_host}" if args.edge else "no edge"),
+            flush=True,
         )
+        if args.history > 0:
+            done = history(visitors_host, origin, args.history, args.history_seconds)
+            print(  # noqa: T201
+                f"history: {done} of {args.history} visitors went straight in, used the origin "
+                f"and completed over {args.history_seconds:.0f} s before the burst"
+            )
         print(  # noqa: T201
             f"running {args.visitors} visitors in {args.burst_seconds:.0f} s + {args.tail} over "
             f"{args.tail_seconds:.0f} s, max_active {args.max_active} "

@@ -258,6 +258,9 @@ class Accuracy:
     eta_ratio_p10: float | None = None
     eta_ratio_p50: float | None = None
     eta_ratio_p90: float | None = None
+    # the same among the waits no operator change of max_active fell in (which no ETA foresees)
+    eta_steady_checked: int = 0
+    eta_steady_within: float | None = None
 
 
 def _consumed_at(totals: Sequence[tuple[float, int]], t: float) -> int | None:
@@ -280,11 +283,15 @@ def accuracy(
     exacts: Mapping[str, Record],
     admits: Mapping[str, Record],
     totals: Sequence[tuple[float, int]],
+    changes: Sequence[float] = (),
 ) -> Accuracy:
+    """`changes`: when the operator changed max_active (a wait spanning one is also counted
+    apart)."""
     acc = Accuracy()
     errors: list[float] = []
     to_exact: list[float] = []
     ratios: list[float] = []
+    steady: list[float] = []
     for v, x in exacts.items():
         j = joins.get(v)
         if j is None:
@@ -302,9 +309,12 @@ def accuracy(
         if a is not None and x.get("eta") is not None and int(x.get("position") or 0) > 0:
             # until the tick that admitted it (its token's iat), not until the visitor's next
             # look happened to notice
-            real = float(a.get("seq") or a["t"]) - float(x["t"])
+            admitted = float(a.get("seq") or a["t"])
+            real = admitted - float(x["t"])
             if real > 0:
                 ratios.append(float(x["eta"]) / real)
+                if not any(float(x["t"]) < c <= admitted + 1 for c in changes):
+                    steady.append(ratios[-1])
     acc.to_exact_p50, acc.to_exact_p90 = percentile(to_exact, 50), percentile(to_exact, 90)
     if errors:
         acc.estimate_checked = len(errors)
@@ -317,7 +327,16 @@ def accuracy(
         acc.eta_ratio_p10, acc.eta_ratio_p50, acc.eta_ratio_p90 = (
             percentile(ratios, q) for q in (10, 50, 90)
         )
+    if steady:
+        acc.eta_steady_checked = len(steady)
+        acc.eta_steady_within = sum(abs(r - 1) <= TOLERANCE for r in steady) / len(steady)
     return acc
+
+
+def max_active_changes(configs: Sequence[tuple[float, int]]) -> list[float]:
+    """When max_active changed (its first known value is no change)."""
+    ordered = sorted(configs)
+    return [t for (t, m), (_, before) in zip(ordered[1:], ordered, strict=False) if m != before]
 
 
 # -- the verdict ----------------------------------------------------------------------------
@@ -516,7 +535,8 @@ def analyse(
             [(int(j["number"]), int(a["seq"])) for j, a in ordered]
         )
 
-    v.accuracy = accuracy(joins, exacts, admits, admitted_by(totals, looks))
+    changes = max_active_changes(configs)
+    v.accuracy = accuracy(joins, exacts, admits, admitted_by(totals, looks), changes)
     waits = [float(a["t"]) - float(joins[k]["t"]) for k, a in admits.items() if k in joins]
     v.queue_p50, v.queue_p90 = percentile(waits, 50), percentile(waits, 90)
     v.queue_max = max(waits) if waits else None
@@ -743,6 +763,8 @@ def _accuracy_lines(a: Accuracy) -> list[str]:
         f"  ETA at first exact, +-25 %     {_share(a.eta_within, ETA_TARGET)} of "
         f"{a.eta_checked}; {ratio}",
         f"      baseline                   {BASELINE_ETA}",
+        f"      without a max_active change {_share(a.eta_steady_within)} of "
+        f"{a.eta_steady_checked}",
     ]
 
 

@@ -107,6 +107,7 @@ class RoomState:
     shards: int = 1
     unsettled_counts: tuple[int, ...] = ()
     recent_slots: tuple[SettledSlot, ...] = ()  # the newest settled slots' counts
+    admit_forecast: tuple[tuple[float, int], ...] = ()
 
     def recent_slot(self, slot: int) -> SettledSlot | None:
         """Slot `slot`'s counts when the state carries them (then no slot document is needed)."""
@@ -142,6 +143,7 @@ def read_state(doc: Any) -> RoomState:
             shards=int(doc.get("shards") or 1),
             unsettled_counts=tuple(int(n) for n in doc.get("unsettled_counts") or ()),
             recent_slots=tuple(read_slot(r) for r in doc.get("recent_slots") or ()),
+            admit_forecast=tuple((float(t), int(n)) for t, n in doc.get("admit_forecast") or ()),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise BadDocument(f"not a room state document: {exc!r}") from exc
@@ -192,9 +194,12 @@ def needs_slot(ticket: Ticket, state: RoomState) -> bool:
     return ticket.slot <= state.settled_through and state.recent_slot(ticket.slot) is None
 
 
-def place(ticket: Ticket, state: RoomState, slot: SettledSlot | None) -> Place:
+def place(
+    ticket: Ticket, state: RoomState, slot: SettledSlot | None, now: float | None = None
+) -> Place:
     """The ticket's place from the newest state and, once settled, its slot's document (or the
-    slot's counts the state carries)."""
+    slot's counts the state carries); `now`: the clock, for the ETA from a state a moment old."""
+    age = 0.0 if now is None else now - state.updated_at
     closed = state.status == "closed"
     if slot is None or slot.slot != ticket.slot:
         slot = state.recent_slot(ticket.slot) or slot
@@ -224,7 +229,7 @@ def place(ticket: Ticket, state: RoomState, slot: SettledSlot | None) -> Place:
             slot_seconds=state.slot_seconds,
             joined_at=ticket.joined_ms / 1000,
         )
-        return Place("estimate", position, False, _eta(position, state))
+        return Place("estimate", position, False, _eta(position, state, age))
     rank = slot.drawn_rank(ticket.k, ticket.shard)
     if _in_prequeue(ticket, state):
         rank = draw_place(rank, state.prequeue_size, state.draw_seed)
@@ -233,14 +238,16 @@ def place(ticket: Ticket, state: RoomState, slot: SettledSlot | None) -> Place:
     if closed:
         return Place("closed", 0, True, None)
     position = rank - state.consumed + 1
-    return Place("waiting", position, True, _eta(position, state))
+    return Place("waiting", position, True, _eta(position, state, age))
 
 
-def _eta(position: int, state: RoomState) -> int | None:
-    """The wait at the observed rate; none while the room is paused (nobody is let in)."""
+def _eta(position: int, state: RoomState, age: float) -> int | None:
+    """The wait the drainer forecasts (`age`: how old the state is); none while the room is
+    paused (nobody is let in)."""
     if state.status == "paused":
         return None
-    return eta_seconds(position, state.admit_rate, state.expected_rate)
+    rates = state.admit_rate, state.expected_rate
+    return eta_seconds(position, *rates, state.admit_forecast, age)
 
 
 def next_look_seconds(
@@ -567,7 +574,7 @@ class Visitor:
         if self.slot is None and not slot_asked and needs_slot(self.ticket, self.state):
             self._phase, self._after = "slot", 0.0
             return
-        here = place(self.ticket, self.state, self.slot)
+        here = place(self.ticket, self.state, self.slot, now)
         self._set_place(here)
         if here.kind == "turn" or (here.kind == "closed" and not self._closed_asked):
             self._closed_asked = self._closed_asked or here.kind == "closed"

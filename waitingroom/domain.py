@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from waitingroom import rooms
+from waitingroom.forecast import Flow, eta_from_forecast
 from waitingroom.rooms import Queueing, RoomStatus
 
 # A slot is settled (its counters read and frozen into totals) this long after it closes. A join
@@ -443,9 +444,19 @@ def estimated_position(
     return int(ahead) + 1
 
 
-def eta_seconds(position: int, admit_rate: float, fallback_rate: float) -> int | None:
-    """Seconds until admission at the observed rate (or the configured one before any)."""
+def eta_seconds(
+    position: int,
+    admit_rate: float,
+    fallback_rate: float,
+    forecast: Sequence[Sequence[float]] = (),
+    age: float = 0.0,
+) -> int | None:
+    """Seconds until admission: from the drainer's forecast of admissions (made `age` seconds
+    ago) when the state carries one, else at the observed rate (or the configured one before
+    any)."""
     rate = admit_rate if admit_rate > 0 else fallback_rate
+    if forecast:
+        return eta_from_forecast(position, forecast, rate, age)
     if rate <= 0:
         return None
     return math.ceil(position / rate)
@@ -655,12 +666,17 @@ class PublicState:
     unsettled_counts: tuple[int, ...] = ()
     # the newest settled slots that hold tickets (natural order only: `recent_slots`)
     recent_slots: tuple[SettledSlot, ...] = ()
+    # admissions expected (seconds after `updated_at`, how many by then) while the room admits:
+    # every client's ETA (`eta_seconds`); past its last point, `admit_rate`
+    admit_forecast: tuple[tuple[float, int], ...] = ()
 
     def __post_init__(self) -> None:
         # stored as JSON lists and objects: always tuples and SettledSlots here, so that states
         # compare equal
         object.__setattr__(self, "unsettled_counts", tuple(self.unsettled_counts))
         object.__setattr__(self, "recent_slots", tuple(map(_settled_slot, self.recent_slots)))
+        forecast = tuple((float(t), int(n)) for t, n in self.admit_forecast)
+        object.__setattr__(self, "admit_forecast", forecast)
 
     @property
     def waiting_settled(self) -> int:
@@ -712,6 +728,8 @@ class DrainerState:
     pool_seq: int = 0
     pool_claimed: int = 0
     pool_written: int = 0
+    # admissions, pickups and ends followed over time, and what they taught (forecast.Flow)
+    flow: Flow = field(default_factory=Flow)
 
 
 @dataclass(frozen=True, slots=True)

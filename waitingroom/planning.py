@@ -12,8 +12,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from waitingroom import forecast
 from waitingroom.domain import (
     ADMISSIONS_PER_LEDGER_SHARD,
+    PICKUP_GRACE_SECONDS,
     RECENT_WAITS,
     Accounting,
     Batch,
@@ -193,11 +195,13 @@ def plan_tick(
         pending=admit,
         rates=rates,
         max_shards=window.shards,
+        flow=observe_flow(cfg, pub, dst, ledger, acc, now=now, admitted=n, joined=joined),
     )
     new_pub = _public_after(
         pub, new_dst, window=window, joined=joined, admitted=n, acc=acc, now=now
     )
     new_pub = replace(new_pub, recent_slots=recent_slots(pub.recent_slots, settled))
+    new_pub = with_forecast(cfg, new_pub, new_dst, acc.active + n, now)
     return TickPlan(
         pub=new_pub,
         dst=new_dst,
@@ -208,6 +212,63 @@ def plan_tick(
         reclaimed=acc.newly_reclaimed,
         completed=acc.newly_completed,
     )
+
+
+def observe_flow(
+    cfg: RoomConfig,
+    pub: PublicState,
+    dst: DrainerState,
+    ledger: Mapping[int, LedgerCounts],
+    acc: Accounting,
+    *,
+    now: float,
+    admitted: int,
+    joined: int,
+) -> forecast.Flow:
+    """What this tick saw of the room's visitors (pickups since the last tick, from the line
+    and from a pool; no-shows reclaimed; sessions ended), then its admissions from the line
+    (`pub` as before this tick; `joined` tickets it settled)."""
+    line = pool = 0
+    for b in dst.batches:
+        c = ledger.get(b.seq)
+        picked = max(0, c.picked - b.picked) if c else 0
+        pool, line = (pool + picked, line) if b.pool else (pool, line + picked)
+    keep = cfg.pickup_seconds + PICKUP_GRACE_SECONDS + cfg.session_seconds + 10
+    return dst.flow.observe(
+        now,
+        admitted=admitted,
+        fresh=max(0, admitted - dst.flow.waited(now, pub.consumed)),
+        settled_total=pub.settled_total + joined,
+        line_picked=line,
+        pool_picked=pool,
+        reclaimed=acc.newly_reclaimed,
+        ended=acc.newly_completed + acc.newly_expired,
+        keep_seconds=keep,
+    )
+
+
+def with_forecast(
+    cfg: RoomConfig, pub: PublicState, dst: DrainerState, held: int, now: float
+) -> PublicState:
+    """The admissions to expect while the room admits (`held`: places held after this tick),
+    and past that forecast the rate of a full room; no forecast while nobody is let in, nor
+    in a room that keeps no line."""
+    if not admits_now(cfg, pub) or cfg.queueing in ("passthrough", "reject"):
+        return replace(pub, admit_forecast=())
+    flow = dst.flow
+    hold = flow.hold_seconds(cfg.session_seconds)
+    cap = cfg.max_admits_per_minute / 60
+    budget = max(0, cfg.max_admits_per_minute - dst.rates.admitted_since(now - 60))
+    points = forecast.forecast(
+        flow.frees(now, cfg.session_seconds),
+        now=now,
+        free_now=_budget(cfg, pub, dst, held, now),
+        hold=hold,
+        rate_cap=cap,
+        budget=budget,
+    )
+    rate = forecast.steady_rate(cfg.max_active, hold, cap)
+    return replace(pub, admit_forecast=points, admit_rate=rate)
 
 
 def draw_settled(

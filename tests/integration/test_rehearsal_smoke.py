@@ -26,6 +26,7 @@ def test_a_small_burst_passes_the_verdict(tmp_path: Path) -> None:
             *("--visitors", "200", "--burst-seconds", "2", "--tail", "20"),
             *("--tail-seconds", "5", "--max-active", "40", "--max-active-changes", "8:60"),
             *("--session-seconds", "10", "--pickup-seconds", "5", "--max-seconds", "60"),
+            *("--history", "6", "--history-seconds", "3"),
             *("--out", str(tmp_path)),
         ],
         cwd=ROOT,
@@ -36,7 +37,9 @@ def test_a_small_burst_passes_the_verdict(tmp_path: Path) -> None:
     )
     report = run.stdout + run.stderr
     assert run.returncode == 0, report
+    assert "history: 6 of 6 visitors went straight in" in report, report
     assert "VERDICT: PASS" in report, report
+    assert "ETA at first exact, +-25 %" in report, report
     assert (tmp_path / "verdict.txt").is_file() and (tmp_path / "chart.html").is_file()
 
 
@@ -49,7 +52,7 @@ def test_distributed_a_master_and_two_workers_check_the_operators_changes(tmp_pa
             sys.executable,
             "-m",
             "loadtests.rehearsal",
-            *("--workers", "2", "--no-edge"),
+            *("--workers", "2", "--no-edge", "--history", "0"),
             *("--visitors", "60", "--burst-seconds", "2", "--tail", "10"),
             *("--tail-seconds", "4", "--max-active", "20", "--max-active-changes", "4:30"),
             *("--session-seconds", "10", "--pickup-seconds", "5", "--max-seconds", "60"),

@@ -55,6 +55,14 @@ describe("the page agrees with the Python reference", () => {
     }
   });
 
+  it("turns the drainer's forecast into the same wait", () => {
+    assert.ok(V.forecast_eta_seconds.length > 100);
+    for (const c of V.forecast_eta_seconds) {
+      const got = etaSeconds(c.position, c.admit_rate, c.fallback_rate, c.forecast, c.age);
+      assert.equal(got, c.eta, JSON.stringify(c));
+    }
+  });
+
   it("waits as long between looks at a known place", () => {
     for (const c of V.poll_after_seconds) {
       assert.equal(pollAfterSeconds(c.position, c.eta, c.pickup_seconds), c.seconds,
@@ -88,7 +96,7 @@ describe("the page agrees with the Python reference", () => {
 
   it("estimates a place before its slot settles as the server does", async () => {
     for (const c of V.estimate) {
-      const place = await placeOf(c.ticket, c.state, null);
+      const place = await placeOf(c.ticket, c.state, null, c.now);
       assert.equal(place.kind, "estimate");
       assert.equal(place.exact, false);
       assert.equal(place.position, c.position, JSON.stringify(c));

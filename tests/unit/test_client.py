@@ -62,15 +62,15 @@ def transport(http: TestClient) -> AppTransport:
     return AppTransport(http)
 
 
-def documents(http: TestClient, text: str) -> client.Place:
-    """The client's place for a ticket, from the two documents the app serves."""
+def documents(http: TestClient, text: str, now: float | None = None) -> client.Place:
+    """The client's place for a ticket, from the two documents the app serves (at `now`)."""
     ticket = client.read_ticket(text)
     state = client.read_state(http.get(f"/rooms/{ticket.room}/state").json())
     slot = None
     if client.needs_slot(ticket, state):
         r = http.get(f"/rooms/{ticket.room}/slots/{ticket.slot}")
         slot = client.read_slot(r.json()) if r.status_code == 200 else None
-    return client.place(ticket, state, slot)
+    return client.place(ticket, state, slot, now)
 
 
 def settle_and_tick(clock: FakeClock, drainer: Drainer) -> None:
@@ -80,7 +80,7 @@ def settle_and_tick(clock: FakeClock, drainer: Drainer) -> None:
 
 
 def assert_same_place(svc: WaitingRoom, http: TestClient, text: str) -> client.Place:
-    mine = documents(http, text)
+    mine = documents(http, text, svc.ctx.clock())
     theirs = svc.poll("demo", text)
     if isinstance(theirs, Admitted):
         assert mine.kind == "turn"

@@ -177,3 +177,52 @@ def test_a_stale_commit_is_refused(memory_store: MemoryStore) -> None:
     memory_store.commit_state("demo", PublicState(), DrainerState(), expected_version=0)
     with pytest.raises(Conflict):
         memory_store.commit_state("demo", PublicState(), DrainerState(), expected_version=0)
+
+
+def test_the_drainer_publishes_what_it_learns_as_a_forecast_of_admissions(
+    memory_service: WaitingRoom,
+    memory_drainer: Drainer,
+    memory_store: MemoryStore,
+    clock: FakeClock,
+) -> None:
+    """Sessions seen to last about 3 s from pickup: a waiting visitor's ETA comes from them,
+    not from the configured 900 s session (nor max_active / session_seconds)."""
+    memory_service.put_room("demo", {"max_active": 10, "session_seconds": 900})
+    tickets = [memory_service.join("demo", None) for _ in range(70)]
+    settle(clock)
+    memory_drainer.tick_room("demo")
+    fresh = memory_store.get_public_state("demo")
+    assert fresh is not None and fresh.admit_forecast
+    assert fresh.admit_forecast[-1][1] <= 10  # nothing learned: sessions may run 900 s
+    line = list(tickets)
+    for _ in range(3):  # each round: picked up a second after admission, ended 3 s later
+        clock.advance(1.1)  # past the service's cached state
+        statuses = {j.ticket: memory_service.poll("demo", j.ticket) for j in line}
+        tokens = [s.token for s in statuses.values() if isinstance(s, Admitted)]
+        line = [j for j in line if not isinstance(statuses[j.ticket], Admitted)]
+        memory_drainer.tick_room("demo")
+        clock.advance(3.0)
+        for token in tokens:
+            memory_service.complete("demo", token)
+        memory_drainer.tick_room("demo")
+    dst = memory_store.get_drainer_state("demo")
+    assert dst is not None
+    assert dst.flow.session.value == pytest.approx(3.0, abs=0.1)
+    assert dst.flow.pickup.value == pytest.approx(1.0, abs=0.1)
+    pub = memory_store.get_public_state("demo")
+    assert pub is not None and pub.admit_rate == pytest.approx(10 / 4, rel=0.05)
+    clock.advance(1.1)  # past the service's cached state
+    waiting = [memory_service.poll("demo", j.ticket) for j in line]
+    by_position = {w.position: w for w in waiting if not isinstance(w, Admitted)}
+    # 10 places every ~4 s: the 10 first in line in about 4 s, the 10 after them 4 s later
+    assert 1 <= (by_position[1].eta_seconds or 0) <= 4
+    assert 5 <= (by_position[10 + 1].eta_seconds or 0) <= 8
+
+    memory_service.set_status("demo", "paused", "operator")
+    memory_drainer.tick_room("demo")
+    paused = memory_store.get_public_state("demo")
+    assert paused is not None and paused.admit_forecast == ()
+    clock.advance(1.1)
+    last = max(by_position)  # the last in line: nobody was let in since, nobody will be now
+    paused_wait = memory_service.poll("demo", line[waiting.index(by_position[last])].ticket)
+    assert not isinstance(paused_wait, Admitted) and paused_wait.eta_seconds is None

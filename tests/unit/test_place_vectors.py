@@ -168,6 +168,36 @@ def _etas() -> list[dict[str, Any]]:
     return out
 
 
+# forecasts as a drainer publishes them: a room that has just filled (nothing frees for a
+# while), a steady one, one with a rate cap, and a short one
+FORECASTS = (
+    ((1.0, 0), (2.0, 0), (5.0, 0), (6.0, 38), (7.0, 140), (10.0, 150), (15.0, 290), (60.0, 1200)),
+    ((1.0, 21), (2.0, 43), (3.0, 64), (8.0, 171), (30.0, 642), (60.0, 1285)),
+    ((1.0, 0), (4.0, 2), (30.0, 15), (60.0, 30)),
+    ((1.0, 7),),
+)
+
+
+def _forecast_etas() -> list[dict[str, Any]]:
+    out = []
+    for forecast in FORECASTS:
+        for position in (0, 1, 2, 37, 38, 39, 100, 150, 151, 1199, 1200, 1201, 100_000):
+            for admit_rate, age in ((0.0, 0.0), (21.4, 0.0), (21.4, 1.7), (2.5, -3.0), (0.5, 60.0)):
+                for fallback in (0.0, 5.0):
+                    eta = eta_seconds(position, admit_rate, fallback, forecast, age)
+                    out.append(
+                        {
+                            "position": position,
+                            "admit_rate": admit_rate,
+                            "fallback_rate": fallback,
+                            "forecast": [list(p) for p in forecast],
+                            "age": age,
+                            "eta": eta,
+                        }
+                    )
+    return out
+
+
 def _ahead_in_slot() -> list[dict[str, Any]]:
     out = []
     for per_shard in (0.0, 0.3, 1.5, 3.75, 12.5, 29.9, 30.0, 500.0):
@@ -212,6 +242,7 @@ def _estimates(rng: random.Random) -> list[dict[str, Any]]:
             join_rate_per_slot=rng.choice((0.0, 0.4, 12.5, 333.3)),
             unsettled_counts=tuple(counted),
             updated_at=(settled_through + len(counted)) * cfg.slot_seconds - rng.random(),
+            admit_forecast=rng.choice(((), *FORECASTS)),
         )
         k = rng.choice((1, 1, 2, rng.randrange(1, 300)))
         slot = settled_through + rng.randrange(-2, 6)
@@ -239,6 +270,7 @@ def _estimates(rng: random.Random) -> list[dict[str, Any]]:
                     "slot_seconds": cfg.slot_seconds,
                     "unsettled_counts": list(st.unsettled_counts),
                     "updated_at": st.updated_at,
+                    "admit_forecast": [list(p) for p in st.admit_forecast],
                 },
                 "position": w.position,
                 "eta": w.eta_seconds,
@@ -332,6 +364,7 @@ def vectors() -> dict[str, Any]:
         "prequeue_poll_seconds": _prequeue_polls(),
         "settle_look_seconds": _settle_looks(),
         "eta_seconds": _etas(),
+        "forecast_eta_seconds": _forecast_etas(),
         "estimate": _estimates(rng),
         "ahead_in_slot": _ahead_in_slot(),
         "drawn_windows": _drawn_windows(rng),

@@ -17,6 +17,7 @@ from loadtests.verdict import (
     kendall_tau_untied,
     largest_displacement,
     main,
+    max_active_changes,
     max_overlap,
     over_admissions,
     percentile,
@@ -255,3 +256,20 @@ def test_the_verdict_command_exits_non_zero_when_inconclusive(tmp_path: Path) ->
     records.write_text("".join(json.dumps(r) + "\n" for r in _operatorless_run()))
     assert main([str(records), "--drained"]) == 1
     assert (tmp_path / "verdict.txt").read_text().startswith("VERDICT: INCONCLUSIVE")
+
+
+def test_the_eta_is_also_measured_apart_where_no_max_active_change_fell_in_the_wait() -> None:
+    """The operator raised max_active at 12 s: the two visitors admitted at 13 s waited across
+    it (no ETA could foresee it), the one admitted at 8.5 s did not; all three still count in
+    the required figure."""
+    changes = [
+        {"e": "config", "t": 0.2, "max_active": 9},
+        {"e": "config", "t": 12.0, "max_active": 20},
+    ]
+    v = analyse(_shown_run() + changes)
+    a = v.accuracy
+    assert a is not None
+    assert a.eta_checked == 3 and a.eta_within == pytest.approx(2 / 3)
+    assert (a.eta_steady_checked, a.eta_steady_within) == (1, 1.0)
+    assert "without a max_active change 100% of 1" in render_text(v)
+    assert max_active_changes([(0.2, 9), (5.0, 9), (12.0, 20)]) == [12.0]

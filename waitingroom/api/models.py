@@ -320,7 +320,10 @@ class RoomStateOut(BaseModel):
     consumed: int = Field(description="the cursor: every rank below it has been admitted")
     waiting: int = Field(description="settled tickets not admitted yet")
     join_rate_per_slot: float
-    admit_rate: float = Field(description="admissions per second observed (0 before any)")
+    admit_rate: float = Field(
+        description="admissions per second: while the room admits, the pace of a full room "
+        "from the sessions observed (past admit_forecast); else the recent pace (0 before any)"
+    )
     expected_rate: float = Field(description="admissions per second the settings allow")
     pickup_seconds: int
     opens_at: float | None
@@ -339,6 +342,11 @@ class RoomStateOut(BaseModel):
         default_factory=list,
         description="the newest few settled slots that hold tickets, as their documents say: "
         "a ticket of one of them needs no slot document",
+    )
+    admit_forecast: list[tuple[float, int]] = Field(
+        default_factory=list,
+        description="[seconds after updated_at, admissions expected by then] while the room "
+        "admits: a position's ETA is where these reach it (admit_rate past the last)",
     )
 
 

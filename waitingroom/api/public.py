@@ -83,6 +83,7 @@ def room_state(room: RoomPath, svc: ServiceDep, request: Request) -> JSONRespons
             RecentSlotOut(slot=r.slot, counts=list(r.counts), tickets_before=r.cum_before)
             for r in st.recent_slots
         ],
+        admit_forecast=list(st.admit_forecast),
     )
     # nginx counts a cached answer's life in whole seconds of its clock, so max-age=1 keeps the
     # state until the end of the next second (up to two); an nginx edge is told to keep it to

@@ -102,7 +102,7 @@ class Polls:
         if cfg.status == "closed":
             raise room_has_closed(cfg.room)
         position = rank - st.consumed + 1
-        eta = eta_seconds(position, st.admit_rate, cfg.fallback_rate())
+        eta = self._eta(cfg, st, position)
         poll = poll_after_seconds(position, eta, cfg.pickup_seconds)
         return Waiting(position, eta, poll, True, st.waiting_settled)
 
@@ -136,10 +136,15 @@ class Polls:
             slot_seconds=cfg.slot_seconds,
             joined_at=t.joined_ms / 1000,
         )
-        eta = eta_seconds(position, st.admit_rate, cfg.fallback_rate())
+        eta = self._eta(cfg, st, position)
         soon = max(1, min(poll_after_seconds(position, eta, cfg.pickup_seconds), 3))
         poll = self._settle_poll(cfg, t, soon)
         return Waiting(position, eta, poll, False, st.waiting_settled)
+
+    def _eta(self, cfg: RoomConfig, st: PublicState, position: int) -> int | None:
+        """The wait the drainer's forecast says (as of now: the state may be a moment old)."""
+        age = self.ctx.clock() - st.updated_at
+        return eta_seconds(position, st.admit_rate, cfg.fallback_rate(), st.admit_forecast, age)
 
     def _settle_poll(self, cfg: RoomConfig, t: Ticket, soon: int) -> int:
         """Look again just after the ticket's slot settles (the middle of the short spread:

@@ -214,9 +214,36 @@ export async function drawPlace(index, size, seed, subtle = globalThis.crypto.su
   return x;
 }
 
-/** Seconds until admission at the observed rate (or the expected one before any), or null. */
-export function etaSeconds(position, admitRate, fallbackRate) {
+// A state older than this is taken as this old (a clock far off the server's is at most this
+// far wrong); `waitingroom.forecast.MAX_STATE_AGE_SECONDS`.
+export const MAX_STATE_AGE_SECONDS = 10;
+
+/** Seconds after the state until `position` is admitted by the drainer's forecast (`forecast`:
+ * [seconds, admissions by then] pairs, linear between them from (0, 0); past the last, `rate`),
+ * or null (`waitingroom.forecast.eta_from_forecast`). */
+function forecastSeconds(position, forecast, rate) {
+  let t0 = 0;
+  let n0 = 0;
+  for (const [t, n] of forecast) {
+    if (n >= position) { return t0 + (position - n0) * (t - t0) / (n - n0); }
+    t0 = Number(t);
+    n0 = Number(n);
+  }
+  if (!(rate > 0)) { return null; }
+  return t0 + (position - n0) / rate;
+}
+
+/** Seconds until admission, or null: from the drainer's forecast (made `age` seconds ago) when
+ * the state carries one, else at the observed rate (or the expected one before any). */
+export function etaSeconds(position, admitRate, fallbackRate, forecast = [], age = 0) {
   const rate = admitRate > 0 ? admitRate : fallbackRate;
+  if (Array.isArray(forecast) && forecast.length > 0) {
+    if (position <= 0) { return 0; }
+    const ahead = forecastSeconds(position, forecast, rate);
+    if (ahead === null) { return null; }
+    const old = Math.min(Math.max(0, age), MAX_STATE_AGE_SECONDS);
+    return Math.max(1, Math.ceil(ahead - old));
+  }
   if (!(rate > 0)) { return null; }
   return Math.ceil(position / rate);
 }
@@ -224,6 +251,12 @@ export function etaSeconds(position, admitRate, fallbackRate) {
 function num(v, fallback = 0) {
   const n = Number(v);
   return v === null || v === undefined || v === "" || isNaN(n) ? fallback : n;
+}
+
+/** The state's forecast of admissions as [seconds, admissions] pairs ([] when it has none). */
+function forecastOf(state) {
+  const raw = Array.isArray(state.admit_forecast) ? state.admit_forecast : [];
+  return raw.filter((p) => Array.isArray(p) && p.length === 2).map(([t, n]) => [num(t), num(n)]);
 }
 
 /** How many wait in line, from a state document. */
@@ -333,7 +366,10 @@ export async function placeOf(t, state, slotDoc, now = Date.now() / 1000, subtle
   const admitRate = num(state.admit_rate);
   const closed = state.status === "closed";
   // nobody is let in while the room is paused: no ETA (as the server's answers say)
-  const eta = (position) => state.status === "paused" ? null : etaSeconds(position, admitRate, fallback);
+  const forecast = forecastOf(state);
+  const age = now - num(state.updated_at);
+  const eta = (position) => state.status === "paused" ? null
+    : etaSeconds(position, admitRate, fallback, forecast, age);
   const prequeue = inPrequeue(t, state);
   const out = { kind: "estimate", position: 0, exact: false, eta: null, rank: null, opensAt: null };
   if (prequeue && !state.draw_seed) {

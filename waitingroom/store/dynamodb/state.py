@@ -9,6 +9,7 @@ from dataclasses import asdict
 from typing import Any
 
 from waitingroom.domain import Batch, DrainerState, Pending, PublicState, RateWindow
+from waitingroom.forecast import Curve, Flow, Mean
 from waitingroom.store.dynamodb.table import DynamoTable, as_float, as_int, attrs, key, room_pk
 from waitingroom.store.interface import Conflict
 
@@ -79,6 +80,46 @@ def _decode_batch(v: Sequence[Any]) -> Batch:
     )
 
 
+def _encode_curve(c: Curve) -> list[Any]:
+    return [c.base, [[round(t, 3), n, int(f)] for t, n, f in c.points]]
+
+
+def _decode_curve(v: Sequence[Any]) -> Curve:
+    return Curve(int(v[0]), tuple((float(p[0]), int(p[1]), bool(p[2])) for p in v[1]))
+
+
+def _encode_flow(f: Flow) -> dict[str, Any]:
+    return {
+        "admitted": _encode_curve(f.admitted),
+        "picked": _encode_curve(f.picked),
+        "resolved": f.resolved,
+        "ended": f.ended,
+        "pickup": [f.pickup.value, f.pickup.weight],
+        "session": [f.session.value, f.session.weight],
+        "pickup_fresh": [f.pickup_fresh.value, f.pickup_fresh.weight],
+        "partial": [*f.picking, *f.ending],
+        "lined": _encode_curve(f.lined),
+    }
+
+
+def _decode_flow(d: dict[str, Any] | None) -> Flow:
+    if not d:
+        return Flow()
+    partial = d.get("partial", (0.0, 0, 0.0, 0))
+    return Flow(
+        admitted=_decode_curve(d["admitted"]),
+        picked=_decode_curve(d["picked"]),
+        resolved=int(d["resolved"]),
+        ended=int(d["ended"]),
+        pickup=Mean(float(d["pickup"][0]), float(d["pickup"][1])),
+        session=Mean(float(d["session"][0]), float(d["session"][1])),
+        pickup_fresh=Mean(*map(float, d.get("pickup_fresh", (0.0, 0.0)))),
+        picking=(float(partial[0]), int(partial[1])),
+        ending=(float(partial[2]), int(partial[3])),
+        lined=_decode_curve(d.get("lined", (0, ()))),
+    )
+
+
 def encode_drainer_state(st: DrainerState) -> str:
     return json.dumps(
         {
@@ -95,6 +136,7 @@ def encode_drainer_state(st: DrainerState) -> str:
             "max_shards": st.max_shards,
             "waits": list(st.waits),
             "pool": [st.pool_seq, st.pool_claimed, st.pool_written],
+            "flow": _encode_flow(st.flow),
         },
         separators=(",", ":"),
     )
@@ -119,6 +161,7 @@ def decode_drainer_state(text: str, version: int) -> DrainerState:
         pool_seq=int(d.get("pool", [0, 0, 0])[0]),
         pool_claimed=int(d.get("pool", [0, 0, 0])[1]),
         pool_written=int(d.get("pool", [0, 0, 0])[2]),
+        flow=_decode_flow(d.get("flow")),
     )
 
 
