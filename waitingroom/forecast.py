@@ -37,8 +37,28 @@ FRESH_PICKUP_PRIOR_SECONDS = 2.5
 # says little of how a burst's first fill (whose pages are as busy as the site) learns of it.
 FIRST_FILL_MIN = 20
 # Seconds ahead at which the forecast gives the admissions expected (denser where waits are
-# short, where a second matters); past the last, the steady rate.
+# short, where a second matters); past the last, the steady rate. The forecast reaches at least
+# HOLDS_AHEAD holds (admission to a place coming free) ahead, up to the longest horizon: a room
+# of 10-minute sessions that has just filled frees nothing for ten minutes.
 HORIZONS = (1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 15, 20, 25, 30, 40, 50, 60)
+LONG_HORIZONS = (90, 120, 180, 240, 300, 450, 600, 900, 1200, 1800, 2700, 3600, 5400, 7200)
+HOLDS_AHEAD = 3
+# Times of frees are kept to this step: a forecast's work stays bounded however short the holds.
+STEP_SECONDS = 0.1
+
+
+def horizons(hold: float) -> tuple[int, ...]:
+    """The forecast's horizons for places held `hold` seconds from admission to coming free:
+    HORIZONS, then longer ones until HOLDS_AHEAD holds are covered."""
+    reach = HOLDS_AHEAD * hold
+    longer: list[int] = []
+    for h in LONG_HORIZONS:
+        if reach <= (longer[-1] if longer else HORIZONS[-1]):
+            break
+        longer.append(h)
+    return HORIZONS + tuple(longer)
+
+
 MIN_HOLD_SECONDS = 0.5
 # A session past its mean is expected to end this long after the tick (not at it: that tick
 # saw nothing of it).
@@ -190,6 +210,17 @@ class Flow:
     ending: Partial = (0.0, 0)
     # tickets settled (in line with an exact place) over the last few seconds
     lined: Curve = Curve()
+    # False until the drainer first follows the room with this (a room live before: `seed`);
+    # then the pickups and ends of what was admitted before to let go by untimed
+    seeded: bool = False
+    untimed_resolved: int = 0
+    untimed_ended: int = 0
+
+    def seed(self, unresolved: int, in_session: int) -> Flow:
+        """Start following a room with `unresolved` line admissions not picked up yet and
+        `in_session` sessions under way, admitted before: their pickups and ends are none of
+        the curves' (matched against them they would teach times of about 0 s)."""
+        return replace(self, seeded=True, untimed_resolved=unresolved, untimed_ended=in_session)
 
     def waited(self, now: float, consumed: int) -> int:
         """How many of the next tickets to admit (from rank `consumed`) have had an exact place
@@ -212,8 +243,16 @@ class Flow:
         """One tick's counts: pickups, no-shows reclaimed and sessions ended since the last
         tick (all seen `now`), then the admissions it made (the last `fresh` of them had no
         exact place for long: see `waited`), and the tickets settled so far."""
-        flow = self._picked_up(now, reclaimed, line_picked)
-        flow = flow._ended(now, line_picked + pool_picked, ended, keep_seconds)
+        skip = min(self.untimed_resolved, reclaimed + line_picked)  # admitted before: untimed
+        old_reclaimed = min(skip, reclaimed)
+        skip_ended = min(self.untimed_ended, ended)
+        flow = replace(
+            self,
+            untimed_resolved=self.untimed_resolved - skip,
+            untimed_ended=self.untimed_ended - skip_ended,
+        )
+        flow = flow._picked_up(now, reclaimed - old_reclaimed, line_picked - (skip - old_reclaimed))
+        flow = flow._ended(now, line_picked + pool_picked, ended - skip_ended, keep_seconds)
         admissions = flow.admitted.add(now, admitted - fresh, keep_seconds)
         admissions = admissions.add(now, fresh, keep_seconds, fresh=True)
         lined = self.lined
@@ -290,35 +329,61 @@ def forecast(
     now: float,
     free_now: int,
     hold: float,
-    rate_cap: float = 0.0,
-    budget: int = 0,
+    excess: int = 0,
+    per_minute: int = 0,
+    recent: Sequence[tuple[float, int]] = (),
 ) -> Forecast:
-    """Admissions expected by each of HORIZONS seconds from `now`, when the line is long: the
-    places free now at once, each place as it comes free (`frees`), and each place admitted
-    again `hold` seconds after its admission; at most `budget` + `rate_cap` per second when the
-    room has a rate cap (`rate_cap` > 0)."""
-    end = now + HORIZONS[-1]
-    queue = [(t, n) for t, n in frees if n > 0 and t <= end]
+    """Admissions expected by each horizon (`horizons(hold)`) from `now`, when the line is
+    long: the places free now at once, each place as it comes free (`frees`), and each place
+    admitted again `hold` seconds after its admission. The first `excess` places to come free
+    admit nobody (max_active was lowered below the places held). A room with a rate cap
+    (`per_minute` > 0) admits at most that many in any 60 s, counting its `recent` admissions
+    (time, how many)."""
+    marks = horizons(hold)
+    end = now + marks[-1]
+    queue = [(_step(t), n) for t, n in frees if n > 0 and t <= end]
     if free_now > 0:
-        queue.append((now, free_now))
+        queue.append((_step(now), free_now))
     heapq.heapify(queue)
     events: list[tuple[float, int]] = []
     while queue:
         t, n = heapq.heappop(queue)
         while queue and queue[0][0] == t:
             n += heapq.heappop(queue)[1]
+        spent = min(n, excess)  # places not given again
+        excess, n = excess - spent, n - spent
+        if n <= 0:
+            continue
         events.append((t - now, n))
         if t + hold <= end:
-            heapq.heappush(queue, (t + hold, n))
+            heapq.heappush(queue, (_step(t + hold), n))
     out = []
     total, i = 0, 0
-    for h in HORIZONS:
+    for h in marks:
         while i < len(events) and events[i][0] <= h:
             total += events[i][1]
             i += 1
-        capped = min(total, budget + math.floor(rate_cap * h)) if rate_cap > 0 else total
-        out.append((float(h), capped))
+        out.append((float(h), _capped(total, h, now, per_minute, recent)))
     return tuple(out)
+
+
+def _step(t: float) -> float:
+    """`t` up to the next STEP_SECONDS (a time already on one stays)."""
+    return math.ceil(round(t / STEP_SECONDS, 6)) * STEP_SECONDS
+
+
+def _capped(
+    total: int, h: float, now: float, per_minute: int, recent: Sequence[tuple[float, int]]
+) -> int:
+    """At most what a cap of `per_minute` in any 60 s allows by `now + h`, after the `recent`
+    admissions: within the next minute, the cap less those still in the window then; past it,
+    a minute's worth more every minute."""
+    if per_minute <= 0:
+        return total
+    within = min(h, 60.0)
+    allowed = per_minute - sum(n for t, n in recent if t > now + within - 60)
+    allowed += math.floor(per_minute * max(0.0, h - 60) / 60)
+    return min(total, max(0, allowed))
 
 
 def steady_rate(max_active: int, hold: float, rate_cap: float = 0.0) -> float:

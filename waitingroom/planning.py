@@ -234,7 +234,13 @@ def observe_flow(
         picked = max(0, c.picked - b.picked) if c else 0
         pool, line = (pool + picked, line) if b.pool else (pool, line + picked)
     keep = cfg.pickup_seconds + PICKUP_GRACE_SECONDS + cfg.session_seconds + 10
-    return dst.flow.observe(
+    flow = dst.flow
+    if not flow.seeded:  # new, or a room this code has not followed before (a new release)
+        flow = flow.seed(
+            unresolved=sum(b.count - b.picked for b in dst.batches if not b.pool and not b.final),
+            in_session=sum(max(0, b.picked - b.completed) for b in dst.batches),
+        )
+    return flow.observe(
         now,
         admitted=admitted,
         fresh=max(0, admitted - dst.flow.waited(now, pub.consumed)),
@@ -257,17 +263,16 @@ def with_forecast(
         return replace(pub, admit_forecast=())
     flow = dst.flow
     hold = flow.hold_seconds(cfg.session_seconds)
-    cap = cfg.max_admits_per_minute / 60
-    budget = max(0, cfg.max_admits_per_minute - dst.rates.admitted_since(now - 60))
     points = forecast.forecast(
         flow.frees(now, cfg.session_seconds),
         now=now,
-        free_now=_budget(cfg, pub, dst, held, now),
+        free_now=max(0, cfg.max_active - held),
         hold=hold,
-        rate_cap=cap,
-        budget=budget,
+        excess=max(0, held - cfg.max_active),
+        per_minute=cfg.max_admits_per_minute,
+        recent=dst.rates.points,
     )
-    rate = forecast.steady_rate(cfg.max_active, hold, cap)
+    rate = forecast.steady_rate(cfg.max_active, hold, cfg.max_admits_per_minute / 60)
     return replace(pub, admit_forecast=points, admit_rate=rate)
 
 

@@ -193,7 +193,9 @@ def test_the_drainer_publishes_what_it_learns_as_a_forecast_of_admissions(
     memory_drainer.tick_room("demo")
     fresh = memory_store.get_public_state("demo")
     assert fresh is not None and fresh.admit_forecast
-    assert fresh.admit_forecast[-1][1] <= 10  # nothing learned: sessions may run 900 s
+    # nothing learned: sessions may run 900 s, and the forecast reaches past them
+    assert max(n for t, n in fresh.admit_forecast if t < 900) <= 10
+    assert fresh.admit_forecast[-1][0] >= 900
     line = list(tickets)
     for _ in range(3):  # each round: picked up a second after admission, ended 3 s later
         clock.advance(1.1)  # past the service's cached state

@@ -161,11 +161,32 @@ def test_a_pool_claim_is_a_pickup_at_once() -> None:
     assert flow.session.value == pytest.approx(4.0) and flow.pickup.weight == 0
 
 
-def test_a_rate_cap_holds_the_forecast_down() -> None:
-    points = forecast([(1.0, 100)], now=0.0, free_now=50, hold=5.0, rate_cap=2.0, budget=10)
-    assert at(points, 1.0) == 12
-    assert at(points, 60.0) == 130
+def test_a_rate_cap_counts_the_admissions_of_the_last_minute() -> None:
+    """600 a minute, 600 admitted just now: nobody more until they leave the window."""
+    recent = [(-1.0, 600)]
+    points = forecast([(1.0, 100)], now=0.0, free_now=50, hold=5.0, per_minute=600, recent=recent)
+    assert at(points, 1.0) == 0 and at(points, 50.0) == 0
+    assert at(points, 60.0) == 600  # a minute's worth once those 600 have left the window
     assert steady_rate(1000, 5.0, rate_cap=2.0) == 2.0
+    fresh = forecast([(1.0, 100)], now=0.0, free_now=50, hold=5.0, per_minute=600)
+    assert at(fresh, 1.0) == 150  # nothing admitted lately: the cap does not bite yet
+
+
+def test_places_held_past_a_lowered_max_active_admit_nobody_when_they_come_free() -> None:
+    """max_active lowered from 150 to 100: the first 50 places to come free are not given."""
+    points = forecast([(2.0, 150)], now=0.0, free_now=0, hold=10.0, excess=50)
+    assert at(points, 2.0) == 100
+    assert at(points, 12.0) == 200  # the 100 come free again a hold later
+
+
+def test_a_room_of_long_sessions_is_forecast_past_them() -> None:
+    """Ten-minute sessions in a room that has just filled: nothing frees for ten minutes, and
+    the front of the line is told so (not a minute and a bit)."""
+    points = forecast([(600.0, 100)], now=0.0, free_now=0, hold=602.0)
+    assert points[-1][0] >= 3 * 602
+    assert at(points, 450.0) == 0 and at(points, 600.0) == 100
+    eta = eta_from_forecast(1, points, steady_rate(100, 602.0))
+    assert eta is not None and 450 < eta <= 600
 
 
 def test_the_forecast_looks_a_minute_ahead_at_most() -> None:
@@ -294,3 +315,24 @@ def test_a_quiet_rooms_few_admitted_at_once_teach_nothing_of_a_first_fill() -> N
         1.0, admitted=0, line_picked=3, pool_picked=0, reclaimed=0, ended=0, keep_seconds=KEEP
     )
     assert flow.pickup_fresh.weight == 0 and flow.pickup.weight == 0
+
+
+def test_sessions_under_way_before_the_drainer_followed_the_room_teach_nothing() -> None:
+    """A room live when this release arrives: 100 sessions under way, 20 admissions not picked
+    up yet. Their ends and pickups, matched against the new admissions, would read as ~0 s."""
+    flow = Flow().seed(unresolved=20, in_session=100)
+    flow = flow.observe(
+        0.0, admitted=30, line_picked=0, pool_picked=0, reclaimed=0, ended=30, keep_seconds=KEEP
+    )
+    flow = flow.observe(
+        1.0, admitted=0, line_picked=20, pool_picked=0, reclaimed=0, ended=70, keep_seconds=KEEP
+    )
+    assert flow.session.weight == 0 and flow.pickup.weight == 0  # all of it was from before
+    flow = flow.observe(
+        2.0, admitted=0, line_picked=30, pool_picked=0, reclaimed=0, ended=0, keep_seconds=KEEP
+    )
+    flow = flow.observe(
+        7.0, admitted=0, line_picked=0, pool_picked=0, reclaimed=0, ended=50, keep_seconds=KEEP
+    )
+    assert flow.pickup.value == pytest.approx(2.0)  # the new 30: admitted at 0, picked at 2
+    assert flow.session.weight > 0 and flow.session.value >= 4.0  # not ~0 s

@@ -467,7 +467,8 @@ function look() {
     }
     const settled = t.slot <= Number(state.settled_through) && !recent;
     return (settled ? settledSlot(t, kept) : Promise.resolve(null)).then(function (doc) {
-      return placeOf(t, state, doc);
+      // the ETA less the state's age, by the browser's clock read as the server's
+      return placeOf(t, state, doc, Date.now() / 1000 - (Number(kept.skew) || 0));
     }).then(function (place) {
       busy = false;
       recovered();

@@ -99,6 +99,8 @@ def _encode_flow(f: Flow) -> dict[str, Any]:
         "pickup_fresh": [f.pickup_fresh.value, f.pickup_fresh.weight],
         "partial": [*f.picking, *f.ending],
         "lined": _encode_curve(f.lined),
+        "untimed": [f.untimed_resolved, f.untimed_ended],
+        "seeded": f.seeded,
     }
 
 
@@ -117,6 +119,10 @@ def _decode_flow(d: dict[str, Any] | None) -> Flow:
         picking=(float(partial[0]), int(partial[1])),
         ending=(float(partial[2]), int(partial[3])),
         lined=_decode_curve(d.get("lined", (0, ()))),
+        # a flow written before this field followed every batch from its start
+        seeded=bool(d.get("seeded", True)),
+        untimed_resolved=int(d.get("untimed", (0, 0))[0]),
+        untimed_ended=int(d.get("untimed", (0, 0))[1]),
     )
 
 
