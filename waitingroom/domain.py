@@ -417,6 +417,7 @@ def estimated_position(
     counted_at: float = 0.0,
     slot_seconds: int = 1,
     joined_at: float | None = None,
+    seen: Sequence[int] = (),
 ) -> int:
     """A place before the ticket's slot has settled: everyone waiting in settled slots, the
     joins the drainer counted in every shard of the slots between (`unsettled`: one count per
@@ -424,22 +425,31 @@ def estimated_position(
     open) or, past those, the recent join rate; then the ticket's place in its own slot
     (`ahead_in_slot` at that rate). Before anything was counted, the ticket's own k reached
     `joined_at` into its slot is the only sign of the rate: k in one of S shards means about
-    k x S joiners."""
+    k x S joiners.
+    `seen`: what the caller itself saw of the counters since (the highest k it was given in
+    each shard), per slot from `settled_through + 1`, as of `joined_at`: a floor under each
+    slot's count fresher than the drainer's (a burst that began after its last count)."""
     s = max(1, shards)
     rate = join_rate_per_slot
     ahead = float(waiting_settled)
     own = slot - settled_through - 1  # slots between the settled ones and the ticket's
     counted = min(max(0, own), len(unsettled))
+    floor = [float(n) for n in seen]
     for i in range(counted):
         p = settled_through + 1 + i
         rate = _partial_slot(unsettled[i], p, slot_seconds, counted_at, rate)  # the latest
+        if i < len(floor):  # closed when the ticket joined: what was seen is a floor
+            rate = max(rate, floor[i])
         ahead += rate
     if 0 <= own < len(unsettled):
         rate = _partial_slot(unsettled[own], slot, slot_seconds, counted_at, rate)
     if rate <= 0 and joined_at is not None and k > 1:
         into = (joined_at - slot * slot_seconds) / slot_seconds
         rate = (k - 1) * s / max(into, 0.5)
-    ahead += max(0, own - counted) * rate
+    if 0 <= own < len(floor) and floor[own] and joined_at is not None:
+        rate = max(rate, _partial_slot(int(floor[own]), slot, slot_seconds, joined_at, 0.0))
+    for i in range(counted, max(counted, own)):
+        ahead += max(rate, floor[i] if i < len(floor) else 0.0)
     ahead += ahead_in_slot(k, shard, s, rate / s)
     return int(ahead) + 1
 

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import random
 
+from tests.conftest import TICKET_SECRET, FakeClock
 from waitingroom.domain import (
     estimated_position,
     last_settleable_slot,
     rank_in_slot,
     slot_of,
 )
+from waitingroom.drainer import Drainer
+from waitingroom.service import Waiting, WaitingRoom
+from waitingroom.store.memory import MemoryStore
+from waitingroom.tokens import parse_ticket
 
 SHARDS = 32
 
@@ -35,9 +40,13 @@ def _counts(joins: list[tuple[float, int, int, int]], slot: int, until: float) -
     return counts
 
 
-def _shown(joins: list[tuple[float, int, int, int]], state_age: float) -> list[tuple[int, int]]:
+def _shown(
+    joins: list[tuple[float, int, int, int]], state_age: float, seen_share: float = 0.0
+) -> list[tuple[int, int]]:
     """(estimate shown at join, exact place) per visitor, nobody admitted yet; the drainer
-    ticks every second and the API answers from a copy of its state up to `state_age` old."""
+    ticks every second and the API answers from a copy of its state up to `state_age` old.
+    `seen_share`: the share of all joins that went through the answering container, whose
+    numbers it keeps (`seen`)."""
     final = {sl: _counts(joins, sl, 1e9) for _, sl, _, _ in joins}
     before = {}
     total = 0
@@ -45,8 +54,12 @@ def _shown(joins: list[tuple[float, int, int, int]], state_age: float) -> list[t
         before[sl] = total
         total += sum(final[sl])
     rng = random.Random(7)
+    mine = random.Random(11)
+    given: dict[tuple[int, int], int] = {}  # (slot, shard) -> highest k this container gave
     out = []
     for t, slot, shard, k in joins:
+        if mine.random() < seen_share:
+            given[slot, shard] = max(k, given.get((slot, shard), 0))
         tick = float(int(t - rng.uniform(0, state_age)))
         settled = last_settleable_slot(tick, 1)
         waiting = sum(sum(c) for sl, c in final.items() if sl <= settled)
@@ -63,6 +76,10 @@ def _shown(joins: list[tuple[float, int, int, int]], state_age: float) -> list[t
             counted_at=tick,
             slot_seconds=1,
             joined_at=t,
+            seen=[
+                sum(n for (sl, _), n in given.items() if sl == p)
+                for p in range(settled + 1, slot + 1)
+            ],
         )
         exact = before[slot] + rank_in_slot(final[slot], k, shard) + 1
         out.append((shown, exact))
@@ -83,6 +100,18 @@ def test_after_a_burst_most_visitors_are_shown_a_place_within_a_quarter_of_the_e
             assert _within(pairs) >= 0.8, (joins, seconds)
             later = [p for (t, *_), p in zip(burst, pairs, strict=True) if t >= 2]
             assert _within(later) >= 0.97, (joins, seconds)
+
+
+def test_what_a_container_saw_of_its_own_joins_puts_the_burst_s_first_seconds_right() -> None:
+    """The drainer counted before the burst began; the container answering the joins knows the
+    numbers it gave. Seeing every join (one container, as locally) or a quarter of them (one of
+    several in AWS), the first seconds of a burst are placed right too."""
+    for seed in (1, 2, 3):
+        for joins, seconds in ((600, 5.0), (2000, 5.0)):
+            burst = _burst(joins, seconds, seed)
+            alone = _within(_shown(burst, 1.0))
+            assert _within(_shown(burst, 1.0, seen_share=1.0)) >= max(0.94, alone + 0.08)
+            assert _within(_shown(burst, 1.0, seen_share=0.25)) >= alone  # never worse
 
 
 def test_one_shard_alone_would_have_been_far_off() -> None:
@@ -106,3 +135,39 @@ def test_a_high_counter_in_a_thin_slot_is_not_taken_for_a_crowd() -> None:
         0, 99, 0.0, 101, 4, shard=5, shards=SHARDS, unsettled=(48, 40), counted_at=102.0
     )
     assert 48 + 30 <= shown <= 48 + 70
+
+
+def test_joins_early_in_a_burst_are_placed_behind_the_crowd_the_drainer_has_not_counted(
+    memory_store: MemoryStore, memory_drainer: Drainer, clock: FakeClock
+) -> None:
+    """A room with a few joins a second, then a burst of 300 in a second: the drainer's last
+    count saw the quiet room; the container answering the burst's joins knows the numbers it
+    gave, and places them (the drainer's count alone put them among the first 40)."""
+    svc = WaitingRoom(
+        memory_store, [TICKET_SECRET], issuer="waitingroom", clock=clock, rng=random.Random(5)
+    )
+    svc.put_room("demo", {"max_active": 1, "shards": 8, "straight_in": False})
+    clock.now = float(int(clock.now))
+    for _ in range(6):  # a quiet room: three joins a second, the drainer ticking
+        for _ in range(3):
+            svc.join("demo", None)
+            clock.advance(0.3)
+        clock.advance(0.1)
+        memory_drainer.tick_room("demo")
+    waiting = svc.room_document("demo").state.waiting_settled
+    clock.now = float(int(clock.now)) + 1.02
+    memory_drainer.tick_room("demo")  # its last count before the burst
+    shown = []
+    for _ in range(300):
+        joined = svc.join("demo", None)
+        assert isinstance(joined.status, Waiting)
+        shown.append((parse_ticket(svc.secrets, joined.ticket), joined.status.position))
+        clock.advance(0.0032)
+    slot = shown[0][0].slot
+    counts = memory_store.read_counters("demo", [slot], 8)[slot]
+    pairs = [
+        (position, waiting + rank_in_slot(counts, t.k, t.shard) + 1)
+        for t, position in shown[75:]  # a quarter into the slot on
+        if t.slot == slot
+    ]
+    assert len(pairs) > 200 and _within(pairs) >= 0.85

@@ -140,7 +140,10 @@ class Joins:
         if cfg.in_prequeue(ticket.slot) and not st.draw_seed:
             status = self.polls.before_the_draw(cfg, st, ticket)
         else:
-            status = self.polls.estimate(cfg, st, ticket)
+            # with what this container's own joins were given since the drainer's count: a
+            # burst that began after it shows in them first
+            seen = self.ctx.reads.seen_counts(cfg.room, st.settled_through + 1, ticket.slot)
+            status = self.polls.estimate(cfg, st, ticket, seen)
         status = said_plainly(cfg, st, status)
         number = queue_number(ticket.slot, ticket.k, ticket.shard, cfg.epoch_slot)
         return Joined(text, number, status)
@@ -215,6 +218,7 @@ class Joins:
                 if exc.ambiguous:
                     self._unsure(cfg, slot, shard, exc)
                 raise
+            self.ctx.reads.saw_number(cfg.room, slot, shard, k)
             # A bump that came back too late might be missed by the drainer's settle: leave
             # it as an unissued number and take a fresh one.
             if not join_was_late(slot, cfg.slot_seconds, self.ctx.clock()):

@@ -7,6 +7,7 @@ costs reads and writes (the pickup), once.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import replace
 
 from waitingroom.domain import (
@@ -121,8 +122,11 @@ class Polls:
         poll = max(1, math.ceil(wait))
         return Waiting(in_line, eta, poll, False, st.settled_total, opens_at=cfg.opens_at)
 
-    def estimate(self, cfg: RoomConfig, st: PublicState, t: Ticket) -> Waiting:
-        """A place before the ticket's slot has settled (exact a few seconds later)."""
+    def estimate(
+        self, cfg: RoomConfig, st: PublicState, t: Ticket, seen: Sequence[int] = ()
+    ) -> Waiting:
+        """A place before the ticket's slot has settled (exact a few seconds later); `seen`:
+        the joins the caller saw per slot since the drainer's count (a join's own answer)."""
         position = estimated_position(
             st.waiting_settled,
             st.settled_through,
@@ -135,6 +139,7 @@ class Polls:
             counted_at=st.updated_at,
             slot_seconds=cfg.slot_seconds,
             joined_at=t.joined_ms / 1000,
+            seen=seen,
         )
         eta = self._eta(cfg, st, position)
         soon = max(1, min(poll_after_seconds(position, eta, cfg.pickup_seconds), 3))

@@ -33,6 +33,7 @@ JWKS_SECONDS = 300.0
 JWKS_REFETCH_SECONDS = 30.0
 REVOKED_SECONDS = 2.0
 STATE_ROOMS = 1024  # rooms whose state a container keeps (the least recently read go first)
+SEEN_SLOTS = 8  # slots back whose numbers given by this container's joins are kept
 
 
 class Cached(Generic[T]):
@@ -89,10 +90,31 @@ class RoomReads:
         self._states_lock = threading.Lock()
         self._refreshing: set[str] = set()  # rooms whose state a thread is reading now
         self._holding: set[str] = set()  # rooms whose state a request waits on for the edge
+        # room -> slot -> shard -> the highest k this container's joins were given
+        self._seen: LRUCache[str, dict[int, dict[int, int]]] = LRUCache(maxsize=STATE_ROOMS)
         self._slots: Cached[SettledSlot | None] = Cached(LRUCache(maxsize=20_000))
         self._jwks: Cached[dict[str, Any]] = Cached.ttl(JWKS_SECONDS, clock, size=1)
         self._jwks_refetched_at = 0.0
         self._revoked: Cached[list[str]] = Cached.ttl(REVOKED_SECONDS, clock, size=256)
+
+    def saw_number(self, room: str, slot: int, shard: int, k: int) -> None:
+        """A join of this container was given number `k` in `shard` of `slot`: that shard's
+        counter was at least `k` then (whoever else's joins bumped it)."""
+        with self._states_lock:
+            slots = self._seen.get(room)
+            if slots is None:
+                slots = self._seen[room] = {}
+            counts = slots.setdefault(slot, {})
+            counts[shard] = max(k, counts.get(shard, 0))
+            for old in [sl for sl in slots if sl < slot - SEEN_SLOTS]:
+                del slots[old]
+
+    def seen_counts(self, room: str, first: int, last: int) -> list[int]:
+        """Per slot from `first` to `last`, the joins this container knows each slot had (the
+        highest k it was given in each shard, summed): a floor under the slot's count."""
+        with self._states_lock:
+            slots = self._seen.get(room) or {}
+            return [sum(slots.get(sl, {}).values()) for sl in range(first, last + 1)]
 
     def config(self, room: str) -> RoomConfig:
         """The room's config; InvalidRequest for a malformed id, UnknownRoom for none."""
