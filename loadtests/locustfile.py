@@ -411,7 +411,8 @@ class Visitor(FastHttpUser):
                 exact_seen = _record_exact(visitor, vid)
             if not looked and call.kind == "state" and visitor.state is not None:
                 looked = True  # how far the room had admitted then: a sample for the verdict
-                recorder.emit(e="look", v=vid, consumed=visitor.state.consumed)
+                state = visitor.state
+                recorder.emit(e="look", v=vid, consumed=state.consumed, at=state.updated_at)
             if not joined and visitor.ticket is not None and call.kind == "join":
                 self.joined_at = time.time()
                 recorder.emit(

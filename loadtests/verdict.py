@@ -8,7 +8,8 @@ Input is the JSON-lines record the Locust visitors and the operator write (see l
   {"e": "end",    "v", "t", "outcome"}                        the visitor's journey is over
   {"e": "error",  "t", "name", "status", "kind"}              a failed request
   {"e": "exact",  "v", "t", "position", "eta", "rank"}        the first exact place seen
-  {"e": "look",   "v", "t", "consumed"}                       a visitor's first room state
+  {"e": "look",   "v", "t", "consumed", "at"}                 a visitor's first room state (at:
+                                                              its updated_at, the tick's time)
   {"e": "config", "t", "max_active"}                          max_active in effect from t
   {"e": "operator", "t", "problem"}                           the operator could not work
   {"e": "stats",  "t", "waiting", "active", "admitted_total", "max_active"}  operator samples
@@ -444,7 +445,9 @@ def analyse(
         elif kind == "exact":
             exacts.setdefault(str(r["v"]), r)
         elif kind == "look":
-            looks.append((float(r["t"]), int(r["consumed"])))
+            # the admissions as of the drainer's tick that wrote that state (`at`), not as of
+            # the look: a copy the edge kept a second says what was true a second before
+            looks.append((float(r.get("at") or r["t"]), int(r["consumed"])))
         elif kind == "audit":
             audits[str(r["v"])] = str(r["result"])
         elif kind == "config":
