@@ -197,7 +197,23 @@ def test_the_edges_copy_is_read_again_as_soon_as_a_settle_is_due(
     memory_drainer.tick_room("demo")  # the drainer settles the slot on time
     clock.now = settles + STATE_PUBLISH_SECONDS + 0.01  # the copy is 0.36 s old
     assert edge_look(svc).settled_through >= slot
-    # a join's or a poll's copy keeps its second: one read a second per container
+    assert svc.room_document("demo").state.settled_through >= slot
+
+
+def test_a_joins_copy_is_read_again_once_when_a_settle_is_due(
+    memory_store: MemoryStore, memory_drainer: Drainer, clock: FakeClock
+) -> None:
+    """The settling tick may admit a crowd: a join answered just after it must not place
+    itself with the count of admissions from before (a whole fill too far back)."""
+    counting = CountingStore(memory_store)
+    svc = WaitingRoom(counting, [TICKET_SECRET], issuer="waitingroom", clock=clock)
+    slot = joined_and_counted(svc, memory_drainer, clock)
+    settles = slot + 1 + SETTLE_DELAY_SECONDS
+    clock.now = settles - 0.2
+    assert svc.room_document("demo").state.settled_through < slot  # a join's copy, read now
+    clock.now = settles + 0.05
+    memory_drainer.tick_room("demo")
+    clock.now = settles + STATE_PUBLISH_SECONDS + 0.01
     assert svc.room_document("demo").state.settled_through >= slot
 
 

@@ -130,17 +130,23 @@ class RoomReads:
     def state(
         self, cfg: RoomConfig, min_version: int = 0, *, for_edge: bool = False
     ) -> PublicState:
-        """The room's public state, as cached: at most `state_ttl` old; `for_edge`, also read
-        again just after the drainer should have published a settle, and every 0.1 s while it
-        is overdue (`domain.state_good_until`): what the edge keeps for everybody. Joins and
-        polls keep the plain life: a container's reads of the one state item stay about one a
-        second however many containers there are."""
+        """The room's public state, as cached: at most `state_ttl` old, and read again just
+        after the drainer should have published a settle (its tick may have admitted a crowd);
+        `for_edge`, also every 0.1 s while that settle is overdue (`domain.state_good_until`):
+        what the edge keeps for everybody. Joins and polls do not poll an overdue settle: a
+        container reads the one state item at most about twice a second however many
+        containers there are."""
         now = self.clock()
         with self._states_lock:
             st, fetched_at = self._states.get(cfg.room, (None, 0.0))
             if st is not None and st.version >= min_version:
-                due = self._publish_due(cfg, st) if for_edge else None
-                good_until = state_good_until(fetched_at, self._state_ttl, due)
+                due = self._publish_due(cfg, st)
+                if for_edge:
+                    good_until = state_good_until(fetched_at, self._state_ttl, due)
+                else:  # read again once when the settle is due (the tick may admit a crowd)
+                    good_until = fetched_at + self._state_ttl
+                    if due is not None and fetched_at < due:
+                        good_until = min(good_until, due)
                 if now < good_until or cfg.room in self._refreshing:
                     # good, or expired while another thread of this container is reading it
                     # again: one read at a time, not one per request in flight
