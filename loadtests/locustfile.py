@@ -292,7 +292,12 @@ def _record_exact(visitor: client.Visitor, vid: str) -> bool:
     rank = ss.rank_of(ticket.k, ticket.shard) if ss and ss.holds(ticket.k, ticket.shard) else None
     if rank is None and here.kind == "waiting" and visitor.state is not None:
         rank = here.position + visitor.state.consumed - 1
-    recorder.emit(e="exact", v=vid, position=here.position, eta=here.eta, rank=rank)
+    state = visitor.state
+    consumed = state.consumed if state is not None else None
+    at = state.updated_at if state is not None else None
+    recorder.emit(
+        e="exact", v=vid, position=here.position, eta=here.eta, rank=rank, consumed=consumed, at=at
+    )
     return True
 
 

@@ -7,7 +7,8 @@ Input is the JSON-lines record the Locust visitors and the operator write (see l
   {"e": "admit",  "v", "t", "exp", "seq"}                     admitted (seq: the tick, its iat)
   {"e": "end",    "v", "t", "outcome"}                        the visitor's journey is over
   {"e": "error",  "t", "name", "status", "kind"}              a failed request
-  {"e": "exact",  "v", "t", "position", "eta", "rank"}        the first exact place seen
+  {"e": "exact",  "v", "t", "position", "eta", "rank",         the first exact place seen (and
+   "consumed", "at"}                                          the state's, as in a look)
   {"e": "look",   "v", "t", "consumed", "at"}                 a visitor's first room state (at:
                                                               its updated_at, the tick's time)
   {"e": "config", "t", "max_active"}                          max_active in effect from t
@@ -444,6 +445,9 @@ def analyse(
             ends[str(r["v"])] = r
         elif kind == "exact":
             exacts.setdefault(str(r["v"]), r)
+            if r.get("at") and r.get("consumed") is not None:
+                # the admissions as of the tick that wrote the state it read (see `look`)
+                looks.append((float(r["at"]), int(r["consumed"])))
         elif kind == "look":
             # the admissions as of the drainer's tick that wrote that state (`at`), not as of
             # the look: a copy the edge kept a second says what was true a second before
