@@ -464,6 +464,41 @@ class Visitor(FastHttpUser):
         return "completed"
 
 
+class Watcher(FastHttpUser):
+    """One per run: reads the room state ten times a second (from the API, when --admin-host
+    says where it is) and records each new version's admissions as of the tick that wrote it:
+    the verdict judges a join's place against the admissions by then, and the visitors' own
+    looks miss a state that lived less than a second."""
+
+    host = LOCAL_API
+    fixed_count = 1
+
+    def on_start(self) -> None:
+        admin_host = (self.environment.parsed_options.admin_host or "").rstrip("/")
+        if admin_host:
+            if _is_loopback(_host(self.environment)) and not _is_loopback(admin_host):
+                raise ValueError("--admin-host must be a loopback address when --host is one")
+            self.client.base_url = admin_host
+        self.version = -1
+
+    def wait_time(self) -> float:
+        return 0.1
+
+    @task
+    def watch(self) -> None:
+        room = self.environment.parsed_options.room
+        with self.client.get(
+            f"/rooms/{room}/state", name="watch state", catch_response=True
+        ) as resp:
+            if resp.status_code != 200:
+                resp.failure(f"state {_answer(resp)}")
+                return
+            doc = resp.json()
+            if int(doc["version"]) > self.version:
+                self.version = int(doc["version"])
+                recorder.emit(e="tick", at=doc["updated_at"], consumed=doc["consumed"])
+
+
 class Operator(FastHttpUser):
     """One per run (also in distributed mode): changes max_active on schedule, samples stats."""
 
@@ -540,6 +575,9 @@ class Operator(FastHttpUser):
             )
 
 
+FIXED_USERS = 2  # the Operator and the Watcher, one each, besides the visitors
+
+
 class Burst(LoadTestShape):
     """--burst-users within --burst-seconds, then --tail-users over --tail-seconds; stops when
     every visitor's journey is over, or at --max-seconds."""
@@ -558,9 +596,10 @@ class Burst(LoadTestShape):
         spawn_done = t > opts.burst_seconds + opts.tail_seconds
         if spawn_done and recorder.ended >= total:
             return None
+        fixed = FIXED_USERS
         if t < opts.burst_seconds:
-            return burst + 1, max(1.0, burst / max(opts.burst_seconds, 0.1))
+            return burst + fixed, max(1.0, burst / max(opts.burst_seconds, 0.1))
         if t < opts.burst_seconds + opts.tail_seconds:
             done = (t - opts.burst_seconds) / max(opts.tail_seconds, 0.1)
-            return burst + 1 + int(tail * done), max(1.0, tail / max(opts.tail_seconds, 0.1))
-        return total + 1, max(1.0, tail / max(opts.tail_seconds, 0.1))
+            return burst + fixed + int(tail * done), max(1.0, tail / max(opts.tail_seconds, 0.1))
+        return total + fixed, max(1.0, tail / max(opts.tail_seconds, 0.1))

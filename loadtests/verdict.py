@@ -11,6 +11,7 @@ Input is the JSON-lines record the Locust visitors and the operator write (see l
    "consumed", "at"}                                          the state's, as in a look)
   {"e": "look",   "v", "t", "consumed", "at"}                 a visitor's first room state (at:
                                                               its updated_at, the tick's time)
+  {"e": "tick",   "t", "at", "consumed"}                      a new room state (at: its tick)
   {"e": "config", "t", "max_active"}                          max_active in effect from t
   {"e": "operator", "t", "problem"}                           the operator could not work
   {"e": "stats",  "t", "waiting", "active", "admitted_total", "max_active"}  operator samples
@@ -448,6 +449,8 @@ def analyse(
             if r.get("at") and r.get("consumed") is not None:
                 # the admissions as of the tick that wrote the state it read (see `look`)
                 looks.append((float(r["at"]), int(r["consumed"])))
+        elif kind == "tick":  # the room state as the watcher read it at the API
+            looks.append((float(r["at"]), int(r["consumed"])))
         elif kind == "look":
             # the admissions as of the drainer's tick that wrote that state (`at`), not as of
             # the look: a copy the edge kept a second says what was true a second before
