@@ -270,6 +270,16 @@ def _is_loopback(url: str) -> bool:
     return urlsplit(url).hostname in {"127.0.0.1", "localhost", "::1"}
 
 
+def _to_admin_host(user: FastHttpUser) -> None:
+    """Send `user`'s requests to --admin-host (the API, when the visitors go through an edge
+    that does not route /admin); a loopback address only when --host is one."""
+    admin_host = (user.environment.parsed_options.admin_host or "").rstrip("/")
+    if admin_host:
+        if _is_loopback(_host(user.environment)) and not _is_loopback(admin_host):
+            raise ValueError("--admin-host must be a loopback address when --host is one")
+        user.client.base_url = admin_host
+
+
 def _token_seq(token: str) -> int | None:
     """Which drainer tick admitted this token: its `iat` (every ticket a tick admits carries
     that tick's time; ticks are at least a second apart), read unverified."""
@@ -474,11 +484,7 @@ class Watcher(FastHttpUser):
     fixed_count = 1
 
     def on_start(self) -> None:
-        admin_host = (self.environment.parsed_options.admin_host or "").rstrip("/")
-        if admin_host:
-            if _is_loopback(_host(self.environment)) and not _is_loopback(admin_host):
-                raise ValueError("--admin-host must be a loopback address when --host is one")
-            self.client.base_url = admin_host
+        _to_admin_host(self)
         self.version = -1
 
     def wait_time(self) -> float:
@@ -509,11 +515,7 @@ class Operator(FastHttpUser):
         opts = self.environment.parsed_options
         self.key = opts.admin_key or os.environ.get("WAITINGROOM_ADMIN_KEY", "")
         self.started = time.time()
-        admin_host = (opts.admin_host or "").rstrip("/")
-        if admin_host:
-            if _is_loopback(_host(self.environment)) and not _is_loopback(admin_host):
-                raise ValueError("--admin-host must be a loopback address when --host is one")
-            self.client.base_url = admin_host
+        _to_admin_host(self)
         changes = self.environment.parsed_options.max_active_changes
         self.changes = sorted(
             (float(s), int(m)) for s, m in (c.split(":") for c in changes.split(",") if c)
