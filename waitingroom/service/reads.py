@@ -141,12 +141,9 @@ class RoomReads:
             st, fetched_at = self._states.get(cfg.room, (None, 0.0))
             if st is not None and st.version >= min_version:
                 due = self._publish_due(cfg, st)
-                if for_edge:
-                    good_until = state_good_until(fetched_at, self._state_ttl, due)
-                else:  # read again once when the settle is due (the tick may admit a crowd)
-                    good_until = fetched_at + self._state_ttl
-                    if due is not None and fetched_at < due:
-                        good_until = min(good_until, due)
+                if not for_edge and due is not None and fetched_at >= due:
+                    due = None  # read again once when the settle is due, never polled after
+                good_until = state_good_until(fetched_at, self._state_ttl, due)
                 if now < good_until or cfg.room in self._refreshing:
                     # good, or expired while another thread of this container is reading it
                     # again: one read at a time, not one per request in flight
