@@ -111,7 +111,7 @@ class Curve:
         grown = total - self.total
         if not self.points and not self.base:
             return Curve(0, ((t, total, False),))
-        return self.add(t, grown, keep_seconds) if grown > 0 else self.add(t, 0, keep_seconds)
+        return self.add(t, grown, keep_seconds)  # (a count that did not grow adds no point)
 
     def total_at(self, t: float) -> int:
         """The total at time `t` (as far as the points kept tell)."""
