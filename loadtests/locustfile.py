@@ -476,7 +476,7 @@ class Visitor(FastHttpUser):
 
 class Watcher(FastHttpUser):
     """One per run: reads the room state ten times a second (from the API, when --admin-host
-    says where it is) and records each new version's admissions as of the tick that wrote it:
+    says where it is) and records each new version's admissions as of the commit that made them:
     the verdict judges a join's place against the admissions by then, and the visitors' own
     looks miss a state that lived less than a second."""
 
@@ -502,7 +502,12 @@ class Watcher(FastHttpUser):
             doc = resp.json()
             if int(doc["version"]) > self.version:
                 self.version = int(doc["version"])
-                recorder.emit(e="tick", at=doc["updated_at"], consumed=doc["consumed"])
+                recorder.emit(
+                    e="tick",
+                    at=doc["updated_at"],
+                    committed=doc.get("committed_at") or doc["updated_at"],
+                    consumed=doc["consumed"],
+                )
 
 
 class Operator(FastHttpUser):

@@ -11,7 +11,8 @@ Input is the JSON-lines record the Locust visitors and the operator write (see l
    "consumed", "at"}                                          the state's, as in a look)
   {"e": "look",   "v", "t", "consumed", "at"}                 a visitor's first room state (at:
                                                               its updated_at, the tick's time)
-  {"e": "tick",   "t", "at", "consumed"}                      a new room state (at: its tick)
+  {"e": "tick",   "t", "at", "committed", "consumed"}         a new room state (at: its tick's
+                                                              start; committed: when it wrote it)
   {"e": "config", "t", "max_active"}                          max_active in effect from t
   {"e": "operator", "t", "problem"}                           the operator could not work
   {"e": "stats",  "t", "waiting", "active", "admitted_total", "max_active"}  operator samples
@@ -246,7 +247,7 @@ class Accuracy:
     """How right the numbers shown to visitors were.
 
     estimate: the position the join gave against the exact position at that moment (the
-    ticket's rank minus the admissions by then, from the operator's stats samples);
+    ticket's rank minus the queue's admissions by then, from the room states seen);
     to_exact: seconds from join to the first exact position; eta: the ETA shown with the first
     exact position against the wait that followed it (to the tick that admitted the visitor)."""
 
@@ -273,12 +274,26 @@ def _consumed_at(totals: Sequence[tuple[float, int]], t: float) -> int | None:
 
 
 def admitted_by(*samples: Iterable[tuple[float, int]]) -> list[tuple[float, int]]:
-    """(time, admissions so far) from the operator's stats and the visitors' looks at the room
-    state, merged and never going down."""
+    """(time, admissions so far) from samples of the room state, merged and never going
+    down."""
     out: list[tuple[float, int]] = []
     for t, n in sorted(itertools.chain(*samples)):
         out.append((t, max(n, out[-1][1]) if out else n))
     return out
+
+
+def admissions_clock(
+    states: Sequence[tuple[float, int]],
+    committed: Mapping[float, float],
+    stats: Sequence[tuple[float, int]] = (),
+) -> list[tuple[float, int]]:
+    """When the queue's admissions happened: each state seen (its updated_at, its consumed) as
+    of the commit that wrote it when the watcher saw it (a busy tick commits a while after it
+    began), else as of its tick. Only without any state seen, the operator's stats: their
+    admitted_total also counts the joins let straight in, which hold no place in the line."""
+    if not states:
+        return admitted_by(stats)
+    return admitted_by([(committed.get(at, at), n) for at, n in states])
 
 
 def accuracy(
@@ -419,7 +434,8 @@ def analyse(
     joins: dict[str, Record] = {}
     admits: dict[str, Record] = {}
     exacts: dict[str, Record] = {}
-    looks: list[tuple[float, int]] = []
+    looks: list[tuple[float, int]] = []  # (the state's updated_at, its consumed)
+    committed: dict[float, float] = {}  # a state's updated_at -> when its tick committed it
     problems: list[str] = []
     requested = ""
     ends: dict[str, Record] = {}
@@ -451,6 +467,7 @@ def analyse(
                 looks.append((float(r["at"]), int(r["consumed"])))
         elif kind == "tick":  # the room state as the watcher read it at the API
             looks.append((float(r["at"]), int(r["consumed"])))
+            committed[float(r["at"])] = float(r.get("committed") or r["at"])
         elif kind == "look":
             # the admissions as of the drainer's tick that wrote that state (`at`), not as of
             # the look: a copy the edge kept a second says what was true a second before
@@ -546,7 +563,9 @@ def analyse(
         )
 
     changes = max_active_changes(configs)
-    v.accuracy = accuracy(joins, exacts, admits, admitted_by(totals, looks), changes)
+    v.accuracy = accuracy(
+        joins, exacts, admits, admissions_clock(looks, committed, totals), changes
+    )
     waits = [float(a["t"]) - float(joins[k]["t"]) for k, a in admits.items() if k in joins]
     v.queue_p50, v.queue_p90 = percentile(waits, 50), percentile(waits, 90)
     v.queue_max = max(waits) if waits else None

@@ -661,7 +661,10 @@ class PublicState:
     prequeue_size: int = 0
     draw_seed: str = ""
     opened_at: float | None = None
-    updated_at: float = 0.0
+    updated_at: float = 0.0  # when the tick that wrote it began (its counts are as of then)
+    # when that tick committed it: its admissions happened here (a busy tick commits a while
+    # after it began; writing the tickets afterwards keeps it)
+    committed_at: float = 0.0
     # an idle room's pool of tokens minted ahead: entries 1..pool_size of batch pool_seq may be
     # claimed by joins (0: no pool open)
     pool_seq: int = 0

@@ -249,6 +249,7 @@ class Drainer:
         if cfg.queueing == "reject":
             grown = max(0, pool_held(plan.dst) - held)
             plan = replace(plan, pub=self._numbers_allowed(cfg, plan.pub, free, given, grown))
+        plan = replace(plan, pub=replace(plan.pub, committed_at=self.clock()))
         self.store.commit_state(room, plan.pub, plan.dst, dst.version)
         new_pub = replace(plan.pub, version=dst.version + 1)
         new_dst = replace(plan.dst, version=dst.version + 1)

@@ -179,6 +179,35 @@ def test_a_stale_commit_is_refused(memory_store: MemoryStore) -> None:
         memory_store.commit_state("demo", PublicState(), DrainerState(), expected_version=0)
 
 
+def test_the_state_says_when_its_admissions_were_committed(
+    memory_service: WaitingRoom,
+    memory_drainer: Drainer,
+    memory_store: MemoryStore,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A busy tick commits a while after it began: its admissions happened at the commit (what
+    a load test's clock of admissions goes by), not at the tick's start; writing the tickets
+    afterwards keeps that moment."""
+    memory_service.put_room("demo", {"max_active": 5, "shards": 4})
+    for _ in range(8):
+        memory_service.join("demo", None)
+    settle(clock)
+    read_counters = memory_store.read_counters
+
+    def slow_read(*args: Any, **kwargs: Any) -> Any:
+        clock.advance(0.4)
+        return read_counters(*args, **kwargs)
+
+    monkeypatch.setattr(memory_store, "read_counters", slow_read)
+    began = clock()
+    assert memory_drainer.tick_room("demo").admitted == 5
+    st = memory_store.get_public_state("demo")
+    assert st is not None and st.consumed == 5 and st.materialized == 5
+    assert st.updated_at == pytest.approx(began)
+    assert st.committed_at >= began + 0.4
+
+
 def test_the_drainer_publishes_what_it_learns_as_a_forecast_of_admissions(
     memory_service: WaitingRoom,
     memory_drainer: Drainer,

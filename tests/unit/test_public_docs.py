@@ -321,6 +321,7 @@ def test_the_edge_says_it_is_a_shared_cache_and_gets_the_settled_state(
         direct = http.get("/rooms/demo/state").json()
         via_edge = http.get("/rooms/demo/state", headers={"Via": "1.1 abc.cloudfront.net"})
     assert direct["settled_through"] < slot <= via_edge.json()["settled_through"]
+    assert via_edge.json()["committed_at"] >= via_edge.json()["updated_at"] > 0  # CLIENTS.md §2
     assert via_edge.headers["Cache-Control"].startswith("public, max-age=1")
 
 

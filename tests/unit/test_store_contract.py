@@ -149,9 +149,17 @@ def test_state_commits_are_conditioned_on_the_version(any_store: WaitingRoomStor
     assert any_store.get_drainer_state("demo") == DrainerState(version=2)
 
 
-def test_the_state_keeps_the_newest_settled_slots_counts(any_store: WaitingRoomStore) -> None:
+def test_the_state_keeps_the_newest_settled_slots_counts_and_its_commit_time(
+    any_store: WaitingRoomStore,
+) -> None:
     recent = (SettledSlot(8, (3, 2, 2), 40), SettledSlot(9, (1, 0, 1), 47))
-    pub = PublicState(settled_through=9, unsettled_counts=(4,), recent_slots=recent)
+    pub = PublicState(
+        settled_through=9,
+        unsettled_counts=(4,),
+        recent_slots=recent,
+        updated_at=100.25,
+        committed_at=100.75,
+    )
     any_store.commit_state("demo", pub, DrainerState(), expected_version=0)
     assert any_store.get_public_state("demo", consistent=True) == replace(pub, version=1)
 

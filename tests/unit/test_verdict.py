@@ -183,6 +183,7 @@ def _shown_run() -> list[dict[str, Any]]:
     recs: list[dict[str, Any]] = [
         {"e": "run", "t": 0.0, "room": "r", "host": "h"},
         {"e": "stats", "t": 0.5, "waiting": 0, "active": 0, "admitted_total": 20, "max_active": 9},
+        {"e": "tick", "t": 0.6, "at": 0.4, "committed": 0.5, "consumed": 20},
     ]
     for v, shown, rank, eta, real in (
         ("a", 100, 119, 10, 10.0),
@@ -218,6 +219,36 @@ def test_the_verdict_says_how_right_the_shown_places_and_etas_were() -> None:
     text = render_text(analyse(_shown_run()))
     assert "position at join within +-25 % 33%" in text
     assert "9 in 10 off by 99 %" in text  # the earlier figures, beside this run's
+
+
+def test_a_place_is_judged_against_the_queue_admissions_committed_by_then() -> None:
+    """A tick began at 1.0 and committed 80 more admissions at 1.6 (a busy drainer); a join
+    answered at 1.3 said 150 for rank 169, right then (20 admitted). The operator's stats at
+    1.2 also count 30 let straight in, who hold no place in the line."""
+    recs: list[dict[str, Any]] = [
+        {"e": "run", "t": 0.0, "room": "r", "host": "h"},
+        {"e": "tick", "t": 0.6, "at": 0.4, "committed": 0.5, "consumed": 20},
+        {
+            "e": "stats",
+            "t": 1.2,
+            "waiting": 150,
+            "active": 50,
+            "admitted_total": 50,
+            "max_active": 99,
+        },
+        {"e": "tick", "t": 1.7, "at": 1.0, "committed": 1.6, "consumed": 100},
+        {"e": "join", "v": "a", "t": 1.3, "t0": 1.2, "number": 169, "ticket": "a", "position": 150},
+        {"e": "look", "v": "a", "t": 1.8, "at": 1.0, "consumed": 100},
+        {"e": "exact", "v": "a", "t": 3.0, "position": 70, "eta": 9, "rank": 169},
+    ]
+    a = analyse(recs).accuracy
+    assert a is not None
+    assert (a.estimate_checked, a.estimate_within) == (1, 1.0)
+    # a join answered after the commit with the older state's place is a miss
+    late = [{**r, "t": 1.65} if r["e"] == "join" else r for r in recs]
+    a = analyse(late).accuracy
+    assert a is not None
+    assert (a.estimate_checked, a.estimate_within) == (1, 0.0)
 
 
 def _operatorless_run(*extra: dict[str, Any]) -> list[dict[str, Any]]:

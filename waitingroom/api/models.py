@@ -331,7 +331,10 @@ class RoomStateOut(BaseModel):
     prequeue_size: int
     draw_seed: str = Field(description="the pre-queue draw's seed, once drawn")
     closed_slot: int | None
-    updated_at: float
+    updated_at: float = Field(description="when the drainer's tick that wrote it began")
+    committed_at: float = Field(
+        0.0, description="when that tick committed it: its admissions count from here"
+    )
     shards: int = Field(1, description="counter shards per slot (a ticket's k is per shard)")
     unsettled_counts: list[int] = Field(
         default_factory=list,

@@ -77,6 +77,7 @@ def room_state(room: RoomPath, svc: ServiceDep, request: Request) -> JSONRespons
         draw_seed=st.draw_seed,
         closed_slot=st.closed_slot,
         updated_at=st.updated_at,
+        committed_at=st.committed_at,
         shards=cfg.shards,
         unsettled_counts=list(st.unsettled_counts),
         recent_slots=[
