@@ -62,6 +62,14 @@ def _options(parser: Any) -> None:
     g.add_argument("--tail-users", type=int, default=200, env_var="WR_TAIL_USERS")
     g.add_argument("--tail-seconds", type=float, default=20, env_var="WR_TAIL_SECONDS")
     g.add_argument(
+        "--arrival-spread",
+        type=float,
+        default=1.0,
+        env_var="WR_ARRIVAL_SPREAD",
+        help="seconds over which each visitor Locust starts waits before joining, at random: "
+        "Locust starts a second's users at once, and people do not arrive in step (0: at once)",
+    )
+    g.add_argument(
         "--max-seconds",
         type=float,
         default=300,
@@ -363,6 +371,8 @@ class Visitor(FastHttpUser):
         elif r < opts.leave_before_pickup + opts.leave_without_complete:
             plan = "leave_without_complete"
         visitor = client.Visitor(opts.room, status_only=opts.status_only, rng=rng)
+        # Locust starts each second's users together: spread them over the second they stand for
+        gevent.sleep(rng.uniform(0, max(0.0, opts.arrival_spread)))
         outcome = "error"
         self.joined_at: float | None = None
         self.waited_until: float | None = None
