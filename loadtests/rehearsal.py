@@ -6,7 +6,8 @@ Starts `devtools.devstack.run(...)` in a subprocess (DynamoDB Local, API, draine
 every second, guarded demo origin), creates a room sized to drain in a couple of minutes, runs
 Locust headless with the burst shape (loadtests/locustfile.py), waits until the room is empty,
 asks the API about every ticket whose visitor left without an answer (reclaimed, or lost?), then
-writes the verdict under artifacts/rehearsal/ and stops everything. Exit code 1 when a promise
+writes the verdict (the room's state item is read in the store 20 times a second meanwhile: when
+each admission was committed) under artifacts/rehearsal/ and stops everything. Exit code 1 when a promise
 was broken.
 
 Before the burst, `--history` visitors (30 over 15 s by default) go straight in, use the origin
@@ -27,6 +28,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -37,6 +39,9 @@ from typing import Any
 from devtools import dynamodb_local
 from loadtests import verdict
 from waitingroom import client
+from waitingroom.bootstrap import build_store
+from waitingroom.settings import StoreSettings
+from waitingroom.store import Store, StoreUnavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 ROOM = "rehearsal"
@@ -73,6 +78,45 @@ def stop_stack(stack: subprocess.Popen[bytes]) -> None:
             stack.wait(timeout=30)
         except subprocess.TimeoutExpired:
             stack.kill()
+
+
+class StateWatcher(threading.Thread):
+    """Reads the room's state item in the store twenty times a second (consistent reads), from
+    beside the load, and keeps a `tick` record of each new version: when its tick committed it
+    and what the queue had admitted then, the verdict's clock of admissions. (Locust's own
+    watcher reads the API's copy inside the load's event loop, which a burst starves for
+    seconds: it misses states.)"""
+
+    def __init__(self, store: Store, room: str, every: float = 0.05) -> None:
+        super().__init__(name="state-watcher", daemon=True)
+        self.store, self.room, self.every = store, room, every
+        self.records: list[dict[str, Any]] = []
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        version = -1
+        while not self._stop.wait(self.every):
+            try:
+                st = self.store.get_public_state(self.room, consistent=True)
+            except StoreUnavailable:
+                continue  # the store was busy: the next read tells
+            if st is not None and st.version > version:
+                version = st.version
+                self.records.append(
+                    {
+                        "e": "tick",
+                        "t": time.time(),
+                        "at": st.updated_at,
+                        "committed": st.committed_at or st.updated_at,
+                        "consumed": st.consumed,
+                        "source": "store",
+                    }
+                )
+
+    def stop(self) -> list[dict[str, Any]]:
+        self._stop.set()
+        self.join(timeout=5)
+        return list(self.records)
 
 
 def locust_command(host: str, origin: str, room: str, records: Path, **options: Any) -> list[str]:
@@ -388,14 +432,22 @@ def main(argv: list[str] | None = None) -> int:
             admin_host=api if args.edge else None,
             stop_timeout=5,
         )
-        with (out / "locust.log").open("w") as locust_log:
-            locust = run_locust(command, args.workers, env, locust_log)
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")  # DynamoDB Local takes any
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+        store = build_store(StoreSettings(dynamodb_endpoint=f"http://127.0.0.1:{db_port}"))
+        watcher = StateWatcher(store, ROOM)
+        watcher.start()
+        try:
+            with (out / "locust.log").open("w") as locust_log:
+                locust = run_locust(command, args.workers, env, locust_log)
+        finally:
+            states = watcher.stop()
         print(f"locust finished (exit {locust.returncode}); waiting for the room to drain")  # noqa: T201
         drained = wait_drained(api, key, args.pickup_seconds + 4, timeout=90)
-        records = verdict.load_records(records_path)
+        records = verdict.load_records(records_path) + states
         audits = audit(api, records)
         with records_path.open("a") as f:
-            f.writelines(json.dumps(a) + "\n" for a in audits)
+            f.writelines(json.dumps(r) + "\n" for r in states + audits)
         records += audits
     finally:
         stop_stack(stack)
