@@ -6,9 +6,9 @@ Starts `devtools.devstack.run(...)` in a subprocess (DynamoDB Local, API, draine
 every second, guarded demo origin), creates a room sized to drain in a couple of minutes, runs
 Locust headless with the burst shape (loadtests/locustfile.py), waits until the room is empty,
 asks the API about every ticket whose visitor left without an answer (reclaimed, or lost?), then
-writes the verdict (the room's state item is read in the store 20 times a second meanwhile: when
-each admission was committed) under artifacts/rehearsal/ and stops everything. Exit code 1 when a promise
-was broken.
+writes the verdict under artifacts/rehearsal/ and stops everything (meanwhile the room's state
+item is read in the store 20 times a second: when each admission was committed). Exit code 1
+when a promise was broken.
 
 Before the burst, `--history` visitors (30 over 15 s by default) go straight in, use the origin
 as the burst's visitors do and complete, as on a live site whose room is left on all the time:
@@ -91,11 +91,11 @@ class StateWatcher(threading.Thread):
         super().__init__(name="state-watcher", daemon=True)
         self.store, self.room, self.every = store, room, every
         self.records: list[dict[str, Any]] = []
-        self._stop = threading.Event()
+        self._finished = threading.Event()
 
     def run(self) -> None:
         version = -1
-        while not self._stop.wait(self.every):
+        while not self._finished.wait(self.every):
             try:
                 st = self.store.get_public_state(self.room, consistent=True)
             except StoreUnavailable:
@@ -114,7 +114,7 @@ class StateWatcher(threading.Thread):
                 )
 
     def stop(self) -> list[dict[str, Any]]:
-        self._stop.set()
+        self._finished.set()
         self.join(timeout=5)
         return list(self.records)
 

@@ -6,6 +6,7 @@ every promise the verdict checks (no over-admission, no lost ticket, no 5xx)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -45,6 +46,12 @@ def test_a_small_burst_passes_the_verdict(tmp_path: Path) -> None:
     assert "VERDICT: PASS" in report, report
     assert "ETA at first exact, +-25 %" in report, report
     assert (tmp_path / "verdict.txt").is_file() and (tmp_path / "chart.html").is_file()
+    # the clock of admissions: every state the drainer committed, read in the store
+    records = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
+    states = [r for r in records if r["e"] == "tick" and r.get("source") == "store"]
+    assert len(states) >= 10, report
+    assert all(r["committed"] >= r["at"] for r in states)
+    assert states[-1]["consumed"] >= 200  # the burst was admitted (the history too)
 
 
 def test_distributed_a_master_and_two_workers_check_the_operators_changes(tmp_path: Path) -> None:
