@@ -79,9 +79,15 @@ def next_settle_at(
 # container's, the edge's) would otherwise show that slot unsettled a second or two longer.
 # While that settle is overdue, the copy is read again every STATE_OVERDUE_POLL_SECONDS, for
 # at most STATE_OVERDUE_LIMIT_SECONDS (then the drainer is down or far behind: the usual life).
+# An API container's own copy (joins, polls that reach it) is read again every
+# JOIN_OVERDUE_POLL_SECONDS for at most JOIN_OVERDUE_LIMIT_SECONDS: a drainer a moment late
+# with a settle would otherwise leave every join of the next second a fill behind, and a few
+# reads per settle per container keep the one state item far below its partition's limit.
 STATE_PUBLISH_SECONDS = 0.15
 STATE_OVERDUE_POLL_SECONDS = 0.1
 STATE_OVERDUE_LIMIT_SECONDS = 10.0
+JOIN_OVERDUE_POLL_SECONDS = 0.15
+JOIN_OVERDUE_LIMIT_SECONDS = 0.5
 # A shared cache (the edge) that refreshes its copy just before such a publish would keep the
 # old one for its whole life: its request, when the publish is due within this long, waits for
 # it (and for at most STATE_HOLD_OVERDUE_SECONDS past the due moment).
@@ -95,25 +101,37 @@ def publish_due(
     updated_at: float,
     slot_seconds: int,
     join_rate_per_slot: float = 0.0,
+    joined_slot: int | None = None,
 ) -> float | None:
     """When the drainer should have published the next settle somebody waits on (None: nobody
     waits on one, or the drainer ticked after it and did not settle that slot, as in a draw
-    window or before a scheduled opening)."""
+    window or before a scheduled opening). `joined_slot`: the oldest slot after
+    `settled_through` that the caller itself gave a number in (a burst that began after the
+    drainer's last count: its state counts nobody yet)."""
     settles = next_settle_at(settled_through, unsettled_counts, slot_seconds, join_rate_per_slot)
+    if joined_slot is not None and joined_slot > settled_through:
+        mine = slot_end(joined_slot, slot_seconds) + SETTLE_DELAY_SECONDS
+        settles = mine if settles is None else min(settles, mine)
     if settles is None or updated_at >= settles:
         return None
     return settles + STATE_PUBLISH_SECONDS
 
 
-def state_good_until(fetched_at: float, ttl: float, due: float | None) -> float:
+def state_good_until(
+    fetched_at: float,
+    ttl: float,
+    due: float | None,
+    poll: float = STATE_OVERDUE_POLL_SECONDS,
+    limit: float = STATE_OVERDUE_LIMIT_SECONDS,
+) -> float:
     """Until when a copy of the room state read at `fetched_at` answers polls (see above);
-    `due` is its `publish_due`."""
+    `due` is its `publish_due`; while that is overdue (for at most `limit`), every `poll`."""
     if due is None:
         return fetched_at + ttl
     if fetched_at < due:
         return min(fetched_at + ttl, due)
-    if fetched_at - due < STATE_OVERDUE_LIMIT_SECONDS:
-        return fetched_at + min(ttl, STATE_OVERDUE_POLL_SECONDS)
+    if fetched_at - due < limit:
+        return fetched_at + min(ttl, poll)
     return fetched_at + ttl
 
 

@@ -16,6 +16,8 @@ from typing import Any, Generic, TypeVar
 from cachetools import LRUCache, TTLCache
 
 from waitingroom.domain import (
+    JOIN_OVERDUE_LIMIT_SECONDS,
+    JOIN_OVERDUE_POLL_SECONDS,
     STATE_HOLD_OVERDUE_SECONDS,
     STATE_OVERDUE_POLL_SECONDS,
     PublicState,
@@ -87,7 +89,7 @@ class RoomReads:
         self._state_ttl = state_ttl
         # room -> (its state, read at): one copy for every caller, each judging its age
         self._states: LRUCache[str, tuple[PublicState, float]] = LRUCache(maxsize=STATE_ROOMS)
-        self._states_lock = threading.Lock()
+        self._states_lock = threading.RLock()  # _publish_due reads what it saw, under it or not
         self._refreshing: set[str] = set()  # rooms whose state a thread is reading now
         self._holding: set[str] = set()  # rooms whose state a request waits on for the edge
         # room -> slot -> shard -> the highest k this container's joins were given
@@ -133,17 +135,24 @@ class RoomReads:
         """The room's public state, as cached: at most `state_ttl` old, and read again just
         after the drainer should have published a settle (its tick may have admitted a crowd);
         `for_edge`, also every 0.1 s while that settle is overdue (`domain.state_good_until`):
-        what the edge keeps for everybody. Joins and polls do not poll an overdue settle: a
-        container reads the one state item at most about twice a second however many
-        containers there are."""
+        what the edge keeps for everybody. Joins and polls poll an overdue settle only briefly
+        (a few reads, `JOIN_OVERDUE_*`): a container reads the one state item about twice a
+        second however many containers there are."""
         now = self.clock()
         with self._states_lock:
             st, fetched_at = self._states.get(cfg.room, (None, 0.0))
             if st is not None and st.version >= min_version:
                 due = self._publish_due(cfg, st)
-                if not for_edge and due is not None and fetched_at >= due:
-                    due = None  # read again once when the settle is due, never polled after
-                good_until = state_good_until(fetched_at, self._state_ttl, due)
+                if for_edge:
+                    good_until = state_good_until(fetched_at, self._state_ttl, due)
+                else:
+                    good_until = state_good_until(
+                        fetched_at,
+                        self._state_ttl,
+                        due,
+                        JOIN_OVERDUE_POLL_SECONDS,
+                        JOIN_OVERDUE_LIMIT_SECONDS,
+                    )
                 if now < good_until or cfg.room in self._refreshing:
                     # good, or expired while another thread of this container is reading it
                     # again: one read at a time, not one per request in flight
@@ -173,7 +182,13 @@ class RoomReads:
             st.updated_at,
             cfg.slot_seconds,
             st.join_rate_per_slot,
+            self._oldest_seen_after(cfg.room, st.settled_through),
         )
+
+    def _oldest_seen_after(self, room: str, slot: int) -> int | None:
+        """The oldest slot after `slot` this container gave a number in (see `saw_number`)."""
+        with self._states_lock:
+            return min((sl for sl in self._seen.get(room) or {} if sl > slot), default=None)
 
     def state_for_cache(self, cfg: RoomConfig, hold: float) -> PublicState:
         """The state for a shared cache that will answer everybody from it for its life: when
