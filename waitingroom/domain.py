@@ -79,15 +79,16 @@ def next_settle_at(
 # container's, the edge's) would otherwise show that slot unsettled a second or two longer.
 # While that settle is overdue, the copy is read again every STATE_OVERDUE_POLL_SECONDS, for
 # at most STATE_OVERDUE_LIMIT_SECONDS (then the drainer is down or far behind: the usual life).
-# An API container's own copy (joins, polls that reach it) is read again every
-# JOIN_OVERDUE_POLL_SECONDS for at most JOIN_OVERDUE_LIMIT_SECONDS: a drainer a moment late
-# with a settle would otherwise leave every join of the next second a fill behind, and a few
-# reads per settle per container keep the one state item far below its partition's limit.
+# An API container's own copy (joins, polls that reach it) is read once more
+# JOIN_OVERDUE_POLL_SECONDS past due (then the usual life): a drainer a moment late with a
+# settle would otherwise leave every join of the next second a fill behind. At most two reads
+# a second per container: the burst's 2,356 containers read the one state item at 2,356 read
+# units/s at worst, under its partition's 3,000 (BENCHMARKS.md).
 STATE_PUBLISH_SECONDS = 0.15
 STATE_OVERDUE_POLL_SECONDS = 0.1
 STATE_OVERDUE_LIMIT_SECONDS = 10.0
-JOIN_OVERDUE_POLL_SECONDS = 0.15
-JOIN_OVERDUE_LIMIT_SECONDS = 0.5
+JOIN_OVERDUE_POLL_SECONDS = 0.3
+JOIN_OVERDUE_LIMIT_SECONDS = 0.3
 # A shared cache (the edge) that refreshes its copy just before such a publish would keep the
 # old one for its whole life: its request, when the publish is due within this long, waits for
 # it (and for at most STATE_HOLD_OVERDUE_SECONDS past the due moment).

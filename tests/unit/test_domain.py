@@ -338,9 +338,7 @@ def test_a_state_copy_is_good_until_the_next_settle_is_published() -> None:
     assert publish_due(100, (5,), updated_at=104.0, slot_seconds=1) is None
 
 
-def test_a_settle_is_awaited_for_the_numbers_the_caller_gave_that_the_state_does_not_count() -> (
-    None
-):
+def test_a_settle_is_awaited_for_numbers_the_caller_gave_that_the_state_does_not_count() -> None:
     # counted at 101.2 with nobody in slot 101; this container gave numbers in 101 since
     quiet = publish_due(100, (0,), updated_at=101.2, slot_seconds=1)
     assert quiet is None
@@ -349,13 +347,10 @@ def test_a_settle_is_awaited_for_the_numbers_the_caller_gave_that_the_state_does
     # slot 101 counted already settles first; numbers in settled slots await nothing
     assert publish_due(100, (4, 0), 102.2, 1, joined_slot=102) == due
     assert publish_due(100, (0,), updated_at=101.2, slot_seconds=1, joined_slot=100) is None
-    # an API container's own copy: polled every 0.15 s for half a second past due, then a second
-    late = [
-        (due + d, 1.0, due, JOIN_OVERDUE_POLL_SECONDS, JOIN_OVERDUE_LIMIT_SECONDS)
-        for d in (0.2, 0.6)
-    ]
-    assert state_good_until(*late[0]) == pytest.approx(due + 0.35)
-    assert state_good_until(*late[1]) == pytest.approx(due + 1.6)
+    # an API container's own copy: read once more 0.3 s past due, then a second later
+    poll, limit = JOIN_OVERDUE_POLL_SECONDS, JOIN_OVERDUE_LIMIT_SECONDS
+    assert state_good_until(due, 1.0, due, poll, limit) == pytest.approx(due + 0.3)
+    assert state_good_until(due + 0.31, 1.0, due, poll, limit) == pytest.approx(due + 1.31)
 
 
 def test_an_estimate_looks_just_after_its_slot_settles_then_every_second() -> None:

@@ -135,9 +135,9 @@ class RoomReads:
         """The room's public state, as cached: at most `state_ttl` old, and read again just
         after the drainer should have published a settle (its tick may have admitted a crowd);
         `for_edge`, also every 0.1 s while that settle is overdue (`domain.state_good_until`):
-        what the edge keeps for everybody. Joins and polls poll an overdue settle only briefly
-        (a few reads, `JOIN_OVERDUE_*`): a container reads the one state item about twice a
-        second however many containers there are."""
+        what the edge keeps for everybody. Joins and polls read an overdue settle once more
+        (`JOIN_OVERDUE_*`): a container reads the one state item at most twice a second
+        however many containers there are."""
         now = self.clock()
         with self._states_lock:
             st, fetched_at = self._states.get(cfg.room, (None, 0.0))
