@@ -66,6 +66,9 @@ JOIN_WRU, ADMIT_WRU, PICKUP_WRU, COMPLETE_WRU = 1.0, 1.02, 4.0, 4.0
 PICKUP_RRU, COMPLETE_RRU, CACHED_POLL_RRU = 1.015, 1.0, 0.0012
 # a ~600 B item read eventually consistently costs half a unit
 SMALL_ITEM_RRU = 0.5
+# an API container reads STATE once per max-age, and once more 0.3 s past a settle the drainer is
+# late with (domain.JOIN_OVERDUE_*): at worst twice
+STATE_READS_AT_WORST = 2.0
 
 # A client's wait is spread by x(0.8 + 0.4 u) (CLIENTS.md §4): its mean look rate is
 # E[1 / (0.8 + 0.4 u)] = ln(1.5) / 0.4 times that of the unspread interval.
@@ -281,12 +284,14 @@ def page_files() -> dict[str, bytes]:
 def finish(load: Load, scale: Scale, *, before: bool, slot_readers: float) -> Load:
     """Lambda concurrency from the calls; DynamoDB from the containers and the calls.
 
-    Each container reads STATE once per max-age and CONFIG every 2 s; `slot_readers`
-    containers read a newly settled slot item per second (all slots share one partition key)."""
+    Each container reads STATE once per max-age (after: once more past a late settle, at
+    worst) and CONFIG every 2 s; `slot_readers` containers read a newly settled slot item per
+    second (all slots share one partition key)."""
     load.api = load.invocations
     load.concurrency = concurrency(load.calls, durations(scale))
     containers = load.concurrency
-    load.state_key_rcu = containers / scale.edge_age_seconds * SMALL_ITEM_RRU
+    reads = 1.0 if before else STATE_READS_AT_WORST
+    load.state_key_rcu = containers * reads / scale.edge_age_seconds * SMALL_ITEM_RRU
     config_rcu = containers / 2 * SMALL_ITEM_RRU
     load.slots_key_rcu = slot_readers * SMALL_ITEM_RRU
     calls = load.calls
