@@ -562,7 +562,10 @@ class Drainer:
                 unknown = any(room not in rooms for room in nudges)
                 if unknown or self.clock() - rooms_at >= ROOM_LIST_SECONDS:
                     rooms, rooms_at = self.store.list_rooms(), self.clock()
-                for room in rooms:
+                # the room whose settle comes first goes first: its visitors wait on it for
+                # their exact places (and joins for the admissions it makes); a regular tick
+                # of another room can wait a moment
+                for room in sorted(rooms, key=lambda r: settle_at.get(r, math.inf)):
                     now = self.clock()
                     nudged = nudges.get(room, 0.0) > last_tick.get(room, 0.0)
                     if room in dormant and not nudged:  # a reopened room is nudged

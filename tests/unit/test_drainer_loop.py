@@ -172,3 +172,28 @@ def test_a_room_with_joins_is_ticked_as_soon_as_their_slot_can_settle() -> None:
     assert 1001.3 <= ticked[1] <= 1001.4  # its slot's settle moment, not the 5 s tick
     assert ticked[2] >= ticked[1] + 5  # a moment already past: back to the tick period
     assert len(ticked) == 3
+
+
+class TwoRooms(FlakyStore):
+    def list_rooms(self) -> list[str]:
+        return ["a-quiet", "b-busy"]
+
+
+def test_a_room_whose_slot_can_settle_is_ticked_before_the_others() -> None:
+    """Both rooms are due at once (b's slot settles just as a's regular tick comes round): b
+    goes first, its visitors waiting on the settle, while a's slow tick takes its time."""
+    clock = Clock()
+    d = Drainer(TwoRooms(0), lambda: KeySet.generate("k"), issuer="w", clock=clock)  # type: ignore[arg-type]
+    ticked: list[tuple[str, float]] = []
+
+    def tick(room: str) -> TickReport:
+        ticked.append((room, clock.now))
+        settles = clock.now + 1.0 if room == "b-busy" and len(ticked) <= 2 else None
+        if len(ticked) > 2:
+            clock.now += 0.3  # busy ticks
+        return TickReport(room, True, settle_at=settles)
+
+    d.tick_room = tick  # type: ignore[method-assign]
+    d.run(seconds=1.5, tick_seconds=1, sleep=clock.sleep)
+    assert [room for room, _ in ticked] == ["a-quiet", "b-busy", "b-busy", "a-quiet"]
+    assert ticked[2][1] <= 1001.1  # b at its settle moment, not after a's tick
