@@ -460,6 +460,7 @@ def estimated_position(
         if i < len(floor):  # closed when the ticket joined: what was seen is a floor
             rate = max(rate, floor[i])
         ahead += rate
+    prior = rate  # the pace known before the ticket's own slot
     if 0 <= own < len(unsettled):
         rate = _partial_slot(unsettled[own], slot, slot_seconds, counted_at, rate)
     if rate <= 0 and joined_at is not None and k > 1:
@@ -468,7 +469,10 @@ def estimated_position(
     if 0 <= own < len(floor) and floor[own] and joined_at is not None:
         rate = max(rate, _partial_slot(int(floor[own]), slot, slot_seconds, joined_at, 0.0))
     for i in range(counted, max(counted, own)):
-        ahead += max(rate, floor[i] if i < len(floor) else 0.0)
+        # a slot between, closed when the ticket joined: what the caller saw of it, else the
+        # pace its own slot suggests (one shard's k says little about another slot)
+        seen_in = floor[i] if i < len(floor) else 0.0
+        ahead += max(prior, seen_in) if seen_in else max(rate, prior)
     ahead += ahead_in_slot(k, shard, s, rate / s)
     return int(ahead) + 1
 

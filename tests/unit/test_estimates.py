@@ -7,6 +7,7 @@ import random
 
 from tests.conftest import TICKET_SECRET, FakeClock
 from waitingroom.domain import (
+    ahead_in_slot,
     estimated_position,
     last_settleable_slot,
     rank_in_slot,
@@ -171,3 +172,25 @@ def test_joins_early_in_a_burst_are_placed_behind_the_crowd_the_drainer_has_not_
         if t.slot == slot
     ]
     assert len(pairs) > 200 and _within(pairs) >= 0.85
+
+
+def test_a_slot_between_counts_what_was_seen_of_it_not_the_ticket_s_own_pace() -> None:
+    """The drainer's copy counted nobody (it predates the burst); the container saw 30 joins in
+    slot 221, closed when the ticket joined slot 222 with k = 3, a seventh of a second in. Its
+    own shard says about 128 a slot: that is its own slot's pace, while slot 221 had 30."""
+    position = estimated_position(
+        0,
+        218,
+        0.0,
+        222,
+        3,
+        shard=14,
+        shards=32,
+        unsettled=[0, 0],
+        counted_at=220.51,
+        slot_seconds=1,
+        joined_at=222.14,
+        seen=[0, 0, 30, 26],
+    )
+    own_pace = (3 - 1) * 32 / 0.5  # k - 1 in one of 32 shards, at least half a slot in
+    assert position == int(30 + ahead_in_slot(3, 14, 32, own_pace / 32)) + 1
