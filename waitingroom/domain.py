@@ -401,6 +401,9 @@ def _partial_slot(
     return max(float(count), rate)
 
 
+# A slot the caller saw joins of in this share of its shards: what it saw is the slot's count.
+SEEN_WHOLE_SHARE = 0.75
+
 # Past this many joins per shard per slot a shard's counter is about the same in every shard.
 DENSE_PER_SHARD = 30.0
 
@@ -437,6 +440,7 @@ def estimated_position(
     slot_seconds: int = 1,
     joined_at: float | None = None,
     seen: Sequence[int] = (),
+    seen_shards: Sequence[int] = (),
 ) -> int:
     """A place before the ticket's slot has settled: everyone waiting in settled slots, the
     joins the drainer counted in every shard of the slots between (`unsettled`: one count per
@@ -447,7 +451,9 @@ def estimated_position(
     k x S joiners.
     `seen`: what the caller itself saw of the counters since (the highest k it was given in
     each shard), per slot from `settled_through + 1`, as of `joined_at`: a floor under each
-    slot's count fresher than the drainer's (a burst that began after its last count)."""
+    slot's count fresher than the drainer's (a burst that began after its last count);
+    `seen_shards`: in how many shards it saw them (a slot seen in most shards is known, not
+    merely bounded)."""
     s = max(1, shards)
     rate = join_rate_per_slot
     ahead = float(waiting_settled)
@@ -456,9 +462,13 @@ def estimated_position(
     floor = [float(n) for n in seen]
     for i in range(counted):
         p = settled_through + 1 + i
-        rate = _partial_slot(unsettled[i], p, slot_seconds, counted_at, rate)  # the latest
-        if i < len(floor):  # closed when the ticket joined: what was seen is a floor
-            rate = max(rate, floor[i])
+        # closed when the ticket joined: what the caller saw of it is a floor, and where it saw
+        # most shards, the count itself: it replaces the pace carried from the slot before (a
+        # count the drainer took as the slot began says little; the burst may have thinned)
+        seen_in = floor[i] if i < len(floor) else 0.0
+        known = i < len(seen_shards) and seen_shards[i] >= SEEN_WHOLE_SHARE * s
+        carried = 0.0 if known else rate
+        rate = max(_partial_slot(unsettled[i], p, slot_seconds, counted_at, carried), seen_in)
         ahead += rate
     prior = rate  # the pace known before the ticket's own slot
     if 0 <= own < len(unsettled):

@@ -4,6 +4,7 @@ to have: a burst of joins replayed through the drainer's counting and the domain
 from __future__ import annotations
 
 import random
+from typing import Any
 
 from tests.conftest import TICKET_SECRET, FakeClock
 from waitingroom.domain import (
@@ -80,6 +81,9 @@ def _shown(
             seen=[
                 sum(n for (sl, _), n in given.items() if sl == p)
                 for p in range(settled + 1, slot + 1)
+            ],
+            seen_shards=[
+                sum(1 for sl, _ in given if sl == p) for p in range(settled + 1, slot + 1)
             ],
         )
         exact = before[slot] + rank_in_slot(final[slot], k, shard) + 1
@@ -194,3 +198,18 @@ def test_a_slot_between_counts_what_was_seen_of_it_not_the_ticket_s_own_pace() -
     )
     own_pace = (3 - 1) * 32 / 0.5  # k - 1 in one of 32 shards, at least half a slot in
     assert position == int(30 + ahead_in_slot(3, 14, 32, own_pace / 32)) + 1
+
+
+def test_a_slot_counted_as_it_began_goes_by_what_was_seen_of_it_once_closed() -> None:
+    """The drainer counted slot 307 a tenth of a second in (15 joins) and carried 119 a slot
+    from slot 306; the container then saw 75 joins in 307 before it closed: 307 is taken as
+    75 (it saw joins in 29 of its 32 shards), not as the 119 carried from the burst's peak."""
+    args = (0, 305, 119.0, 308, 1)
+    kw: dict[str, Any] = {"shard": 20, "shards": 32, "unsettled": [119, 15]}
+    kw |= {"counted_at": 307.09, "slot_seconds": 1, "joined_at": 308.14}
+    position = estimated_position(*args, **kw, seen=[119, 75, 7], seen_shards=[32, 29, 7])
+    in_slot = ahead_in_slot(1, 20, 32, 75 / 32)
+    assert position == int(119 + 75 + in_slot) + 1
+    # a container that saw a few joins of it only (one of many): the carried pace stands
+    few = estimated_position(*args, **kw, seen=[119, 20, 7], seen_shards=[32, 12, 7])
+    assert few == int(119 + 119 + ahead_in_slot(1, 20, 32, 119 / 32)) + 1

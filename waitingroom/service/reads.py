@@ -111,12 +111,16 @@ class RoomReads:
             for old in [sl for sl in slots if sl < slot - SEEN_SLOTS]:
                 del slots[old]
 
-    def seen_counts(self, room: str, first: int, last: int) -> list[int]:
+    def seen_counts(self, room: str, first: int, last: int) -> tuple[list[int], list[int]]:
         """Per slot from `first` to `last`, the joins this container knows each slot had (the
-        highest k it was given in each shard, summed): a floor under the slot's count."""
+        highest k it was given in each shard, summed: a floor under the slot's count), and in
+        how many shards it saw them."""
         with self._states_lock:
             slots = self._seen.get(room) or {}
-            return [sum(slots.get(sl, {}).values()) for sl in range(first, last + 1)]
+            span = range(first, last + 1)
+            return [sum(slots.get(sl, {}).values()) for sl in span], [
+                len(slots.get(sl, {})) for sl in span
+            ]
 
     def config(self, room: str) -> RoomConfig:
         """The room's config; InvalidRequest for a malformed id, UnknownRoom for none."""
