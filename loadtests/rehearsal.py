@@ -91,6 +91,7 @@ class StateWatcher(threading.Thread):
         super().__init__(name="state-watcher", daemon=True)
         self.store, self.room, self.every = store, room, every
         self.records: list[dict[str, Any]] = []
+        self.failed = ""  # why it stopped watching before the end, if it did
         self._finished = threading.Event()
 
     def run(self) -> None:
@@ -100,6 +101,9 @@ class StateWatcher(threading.Thread):
                 st = self.store.get_public_state(self.room, consistent=True)
             except StoreUnavailable:
                 continue  # the store was busy: the next read tells
+            except Exception as exc:
+                self.failed = f"{type(exc).__name__}: {exc}"
+                return
             if st is not None and st.version > version:
                 version = st.version
                 self.records.append(
@@ -115,7 +119,7 @@ class StateWatcher(threading.Thread):
 
     def stop(self) -> list[dict[str, Any]]:
         self._finished.set()
-        self.join(timeout=5)
+        self.join(timeout=15)  # a store call in flight may take its whole budget
         return list(self.records)
 
 
@@ -442,6 +446,8 @@ def main(argv: list[str] | None = None) -> int:
                 locust = run_locust(command, args.workers, env, locust_log)
         finally:
             states = watcher.stop()
+            if watcher.failed:
+                print(f"state watcher stopped early: {watcher.failed}", flush=True)  # noqa: T201
         print(f"locust finished (exit {locust.returncode}); waiting for the room to drain")  # noqa: T201
         drained = wait_drained(api, key, args.pickup_seconds + 4, timeout=90)
         records = verdict.load_records(records_path) + states

@@ -447,7 +447,7 @@ def analyse(
     times: list[float] = []
     for r in records:
         kind = r.get("e")
-        if "t" in r:
+        if "t" in r and r.get("source") != "store":  # the load's span, not the watcher's
             times.append(float(r["t"]))
         if kind == "run":
             v.room, v.host = str(r.get("room", "")), str(r.get("host", ""))
@@ -465,9 +465,11 @@ def analyse(
             if r.get("at") and r.get("consumed") is not None:
                 # the admissions as of the tick that wrote the state it read (see `look`)
                 looks.append((float(r["at"]), int(r["consumed"])))
-        elif kind == "tick":  # the room state as the watcher read it at the API
+        elif kind == "tick":  # a room state as a watcher read it (in the store, at the API)
             looks.append((float(r["at"]), int(r["consumed"])))
-            committed[float(r["at"])] = float(r.get("committed") or r["at"])
+            # the store's record of a state beats an API copy's without `committed`
+            when = float(r.get("committed") or r["at"])
+            committed[float(r["at"])] = max(when, committed.get(float(r["at"]), when))
         elif kind == "look":
             # the admissions as of the drainer's tick that wrote that state (`at`), not as of
             # the look: a copy the edge kept a second says what was true a second before

@@ -88,7 +88,7 @@ STATE_PUBLISH_SECONDS = 0.15
 STATE_OVERDUE_POLL_SECONDS = 0.1
 STATE_OVERDUE_LIMIT_SECONDS = 10.0
 JOIN_OVERDUE_POLL_SECONDS = 0.3
-JOIN_OVERDUE_LIMIT_SECONDS = 0.3
+JOIN_OVERDUE_LIMIT_SECONDS = 0.25  # under the poll: the read 0.3 s past due is the last
 # A shared cache (the edge) that refreshes its copy just before such a publish would keep the
 # old one for its whole life: its request, when the publish is due within this long, waits for
 # it (and for at most STATE_HOLD_OVERDUE_SECONDS past the due moment).
@@ -112,7 +112,8 @@ def publish_due(
     settles = next_settle_at(settled_through, unsettled_counts, slot_seconds, join_rate_per_slot)
     if joined_slot is not None and joined_slot > settled_through:
         mine = slot_end(joined_slot, slot_seconds) + SETTLE_DELAY_SECONDS
-        settles = mine if settles is None else min(settles, mine)
+        if mine > updated_at:  # else the drainer ticked after it and left it (behind, a draw)
+            settles = mine if settles is None else min(settles, mine)
     if settles is None or updated_at >= settles:
         return None
     return settles + STATE_PUBLISH_SECONDS
@@ -401,9 +402,6 @@ def _partial_slot(
     return max(float(count), rate)
 
 
-# A slot the caller saw joins of in this share of its shards: what it saw is the slot's count.
-SEEN_WHOLE_SHARE = 0.75
-
 # Past this many joins per shard per slot a shard's counter is about the same in every shard.
 DENSE_PER_SHARD = 30.0
 
@@ -440,7 +438,7 @@ def estimated_position(
     slot_seconds: int = 1,
     joined_at: float | None = None,
     seen: Sequence[int] = (),
-    seen_shards: Sequence[int] = (),
+    seen_whole: Sequence[bool] = (),
 ) -> int:
     """A place before the ticket's slot has settled: everyone waiting in settled slots, the
     joins the drainer counted in every shard of the slots between (`unsettled`: one count per
@@ -452,8 +450,8 @@ def estimated_position(
     `seen`: what the caller itself saw of the counters since (the highest k it was given in
     each shard), per slot from `settled_through + 1`, as of `joined_at`: a floor under each
     slot's count fresher than the drainer's (a burst that began after its last count);
-    `seen_shards`: in how many shards it saw them (a slot seen in most shards is known, not
-    merely bounded)."""
+    `seen_whole`: where the caller gave every one of those numbers itself, what it saw is the
+    slot's count so far, not merely a floor (one API container, as locally)."""
     s = max(1, shards)
     rate = join_rate_per_slot
     ahead = float(waiting_settled)
@@ -462,15 +460,13 @@ def estimated_position(
     floor = [float(n) for n in seen]
     for i in range(counted):
         p = settled_through + 1 + i
-        # closed when the ticket joined: what the caller saw of it is a floor, and where it saw
-        # most shards, the count itself: it replaces the pace carried from the slot before (a
+        # closed when the ticket joined: what the caller saw of it is a floor, and where it gave
+        # every number of it, its count: that replaces the pace carried from the slot before (a
         # count the drainer took as the slot began says little; the burst may have thinned)
         seen_in = floor[i] if i < len(floor) else 0.0
-        known = i < len(seen_shards) and seen_shards[i] >= SEEN_WHOLE_SHARE * s
-        carried = 0.0 if known else rate
+        carried = 0.0 if i < len(seen_whole) and seen_whole[i] else rate
         rate = max(_partial_slot(unsettled[i], p, slot_seconds, counted_at, carried), seen_in)
         ahead += rate
-    prior = rate  # the pace known before the ticket's own slot
     if 0 <= own < len(unsettled):
         rate = _partial_slot(unsettled[own], slot, slot_seconds, counted_at, rate)
     if rate <= 0 and joined_at is not None and k > 1:
@@ -479,10 +475,11 @@ def estimated_position(
     if 0 <= own < len(floor) and floor[own] and joined_at is not None:
         rate = max(rate, _partial_slot(int(floor[own]), slot, slot_seconds, joined_at, 0.0))
     for i in range(counted, max(counted, own)):
-        # a slot between, closed when the ticket joined: what the caller saw of it, else the
-        # pace its own slot suggests (one shard's k says little about another slot)
+        # a slot between, closed when the ticket joined: its count where the caller gave every
+        # number of it (one shard's k in the ticket's own slot says little about another
+        # slot), else at least the pace its own slot suggests
         seen_in = floor[i] if i < len(floor) else 0.0
-        ahead += max(prior, seen_in) if seen_in else max(rate, prior)
+        ahead += seen_in if i < len(seen_whole) and seen_whole[i] else max(rate, seen_in)
     ahead += ahead_in_slot(k, shard, s, rate / s)
     return int(ahead) + 1
 

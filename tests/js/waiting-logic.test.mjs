@@ -6,8 +6,8 @@ import { describe, it } from "node:test";
 
 import {
   MAX_BACKOFF, backoffSeconds, clock, delayMs, etaText, jitter, newKey, newStart, pollSeconds,
-  progress, retryAfterSeconds, safeUrl, shownPlace, solve, ticketStore, transient, waitingTexts,
-  zeroBits,
+  progress, retryAfterSeconds, safeUrl, shownPlace, solve, steadyEstimate, ticketStore, transient,
+  waitingTexts, zeroBits,
 } from "../../waitingroom/static/waiting-logic.mjs";
 
 // the browser's `crypto` is global from node 19 on; Debian's node 18 needs it set
@@ -314,5 +314,19 @@ describe("proof of work", () => {
     for (let counter = 0; counter < Number(solution); counter++) {
       assert.ok(bits("ab:cd:" + counter) < 8, counter);
     }
+  });
+});
+
+describe("steadyEstimate", () => {
+  const est = (position, eta) => ({ position, position_is_exact: false, eta_seconds: eta });
+  it("never shows an estimate further back than the last estimate shown", () => {
+    // the join said 196 (its server gave the burst's numbers); the documents say 258
+    assert.deepEqual(steadyEstimate(est(258, 90), { pos: 196, eta: 70 }), est(196, 70));
+    assert.deepEqual(steadyEstimate(est(150, 60), { pos: 196, eta: 70 }), est(150, 60));
+  });
+  it("shows an exact place as it is, and anything when nothing was shown", () => {
+    const exact = { position: 260, position_is_exact: true, eta_seconds: 95 };
+    assert.deepEqual(steadyEstimate(exact, { pos: 196, eta: 70 }), exact);
+    assert.deepEqual(steadyEstimate(est(258, 90), null), est(258, 90));
   });
 });

@@ -16,6 +16,7 @@ from waitingroom.domain import (
 )
 from waitingroom.drainer import Drainer
 from waitingroom.service import Waiting, WaitingRoom
+from waitingroom.service.reads import RoomReads
 from waitingroom.store.memory import MemoryStore
 from waitingroom.tokens import parse_ticket
 
@@ -57,11 +58,13 @@ def _shown(
         total += sum(final[sl])
     rng = random.Random(7)
     mine = random.Random(11)
-    given: dict[tuple[int, int], int] = {}  # (slot, shard) -> highest k this container gave
+    # (slot, shard) -> the highest k this container gave, and how many numbers
+    given: dict[tuple[int, int], tuple[int, int]] = {}
     out = []
     for t, slot, shard, k in joins:
         if mine.random() < seen_share:
-            given[slot, shard] = max(k, given.get((slot, shard), 0))
+            highest, count = given.get((slot, shard), (0, 0))
+            given[slot, shard] = (max(k, highest), count + 1)
         tick = float(int(t - rng.uniform(0, state_age)))
         settled = last_settleable_slot(tick, 1)
         waiting = sum(sum(c) for sl, c in final.items() if sl <= settled)
@@ -79,11 +82,13 @@ def _shown(
             slot_seconds=1,
             joined_at=t,
             seen=[
-                sum(n for (sl, _), n in given.items() if sl == p)
+                sum(h for (sl, _), (h, _) in given.items() if sl == p)
                 for p in range(settled + 1, slot + 1)
             ],
-            seen_shards=[
-                sum(1 for sl, _ in given if sl == p) for p in range(settled + 1, slot + 1)
+            seen_whole=[
+                any(sl == p for sl, _ in given)
+                and all(h == n for (sl, _), (h, n) in given.items() if sl == p)
+                for p in range(settled + 1, slot + 1)
             ],
         )
         exact = before[slot] + rank_in_slot(final[slot], k, shard) + 1
@@ -179,9 +184,10 @@ def test_joins_early_in_a_burst_are_placed_behind_the_crowd_the_drainer_has_not_
 
 
 def test_a_slot_between_counts_what_was_seen_of_it_not_the_ticket_s_own_pace() -> None:
-    """The drainer's copy counted nobody (it predates the burst); the container saw 30 joins in
-    slot 221, closed when the ticket joined slot 222 with k = 3, a seventh of a second in. Its
-    own shard says about 128 a slot: that is its own slot's pace, while slot 221 had 30."""
+    """The drainer's copy counted nobody (it predates the burst); the container gave all 30
+    numbers of slot 221, closed when the ticket joined slot 222 with k = 3, a seventh of a
+    second in. Its own shard says about 128 a slot: that is its own slot's pace, while slot 221
+    had 30. A container that gave only some of slot 221's numbers keeps that pace for it."""
     position = estimated_position(
         0,
         218,
@@ -195,21 +201,51 @@ def test_a_slot_between_counts_what_was_seen_of_it_not_the_ticket_s_own_pace() -
         slot_seconds=1,
         joined_at=222.14,
         seen=[0, 0, 30, 26],
+        seen_whole=[False, False, True, True],
     )
     own_pace = (3 - 1) * 32 / 0.5  # k - 1 in one of 32 shards, at least half a slot in
-    assert position == int(30 + ahead_in_slot(3, 14, 32, own_pace / 32)) + 1
+    in_slot = ahead_in_slot(3, 14, 32, own_pace / 32)
+    assert position == int(30 + in_slot) + 1
+    one_of_many = estimated_position(
+        0,
+        218,
+        0.0,
+        222,
+        3,
+        shard=14,
+        shards=32,
+        unsettled=[0, 0],
+        counted_at=220.51,
+        slot_seconds=1,
+        joined_at=222.14,
+        seen=[0, 0, 30, 26],
+        seen_whole=[False] * 4,
+    )
+    assert one_of_many == int(own_pace + in_slot) + 1
 
 
 def test_a_slot_counted_as_it_began_goes_by_what_was_seen_of_it_once_closed() -> None:
     """The drainer counted slot 307 a tenth of a second in (15 joins) and carried 119 a slot
-    from slot 306; the container then saw 75 joins in 307 before it closed: 307 is taken as
-    75 (it saw joins in 29 of its 32 shards), not as the 119 carried from the burst's peak."""
+    from slot 306; the container then gave all 75 numbers of 307 before it closed: 307 is
+    taken as 75, not as the 119 carried from the burst's peak."""
     args = (0, 305, 119.0, 308, 1)
     kw: dict[str, Any] = {"shard": 20, "shards": 32, "unsettled": [119, 15]}
     kw |= {"counted_at": 307.09, "slot_seconds": 1, "joined_at": 308.14}
-    position = estimated_position(*args, **kw, seen=[119, 75, 7], seen_shards=[32, 29, 7])
+    position = estimated_position(*args, **kw, seen=[119, 75, 7], seen_whole=[True] * 3)
     in_slot = ahead_in_slot(1, 20, 32, 75 / 32)
     assert position == int(119 + 75 + in_slot) + 1
-    # a container that saw a few joins of it only (one of many): the carried pace stands
-    few = estimated_position(*args, **kw, seen=[119, 20, 7], seen_shards=[32, 12, 7])
+    # a container that gave some of its numbers only (one of many): the carried pace stands
+    few = estimated_position(*args, **kw, seen=[119, 20, 7], seen_whole=[False] * 3)
     assert few == int(119 + 119 + ahead_in_slot(1, 20, 32, 119 / 32)) + 1
+
+
+def test_a_container_knows_a_slot_s_count_only_when_it_gave_every_number_of_it(
+    clock: FakeClock,
+) -> None:
+    reads = RoomReads(MemoryStore(clock=clock), clock=clock)
+    for shard, k in ((0, 1), (0, 2), (1, 1)):
+        reads.saw_number("demo", 5, shard, k)
+    reads.saw_number("demo", 6, 0, 1)
+    assert reads.seen_counts("demo", 4, 6) == ([0, 3, 1], [False, True, True])
+    reads.saw_number("demo", 5, 1, 3)  # number 2 of shard 1 went to another container
+    assert reads.seen_counts("demo", 5, 5) == ([5], [False])

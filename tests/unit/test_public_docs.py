@@ -29,6 +29,7 @@ from waitingroom.domain import (
 from waitingroom.drainer import Drainer
 from waitingroom.service import Waiting, WaitingRoom
 from waitingroom.settings import ApiSettings
+from waitingroom.store import StoreUnavailable
 from waitingroom.store.memory import MemoryStore
 from waitingroom.tokens import parse_ticket
 
@@ -443,3 +444,28 @@ def test_one_request_at_a_time_waits_for_a_settle_the_others_answer_at_once(
     go_on.set()
     held.join(5)
     assert not held.is_alive()
+
+
+class RefusingStore(CountingStore):
+    """Refuses the state reads once told to (throttled, or down)."""
+
+    refuse = False
+
+    def get_public_state(self, room: str, consistent: bool = False) -> PublicState | None:
+        if self.refuse:
+            raise StoreUnavailable("throttled")
+        return self.inner.get_public_state(room, consistent)
+
+
+def test_a_refused_state_read_answers_from_the_copy_held_unless_the_client_saw_newer(
+    memory_store: MemoryStore, memory_drainer: Drainer, clock: FakeClock
+) -> None:
+    store = RefusingStore(memory_store)
+    svc = WaitingRoom(store, [TICKET_SECRET], issuer="waitingroom", clock=clock)
+    joined_and_counted(svc, memory_drainer, clock)
+    held = svc.room_document("demo").state
+    store.refuse = True
+    clock.advance(5)  # long expired
+    assert svc.ctx.reads.state(svc.config("demo")) == held  # not a 503 while it is held
+    with pytest.raises(StoreUnavailable):  # the client saw a newer one elsewhere
+        svc.ctx.reads.state(svc.config("demo"), min_version=held.version + 1)

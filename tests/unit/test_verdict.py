@@ -12,6 +12,7 @@ import pytest
 
 from loadtests.verdict import (
     Limits,
+    admissions_clock,
     analyse,
     kendall_tau_b,
     kendall_tau_untied,
@@ -249,6 +250,16 @@ def test_a_place_is_judged_against_the_queue_admissions_committed_by_then() -> N
     a = analyse(late).accuracy
     assert a is not None
     assert (a.estimate_checked, a.estimate_within) == (1, 0.0)
+
+
+def test_without_any_room_state_seen_the_operator_s_stats_are_the_clock() -> None:
+    """Records of a run with no watcher and no look (an older locustfile): the operator's
+    admitted_total still dates the admissions."""
+    recs = [r for r in _shown_run() if r["e"] not in ("tick", "look")]
+    a = analyse(recs).accuracy
+    assert a is not None
+    assert a.estimate_checked == 3 and a.estimate_within == pytest.approx(1 / 3)
+    assert admissions_clock([], {}, [(0.5, 20)]) == [(0.5, 20)]
 
 
 def _operatorless_run(*extra: dict[str, Any]) -> list[dict[str, Any]]:

@@ -77,7 +77,7 @@ def room_state(room: RoomPath, svc: ServiceDep, request: Request) -> JSONRespons
         draw_seed=st.draw_seed,
         closed_slot=st.closed_slot,
         updated_at=st.updated_at,
-        committed_at=st.committed_at,
+        committed_at=st.committed_at or st.updated_at,  # a state an older drainer wrote
         shards=cfg.shards,
         unsettled_counts=list(st.unsettled_counts),
         recent_slots=[

@@ -142,8 +142,8 @@ class Joins:
         else:
             # with what this container's own joins were given since the drainer's count: a
             # burst that began after it shows in them first
-            seen, shards = self.ctx.reads.seen_counts(cfg.room, st.settled_through + 1, ticket.slot)
-            status = self.polls.estimate(cfg, st, ticket, seen, shards)
+            seen, whole = self.ctx.reads.seen_counts(cfg.room, st.settled_through + 1, ticket.slot)
+            status = self.polls.estimate(cfg, st, ticket, seen, whole)
         status = said_plainly(cfg, st, status)
         number = queue_number(ticket.slot, ticket.k, ticket.shard, cfg.epoch_slot)
         return Joined(text, number, status)

@@ -128,11 +128,11 @@ class Polls:
         st: PublicState,
         t: Ticket,
         seen: Sequence[int] = (),
-        seen_shards: Sequence[int] = (),
+        seen_whole: Sequence[bool] = (),
     ) -> Waiting:
         """A place before the ticket's slot has settled (exact a few seconds later); `seen`:
-        the joins the caller saw per slot since the drainer's count, in `seen_shards` shards
-        (a join's own answer)."""
+        the joins the caller saw per slot since the drainer's count, `seen_whole` where it gave
+        every one of them (a join's own answer)."""
         position = estimated_position(
             st.waiting_settled,
             st.settled_through,
@@ -146,7 +146,7 @@ class Polls:
             slot_seconds=cfg.slot_seconds,
             joined_at=t.joined_ms / 1000,
             seen=seen,
-            seen_shards=seen_shards,
+            seen_whole=seen_whole,
         )
         eta = self._eta(cfg, st, position)
         soon = max(1, min(poll_after_seconds(position, eta, cfg.pickup_seconds), 3))

@@ -27,7 +27,7 @@ from waitingroom.domain import (
     state_good_until,
 )
 from waitingroom.errors import InvalidRequest, UnknownRoom
-from waitingroom.store import WaitingRoomStore
+from waitingroom.store import StoreUnavailable, WaitingRoomStore
 from waitingroom.tokens import valid_room_id
 
 T = TypeVar("T")
@@ -93,7 +93,10 @@ class RoomReads:
         self._refreshing: set[str] = set()  # rooms whose state a thread is reading now
         self._holding: set[str] = set()  # rooms whose state a request waits on for the edge
         # room -> slot -> shard -> the highest k this container's joins were given
-        self._seen: LRUCache[str, dict[int, dict[int, int]]] = LRUCache(maxsize=STATE_ROOMS)
+        # room -> slot -> shard -> (the highest k this container's joins were given, how many)
+        self._seen: LRUCache[str, dict[int, dict[int, tuple[int, int]]]] = LRUCache(
+            maxsize=STATE_ROOMS
+        )
         self._slots: Cached[SettledSlot | None] = Cached(LRUCache(maxsize=20_000))
         self._jwks: Cached[dict[str, Any]] = Cached.ttl(JWKS_SECONDS, clock, size=1)
         self._jwks_refetched_at = 0.0
@@ -107,20 +110,24 @@ class RoomReads:
             if slots is None:
                 slots = self._seen[room] = {}
             counts = slots.setdefault(slot, {})
-            counts[shard] = max(k, counts.get(shard, 0))
+            highest, given = counts.get(shard, (0, 0))
+            counts[shard] = (max(k, highest), given + 1)
             for old in [sl for sl in slots if sl < slot - SEEN_SLOTS]:
                 del slots[old]
 
-    def seen_counts(self, room: str, first: int, last: int) -> tuple[list[int], list[int]]:
+    def seen_counts(self, room: str, first: int, last: int) -> tuple[list[int], list[bool]]:
         """Per slot from `first` to `last`, the joins this container knows each slot had (the
-        highest k it was given in each shard, summed: a floor under the slot's count), and in
-        how many shards it saw them."""
+        highest k it was given in each shard, summed: a floor under the slot's count), and
+        whether it gave every one of those numbers itself (then it is the count so far: no
+        other container's join went in between)."""
         with self._states_lock:
             slots = self._seen.get(room) or {}
-            span = range(first, last + 1)
-            return [sum(slots.get(sl, {}).values()) for sl in span], [
-                len(slots.get(sl, {})) for sl in span
-            ]
+            floors, whole = [], []
+            for sl in range(first, last + 1):
+                counts = slots.get(sl, {}).values()
+                floors.append(sum(h for h, _ in counts))
+                whole.append(bool(counts) and all(h == given for h, given in counts))
+            return floors, whole
 
     def config(self, room: str) -> RoomConfig:
         """The room's config; InvalidRequest for a malformed id, UnknownRoom for none."""
@@ -168,6 +175,15 @@ class RoomReads:
             st = self.store.get_public_state(cfg.room) or PublicState(
                 settled_through=cfg.epoch_slot - 1
             )
+        except StoreUnavailable:
+            # the store refused the read (throttled, or down): the copy held answers for
+            # another short while, if the client has seen nothing newer, rather than a 503
+            with self._states_lock:
+                held, _ = self._states.get(cfg.room, (None, 0.0))
+                if held is None or held.version < min_version:
+                    raise
+                self._states[cfg.room] = (held, now)  # as if just read: no read per request
+            return held
         finally:
             with self._states_lock:
                 self._refreshing.discard(cfg.room)

@@ -55,6 +55,24 @@ export function shownPlace(body) {
 }
 
 /**
+ * An estimated place never goes back up before it turns exact: the join's answer may know a
+ * burst better than the documents the page estimates from (its server gave those numbers), so
+ * a later estimate from the documents is shown no higher than the last estimate shown
+ * (`last`: `{pos, eta}` of this ticket's, or nothing). An exact place is shown as it is.
+ */
+export function steadyEstimate(body, last) {
+  if (body.position_is_exact !== false || !last || !Number.isFinite(last.pos)) { return body; }
+  const pos = Number(body.position);
+  if (!Number.isFinite(pos) || pos <= last.pos) { return body; }
+  const eta = body.eta_seconds;
+  return {
+    ...body,
+    position: last.pos,
+    eta_seconds: Number.isFinite(eta) && Number.isFinite(last.eta) ? Math.min(eta, last.eta) : eta,
+  };
+}
+
+/**
  * The place the progress bar measures from, when it must change: `{first, first_exact}`, or
  * null to keep the stored one. The bar measures from the first exact place (an early estimate
  * may be off either way); a later exact place further back starts it again.

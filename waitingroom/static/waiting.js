@@ -9,8 +9,8 @@ import { pickLanguage, plain, textKey, translator } from "./waiting-i18n.mjs";
 import {
   POW_CODES, backoffSeconds, clock, clockSkew, delayMs, firstLookSeconds, jitter, newKey,
   newStart, newerState, nextLookSeconds, placeBody, placeOf, pollSeconds, readTicket,
-  recentSlot, retryAfterSeconds, returnTarget, safeUrl, shownPlace, solve, ticketStore,
-  transient, usableStorage, waitingTexts,
+  recentSlot, retryAfterSeconds, returnTarget, safeUrl, shownPlace, solve, steadyEstimate,
+  ticketStore, transient, usableStorage, waitingTexts,
 } from "./waiting-logic.mjs";
 
 const QUEUE = document.getElementById("queue");
@@ -83,10 +83,15 @@ function touched() {
   t.textContent = clock(now);
 }
 
-function renderWaiting(body) {
-  redraw = function () { renderWaiting(body); };
+function renderWaiting(answer) {
+  redraw = function () { renderWaiting(answer); };
   const rec = load();
+  const body = steadyEstimate(answer, rec.est && rec.est.ticket === rec.ticket ? rec.est : null);
   const at = shownPlace(body);
+  if (!at.exact) {
+    rec.est = { ticket: rec.ticket, pos: at.pos, eta: body.eta_seconds };
+    save(rec);
+  }
   const start = newStart(rec, at.pos, at.exact);
   if (start) {
     rec.first = start.first;
@@ -303,6 +308,7 @@ function join() {
       delete now.first;
       delete now.first_exact;
       delete now.slot_doc;
+      delete now.est;
       save(now);
       verified = now.ticket;  // just given by the API: trusted
       // an idle room lets the visitor straight in: no queue page, on to the origin
