@@ -82,8 +82,8 @@ def next_settle_at(
 # An API container's own copy (joins, polls that reach it) is read once more
 # JOIN_OVERDUE_POLL_SECONDS past due (then the usual life): a drainer a moment late with a
 # settle would otherwise leave every join of the next second a fill behind. At most two reads
-# a second per container: the burst's 2,356 containers read the one state item at 2,356 read
-# units/s at worst, under its partition's 3,000 (BENCHMARKS.md).
+# a second per container: at the burst, 2,356 containers read the room's key (STATE and
+# CONFIG) at 2,945 read units/s at worst, under its partition's 3,000 (BENCHMARKS.md).
 STATE_PUBLISH_SECONDS = 0.15
 STATE_OVERDUE_POLL_SECONDS = 0.1
 STATE_OVERDUE_LIMIT_SECONDS = 10.0

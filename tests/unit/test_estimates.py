@@ -188,39 +188,14 @@ def test_a_slot_between_counts_what_was_seen_of_it_not_the_ticket_s_own_pace() -
     numbers of slot 221, closed when the ticket joined slot 222 with k = 3, a seventh of a
     second in. Its own shard says about 128 a slot: that is its own slot's pace, while slot 221
     had 30. A container that gave only some of slot 221's numbers keeps that pace for it."""
-    position = estimated_position(
-        0,
-        218,
-        0.0,
-        222,
-        3,
-        shard=14,
-        shards=32,
-        unsettled=[0, 0],
-        counted_at=220.51,
-        slot_seconds=1,
-        joined_at=222.14,
-        seen=[0, 0, 30, 26],
-        seen_whole=[False, False, True, True],
-    )
+    args = (0, 218, 0.0, 222, 3)
+    kw: dict[str, Any] = {"shard": 14, "shards": 32, "unsettled": [0, 0], "seen": [0, 0, 30, 26]}
+    kw |= {"counted_at": 220.51, "slot_seconds": 1, "joined_at": 222.14}
+    position = estimated_position(*args, **kw, seen_whole=[False, False, True, True])
     own_pace = (3 - 1) * 32 / 0.5  # k - 1 in one of 32 shards, at least half a slot in
     in_slot = ahead_in_slot(3, 14, 32, own_pace / 32)
     assert position == int(30 + in_slot) + 1
-    one_of_many = estimated_position(
-        0,
-        218,
-        0.0,
-        222,
-        3,
-        shard=14,
-        shards=32,
-        unsettled=[0, 0],
-        counted_at=220.51,
-        slot_seconds=1,
-        joined_at=222.14,
-        seen=[0, 0, 30, 26],
-        seen_whole=[False] * 4,
-    )
+    one_of_many = estimated_position(*args, **kw, seen_whole=[False] * 4)
     assert one_of_many == int(own_pace + in_slot) + 1
 
 

@@ -19,6 +19,7 @@ from waitingroom.domain import (
     JOIN_OVERDUE_LIMIT_SECONDS,
     JOIN_OVERDUE_POLL_SECONDS,
     STATE_HOLD_OVERDUE_SECONDS,
+    STATE_OVERDUE_LIMIT_SECONDS,
     STATE_OVERDUE_POLL_SECONDS,
     PublicState,
     RoomConfig,
@@ -154,16 +155,12 @@ class RoomReads:
             st, fetched_at = self._states.get(cfg.room, (None, 0.0))
             if st is not None and st.version >= min_version:
                 due = self._publish_due(cfg, st)
-                if for_edge:
-                    good_until = state_good_until(fetched_at, self._state_ttl, due)
-                else:
-                    good_until = state_good_until(
-                        fetched_at,
-                        self._state_ttl,
-                        due,
-                        JOIN_OVERDUE_POLL_SECONDS,
-                        JOIN_OVERDUE_LIMIT_SECONDS,
-                    )
+                overdue = (
+                    (STATE_OVERDUE_POLL_SECONDS, STATE_OVERDUE_LIMIT_SECONDS)
+                    if for_edge
+                    else (JOIN_OVERDUE_POLL_SECONDS, JOIN_OVERDUE_LIMIT_SECONDS)
+                )
+                good_until = state_good_until(fetched_at, self._state_ttl, due, *overdue)
                 if now < good_until or cfg.room in self._refreshing:
                     # good, or expired while another thread of this container is reading it
                     # again: one read at a time, not one per request in flight
