@@ -336,6 +336,25 @@ def run_locust(
                 proc.kill()
 
 
+def run_watched(
+    command: list[str], workers: int, env: dict[str, str], log: Any, db_port: int
+) -> tuple[subprocess.CompletedProcess[bytes], list[dict[str, Any]]]:
+    """`run_locust`, with the room's state item watched in the store meanwhile: Locust's
+    result and the watcher's `tick` records."""
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")  # DynamoDB Local takes any
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+    store = build_store(StoreSettings(dynamodb_endpoint=f"http://127.0.0.1:{db_port}"))
+    watcher = StateWatcher(store, ROOM)
+    watcher.start()
+    try:
+        result = run_locust(command, workers, env, log)
+    finally:
+        states = watcher.stop()
+        if watcher.failed:
+            print(f"state watcher stopped early: {watcher.failed}", flush=True)  # noqa: T201
+    return result, states
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--visitors", type=int, default=2000, help="visitors in the burst")
@@ -436,18 +455,8 @@ def main(argv: list[str] | None = None) -> int:
             admin_host=api if args.edge else None,
             stop_timeout=5,
         )
-        os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")  # DynamoDB Local takes any
-        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
-        store = build_store(StoreSettings(dynamodb_endpoint=f"http://127.0.0.1:{db_port}"))
-        watcher = StateWatcher(store, ROOM)
-        watcher.start()
-        try:
-            with (out / "locust.log").open("w") as locust_log:
-                locust = run_locust(command, args.workers, env, locust_log)
-        finally:
-            states = watcher.stop()
-            if watcher.failed:
-                print(f"state watcher stopped early: {watcher.failed}", flush=True)  # noqa: T201
+        with (out / "locust.log").open("w") as locust_log:
+            locust, states = run_watched(command, args.workers, env, locust_log, db_port)
         print(f"locust finished (exit {locust.returncode}); waiting for the room to drain")  # noqa: T201
         drained = wait_drained(api, key, args.pickup_seconds + 4, timeout=90)
         records = verdict.load_records(records_path) + states
